@@ -1,0 +1,95 @@
+// The base chains and the verdict maps that send each packet to its zone-pair chain. A packet
+// costs two map lookups (source zone, then destination zone) however many guests and zones the
+// host has: interfaces are map elements, never rules.
+import { HOST_ZONE, type HostModel } from '../model/host.js';
+import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
+import type { SetElement, Verdict } from '../nft/types.js';
+import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
+import { builtin } from './origin.js';
+import { pairChainName, rateLimitedLog } from './zones.js';
+
+/** ICMPv6 the host must always accept, or IPv6 stops working (RFC 4890 4.4.1). */
+export const ICMPV6_ESSENTIAL = [
+  'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-router-solicit', 'nd-router-advert',
+  'mld-listener-query', 'mld-listener-report', 'mld-listener-done', 'mld2-listener-report',
+];
+
+export const fromChainName = (zone: string) => `from_${zone}`;
+export const dstMapName = (zone: string) => `${zone}_dst`;
+export const ROUTED_GUESTS_SET = 'routed_guests';
+
+export interface Dispatch {
+  chains: Chain[];
+  sets: (NamedSet | NamedMap)[];
+}
+
+export function dispatch(model: HostModel): Dispatch {
+  const file = model.file;
+  const o = (id: string, what: string) => builtin(id, what, file);
+  const zonesWithIfs = model.zones.filter((z) => z.interfaces.length > 0);
+  const elements = (target: (zone: string) => string): [SetElement, Verdict][] =>
+    zonesWithIfs.flatMap((z) => z.interfaces.map((i): [SetElement, Verdict] => [i, { goto: { target: target(z.name) } }]));
+
+  const maps: NamedMap[] = [
+    { kind: 'map', name: 'zone_in', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(z, HOST_ZONE)) },
+    { kind: 'map', name: 'zone_out', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(HOST_ZONE, z)) },
+    { kind: 'map', name: 'zone_src', type: 'ifname', map: 'verdict', elements: elements(fromChainName) },
+    ...model.zones.map((src): NamedMap => ({
+      kind: 'map', name: dstMapName(src.name), type: 'ifname', map: 'verdict', elements: elements((dst) => pairChainName(src.name, dst)),
+    })),
+  ];
+  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').map((i) => i.name);
+  const sets: NamedSet[] = [{ kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed }];
+
+  const established: Rule = { stmts: [ctState(['established', 'related']), accept()], origin: o('ct-established', 'replies and related packets of accepted connections pass') };
+  const invalid: Rule = { stmts: [ctState(['invalid']), counter(), drop()], origin: o('ct-invalid', 'packets conntrack cannot place are dropped') };
+  const ndp = (dir: 'iifname' | 'oifname'): Rule => ({
+    stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), accept()],
+    origin: o(`icmpv6-nd-${dir === 'iifname' ? 'in' : 'out'}`, 'IPv6 neighbour discovery and MLD always work'),
+  });
+  const antiSpoof: Rule = {
+    stmts: [match(meta('iifname'), `@${ROUTED_GUESTS_SET}`), match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()],
+    origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it'),
+  };
+
+  const input: Chain = {
+    name: 'input',
+    base: { type: 'filter', hook: 'input', prio: 0, policy: 'drop' },
+    rules: [
+      established, invalid,
+      { stmts: [match(meta('iifname'), 'lo'), accept()], origin: o('loopback-in', 'the host talks to itself') },
+      ndp('iifname'), antiSpoof,
+      { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_in' } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
+      rateLimitedLog('gw in unknown-iface drop', o('unknown-in', 'from an interface in no zone: dropped')),
+    ],
+  };
+  const output: Chain = {
+    name: 'output',
+    base: { type: 'filter', hook: 'output', prio: 0, policy: 'drop' },
+    rules: [
+      established, invalid,
+      { stmts: [match(meta('oifname'), 'lo'), accept()], origin: o('loopback-out', 'the host talks to itself') },
+      ndp('oifname'),
+      { stmts: [{ vmap: { key: meta('oifname'), data: '@zone_out' } }], origin: o('zone-out', 'to the chain of the zone the packet goes to') },
+      { stmts: [counter(), accept()], origin: o('unknown-out', "the host's own traffic to an interface in no zone is accepted") },
+    ],
+  };
+  const forward: Chain = {
+    name: 'forward',
+    base: { type: 'filter', hook: 'forward', prio: 0, policy: 'drop' },
+    rules: [
+      established, invalid, antiSpoof,
+      { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
+      rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
+    ],
+  };
+  const from: Chain[] = model.zones.map((z) => ({
+    name: fromChainName(z.name),
+    rules: [
+      { stmts: [{ vmap: { key: meta('oifname'), data: `@${dstMapName(z.name)}` } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
+      rateLimitedLog(`gw ${z.name}->unknown-iface drop`, o('unknown-dst', 'to an interface in no zone: dropped')),
+      { stmts: [counter(), drop()], origin: o('unknown-dst', 'to an interface in no zone: dropped') },
+    ],
+  }));
+  return { chains: [input, forward, output, ...from], sets: [...sets, ...maps] };
+}

@@ -1,0 +1,88 @@
+// What `nft -c` misses: some statements are only valid in some hooks or chain types, and the
+// kernel checks that at commit time, after `nft -c` has already said yes (mechanics.md 5.3).
+// Every chain is checked against every base chain that can reach it by jump, goto or vmap.
+import type { Chain, Ruleset, Table } from '../nft/ruleset.js';
+import type { BaseChainSpec, Hook, Stmt } from '../nft/types.js';
+
+export interface HookProblem {
+  table: string;
+  chain: string;
+  rule: number;
+  message: string;
+}
+
+/** Which base chains (hook and type) reach each chain of a table. */
+function reachers(table: Table): Map<string, BaseChainSpec[]> {
+  const byName = new Map(table.chains.map((c) => [c.name, c]));
+  const maps = new Map(table.sets.flatMap((s) => (s.kind === 'map' ? [[s.name, s]] : [])));
+  const targets = (c: Chain): string[] =>
+    c.rules.flatMap((r) =>
+      r.stmts.flatMap((s): string[] => {
+        if ('jump' in s) return [s.jump.target];
+        if ('goto' in s) return [s.goto.target];
+        if ('vmap' in s) {
+          const m = maps.get(s.vmap.data.replace(/^@/, ''));
+          return (m?.elements ?? []).flatMap(([, v]) => ('jump' in v ? [v.jump.target] : 'goto' in v ? [v.goto.target] : []));
+        }
+        return [];
+      }),
+    );
+  const out = new Map<string, BaseChainSpec[]>();
+  for (const base of table.chains.filter((c) => c.base)) {
+    const seen = new Set<string>();
+    const walk = (name: string) => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      out.set(name, [...(out.get(name) ?? []), base.base!]);
+      const c = byName.get(name);
+      if (c) targets(c).forEach(walk);
+    };
+    walk(base.name);
+  }
+  return out;
+}
+
+function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefined {
+  const where = `${b.type} ${b.hook}`;
+  const hookIn = (hooks: Hook[]) => hooks.includes(b.hook);
+  if ('dnat' in s && !(b.type === 'nat' && hookIn(['prerouting', 'output']))) return `dnat is only valid in nat prerouting/output chains, not ${where}`;
+  if (('snat' in s || 'masquerade' in s) && !(b.type === 'nat' && hookIn(['postrouting', 'input']))) {
+    return `snat/masquerade is only valid in nat postrouting/input chains, not ${where}`;
+  }
+  if ('reject' in s) {
+    const ok = family === 'bridge' ? hookIn(['prerouting', 'input']) : hookIn(['input', 'forward', 'output']);
+    if (!ok) return `reject is not valid in ${family} ${b.hook}`;
+  }
+  if ('match' in s) {
+    const left = s.match.left;
+    if (typeof left === 'object' && left !== null && !Array.isArray(left) && 'fib' in left && left.fib.flags.includes('iif') && !hookIn(['prerouting', 'input', 'forward'])) {
+      return `fib with iif is only valid in prerouting, input and forward, not ${b.hook}`;
+    }
+  }
+  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${where}`;
+  return undefined;
+}
+
+export function hookProblems(ruleset: Ruleset): HookProblem[] {
+  const problems: HookProblem[] = [];
+  for (const table of ruleset.tables) {
+    const reach = reachers(table);
+    for (const c of table.chains) {
+      for (const b of reach.get(c.name) ?? []) {
+        c.rules.forEach((r, i) => {
+          for (const s of r.stmts) {
+            const message = stmtProblem(s, b, table.family);
+            if (message) problems.push({ table: table.name, chain: c.name, rule: i, message });
+          }
+        });
+      }
+    }
+  }
+  return problems;
+}
+
+/** Throws on the first problem: the compiler wrote something the kernel would refuse. */
+export function checkHooks(ruleset: Ruleset): void {
+  const p = hookProblems(ruleset)[0];
+  if (p) throw new Error(`compiler bug: ${p.table}/${p.chain} rule ${p.rule}: ${p.message}`);
+}

@@ -1,0 +1,40 @@
+// HostModel -> ruleset IR. guestwall owns one table, `inet guestwall`, and replaces it whole in
+// one transaction; nothing else in the kernel's ruleset is touched.
+import type { HostModel } from '../model/host.js';
+import type { Ruleset, Table } from '../nft/ruleset.js';
+import { type Finding, warning } from '../policy/diagnostics.js';
+import { checkHooks } from './hooks.js';
+import { dispatch } from './dispatch.js';
+import { helpers, nat } from './nat.js';
+import { shadowFindings } from './shadow.js';
+import { pairChains } from './zones.js';
+
+export const TABLE = 'guestwall';
+
+export interface Compiled {
+  ruleset: Ruleset;
+  /** Warnings about what the policy means, found while compiling (shadowed rules, hairpin). */
+  findings: Finding[];
+}
+
+export function compile(model: HostModel): Compiled {
+  const n = nat(model);
+  const d = dispatch(model);
+  const pairs = pairChains(model, n.forwardAccepts);
+  const h = helpers(model);
+  const table: Table = {
+    family: 'inet',
+    name: TABLE,
+    helpers: h.objects,
+    sets: d.sets,
+    chains: [...d.chains, ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
+  };
+  const ruleset: Ruleset = { tables: [table] };
+  checkHooks(ruleset); // a bug in the compiler if it throws: users cannot cause it
+
+  const unusedPolicies: Finding[] = model.policies
+    .filter((p) => !pairs.usedPolicies.has(p.index))
+    .map((p) => warning('shadowed-rule', p.src.path, `policy ${p.index + 1} never applies: earlier policies decide every pair it names`,
+      'policies are tried in order; put the more specific one first'));
+  return { ruleset, findings: [...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies] };
+}

@@ -1,0 +1,18 @@
+// Origins: every rule the compiler writes points back to the policy element that asked for it.
+import type { Source } from '../model/host.js';
+import type { Origin } from '../nft/ruleset.js';
+
+/** The origin of a rule written by a policy element (`rules[3]`, `forwards[0]`). */
+export function originOf(src: Source, what: string): Origin {
+  return { id: pathId(src.path), file: src.loc.file, line: src.loc.line, col: src.loc.col, what, path: src.path };
+}
+
+/** The origin of a rule every guestwall ruleset has, such as "established connections pass". */
+export function builtin(id: string, what: string, file: string): Origin {
+  return { id: `builtin:${id}`, file, line: 0, col: 0, what };
+}
+
+/** ["rules", 3] -> "rules[3]"; ["nat", "masquerade", 0] -> "nat.masquerade[0]". */
+export function pathId(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}

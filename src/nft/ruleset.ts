@@ -1,0 +1,73 @@
+// The ruleset IR: tables, chains, rules, sets and maps as plain data, each rule tagged with the
+// place in the policy that wrote it. compile/ produces it; json.ts and print.ts emit it;
+// explain/ evaluates it. Origins are opaque here: this module knows nothing about zones.
+import type { BaseChainSpec, Family, SetElement, Stmt, Verdict } from './types.js';
+
+/** Where a rule comes from: a short stable id plus its place in the policy file. */
+export interface Origin {
+  /** Stable, short: e.g. `rules[3]`, `forwards[0]`, `policies[2]`, `builtin:ct-established`. */
+  id: string;
+  file: string;
+  line: number;
+  col: number;
+  /** One line for humans: "rule 3: lan -> host ssh accept". */
+  what: string;
+  /** The policy document path, for tools that point back into the YAML. */
+  path?: readonly (string | number)[];
+}
+
+export interface Rule {
+  stmts: Stmt[];
+  origin: Origin;
+}
+
+export interface Chain {
+  name: string;
+  /** Present for base chains (hooked into the kernel); absent for regular chains. */
+  base?: BaseChainSpec;
+  rules: Rule[];
+}
+
+export interface NamedSet {
+  kind: 'set';
+  name: string;
+  /** One type, or several for a concatenation (`["ifname", "ipv4_addr"]`). */
+  type: string | string[];
+  flags?: ('interval' | 'constant')[];
+  elements: SetElement[];
+}
+
+export interface NamedMap {
+  kind: 'map';
+  name: string;
+  type: string | string[];
+  map: 'verdict';
+  flags?: ('interval' | 'constant')[];
+  elements: [SetElement, Verdict][];
+}
+
+export interface CtHelper {
+  name: string;
+  /** The kernel helper's name: "sip", "ftp". */
+  type: string;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface Table {
+  family: Family;
+  name: string;
+  helpers: CtHelper[];
+  sets: (NamedSet | NamedMap)[];
+  chains: Chain[];
+}
+
+export interface Ruleset {
+  tables: Table[];
+}
+
+/** The rule comment the kernel stores: short, because the kernel caps a rule's user data. */
+export function ruleComment(origin: Origin): string {
+  const base = origin.file.split('/').pop() ?? origin.file;
+  const text = origin.line > 0 ? `${base}:${origin.line} ${origin.id}` : origin.id;
+  return text.length <= 120 ? text : text.slice(0, 120);
+}

@@ -1,0 +1,146 @@
+// The typed nftables vocabulary: the subset of libnftables-json(5) that guestwall emits.
+// Every shape here is exactly what `nft -j -f` reads (nft 1.0.6 and later), so emitting JSON
+// is a walk over these values; the printer in print.ts turns the same values into nft syntax.
+// This module knows nothing about zones or guests.
+
+export type Family = 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev' | 'arp';
+export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
+export type ChainType = 'filter' | 'nat' | 'route';
+
+/** A value on the right-hand side of a match, or an element of a set. */
+export type Value = string | number | boolean;
+
+export type Expr =
+  | Value
+  | { payload: { protocol: string; field: string } }
+  | { meta: { key: MetaKey } }
+  | { ct: { key: string; dir?: 'original' | 'reply' } }
+  | { fib: { result: 'oif' | 'oifname' | 'type'; flags: FibFlag[] } }
+  | { concat: Expr[] }
+  | { prefix: { addr: string; len: number } }
+  | { range: [Value, Value] }
+  | { set: SetElement[] }
+  /** A flag list, as in `ct state { established, related }` with op "in". */
+  | string[];
+
+export type MetaKey =
+  | 'iifname'
+  | 'oifname'
+  | 'iif'
+  | 'oif'
+  | 'l4proto'
+  | 'nfproto'
+  | 'ibrname'
+  | 'obrname'
+  | 'mark'
+  | 'pkttype';
+
+export type FibFlag = 'saddr' | 'daddr' | 'mark' | 'iif' | 'oif';
+
+/** An element of an anonymous or named set: a value, a prefix, a range or a concatenation. */
+export type SetElement =
+  | Value
+  | { prefix: { addr: string; len: number } }
+  | { range: [Value, Value] }
+  | { concat: SetElement[] };
+
+export type MatchOp = '==' | '!=' | '<' | '>' | '<=' | '>=' | 'in';
+
+export type Verdict =
+  | { accept: null }
+  | { drop: null }
+  | { return: null }
+  | { jump: { target: string } }
+  | { goto: { target: string } };
+
+export type RejectStmt = {
+  reject: { type: 'icmpx' | 'icmp' | 'icmpv6' | 'tcp reset'; expr?: string } | null;
+};
+
+export type NatAddrFamily = 'ip' | 'ip6';
+
+export type Stmt =
+  | { match: { op: MatchOp; left: Expr; right: Expr } }
+  | { counter: null }
+  | { log: { prefix: string; level?: 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug' } }
+  | { limit: { rate: number; per: 'second' | 'minute' | 'hour' | 'day'; burst?: number } }
+  | Verdict
+  | RejectStmt
+  | { vmap: { key: Expr; data: string } }
+  | { dnat: { family: NatAddrFamily; addr: string; port?: number | { range: [number, number] } } }
+  | { snat: { family: NatAddrFamily; addr: string } }
+  | { masquerade: null }
+  | { 'ct helper': string };
+
+export interface BaseChainSpec {
+  type: ChainType;
+  hook: Hook;
+  /** Numeric priority (named priorities are emitted as numbers for nft 1.0.6). */
+  prio: number;
+  policy: 'accept' | 'drop';
+}
+
+// ---- The nftables JSON command objects -------------------------------------------------
+
+export interface TableObj {
+  family: Family;
+  name: string;
+}
+export interface ChainObj {
+  family: Family;
+  table: string;
+  name: string;
+  type?: ChainType;
+  hook?: Hook;
+  prio?: number;
+  policy?: 'accept' | 'drop';
+}
+export interface RuleObj {
+  family: Family;
+  table: string;
+  chain: string;
+  expr: Stmt[];
+  comment?: string;
+}
+export interface SetObj {
+  family: Family;
+  table: string;
+  name: string;
+  type: string | string[];
+  flags?: string[];
+  elem?: SetElement[];
+}
+export interface MapObj {
+  family: Family;
+  table: string;
+  name: string;
+  type: string | string[];
+  map: string;
+  flags?: string[];
+  elem?: [SetElement, Verdict | Value][];
+}
+export interface CtHelperObj {
+  family: Family;
+  table: string;
+  name: string;
+  type: string;
+  protocol: 'tcp' | 'udp';
+  l3proto?: 'ip' | 'ip6' | 'inet';
+}
+
+export type CommandObject =
+  | { table: TableObj }
+  | { chain: ChainObj }
+  | { rule: RuleObj }
+  | { set: SetObj }
+  | { map: MapObj }
+  | { 'ct helper': CtHelperObj };
+
+export type Command =
+  | { metainfo: { json_schema_version: 1 } }
+  | { add: CommandObject }
+  | { delete: { table: TableObj } };
+
+export interface NftablesDocument {
+  nftables: Command[];
+}
