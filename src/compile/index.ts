@@ -7,7 +7,7 @@ import { checkHooks } from './hooks.js';
 import { dispatch } from './dispatch.js';
 import { helpers, nat } from './nat.js';
 import { shadowFindings } from './shadow.js';
-import { pairChains } from './zones.js';
+import { pairChains, pairPolicy } from './zones.js';
 
 export const TABLE = 'guestwall';
 
@@ -36,5 +36,21 @@ export function compile(model: HostModel): Compiled {
     .filter((p) => !pairs.usedPolicies.has(p.index))
     .map((p) => warning('shadowed-rule', p.src.path, `policy ${p.index + 1} never applies: earlier policies decide every pair it names`,
       'policies are tried in order; put the more specific one first'));
-  return { ruleset, findings: [...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies] };
+  return { ruleset, findings: [...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies, ...bridgedUnfiltered(model)] };
+}
+
+/**
+ * Guests on one bridge talk to each other without passing the inet forward hook, so a zone's
+ * own policy cannot hold between them yet (bridge-family filtering is the next step). Say so
+ * rather than let a `dmz -> dmz reject` look enforced.
+ */
+function bridgedUnfiltered(model: HostModel): Finding[] {
+  return model.bridges.flatMap((b) => {
+    const guests = model.guests.filter((g) => g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === b.name));
+    const pol = pairPolicy(model, b.zone, b.zone);
+    if (guests.length < 2 || pol?.action === 'accept') return [];
+    return [{ ...warning('bridged-unfiltered', b.src.path,
+      `guests ${guests.map((g) => `'${g.name}'`).join(', ')} share bridge '${b.name}': traffic between them is bridged, not routed, so the ${b.zone} -> ${b.zone} policy does not filter it yet`,
+      'put guests that must be isolated on separate bridges or routed interfaces until bridge-family filtering is supported'), atKey: true }];
+  });
 }

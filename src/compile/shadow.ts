@@ -19,8 +19,17 @@ function values(e: Expr): string[] {
   return [JSON.stringify(e)];
 }
 
+/** `tcp dport 22` holds only for TCP: a match on a protocol's header implies `meta l4proto` of it. */
+function impliedProtocol(a: Match, bs: Match[]): boolean {
+  const l = a.left;
+  if (a.op !== '==' || typeof l !== 'object' || l === null || Array.isArray(l) || !('meta' in l) || l.meta.key !== 'l4proto') return false;
+  const proto = a.right === 'ipv6-icmp' ? 'icmpv6' : a.right;
+  return bs.some((b) => typeof b.left === 'object' && b.left !== null && !Array.isArray(b.left) && 'payload' in b.left && b.left.payload.protocol === proto);
+}
+
 /** Does `a` hold wherever `b` holds? True when b's condition on the same field is narrower. */
 function implied(a: Match, bs: Match[]): boolean {
+  if (impliedProtocol(a, bs)) return true;
   const left = JSON.stringify(a.left);
   return bs.some((b) => {
     if (JSON.stringify(b.left) !== left || b.op !== a.op) return false;

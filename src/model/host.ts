@@ -205,10 +205,10 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   const zoneNames = zones.map((z) => z.name);
 
   const places = (v: string | string[], withHost: boolean): Place[] =>
-    endpointList(v).flatMap((text) => {
+    mergePlaces(endpointList(v).flatMap((text) => {
       const r = resolveEndpoint(text, idx);
       return r.ok ? endpointPlaces(r.value, zones, guests, withHost) : [];
-    });
+    }));
 
   const policies: ZonePolicyModel[] = (p.policies ?? []).map((pol, index) => ({
     index, from: places(pol.from, true), to: places(pol.to, true), action: pol.action,
@@ -295,6 +295,18 @@ export function endpointPlaces(e: Endpoint, zones: ZoneModel[], guests: GuestMod
       return where.map((z) => (n.family === 4 ? { zone: z.name, v4: [text], v6: [] } : { zone: z.name, v4: [], v6: [text] }));
     }
   }
+}
+
+/** One place per zone: "to: [www1, www2]" in one zone is one rule matching both addresses. */
+export function mergePlaces(list: Place[]): Place[] {
+  const byZone = new Map<string, Place>();
+  for (const p of list) {
+    const prev = byZone.get(p.zone);
+    if (!prev) byZone.set(p.zone, p);
+    else if (prev.v4 === undefined || p.v4 === undefined) byZone.set(p.zone, { zone: p.zone }); // a whole zone covers any address in it
+    else byZone.set(p.zone, { zone: p.zone, v4: [...new Set([...prev.v4, ...p.v4])], v6: [...new Set([...(prev.v6 ?? []), ...(p.v6 ?? [])])] });
+  }
+  return [...byZone.values()];
 }
 
 function trafficOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): TrafficPart[] {

@@ -38,6 +38,7 @@ export const CODES = {
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
   'empty-zone': 'GW103',
+  'bridged-unfiltered': 'GW104',
 } as const;
 
 export type DiagnosticKind = keyof typeof CODES;

@@ -15,7 +15,7 @@ export const Name = z
 
 /** A Linux interface name as the kernel takes it; length is checked with a precise message later. */
 export const IfName = z.string().meta({
-  description: 'A Linux interface name: at most 15 characters, no "/", whitespace or ":"; "*" at the end matches a prefix.',
+  description: 'A Linux interface name: at most 15 characters, no "/", ":", "*" or whitespace.',
 });
 
 export const AddressText = z.string().meta({

@@ -1,0 +1,32 @@
+// What the commands need from the outside world, passed in so that tests run them in-process.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  readFile(path: string): string;
+  writeFile(path: string, text: string): void;
+  mkdir(path: string): void;
+}
+
+export const processIo: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  readFile: (p) => readFileSync(p, 'utf8'),
+  writeFile: (p, t) => writeFileSync(p, t),
+  mkdir: (p) => mkdirSync(p, { recursive: true }),
+};
+
+/** Exit codes: 0 fine, 1 the policy has errors (or warnings with --strict), 2 the command line or a file is wrong. */
+export const EXIT = { ok: 0, policy: 1, usage: 2 } as const;
+
+/** Read a policy file, or say why not in one line. */
+export function readPolicy(io: Io, file: string): { text: string } | { error: string } {
+  try {
+    return { text: io.readFile(file) };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(e);
+    return { error: `guestwall: cannot read ${file}: ${why}` };
+  }
+}

@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import { hookProblems } from '../../../src/compile/hooks.js';
+import type { Ruleset } from '../../../src/nft/ruleset.js';
+import { chain, chainText, compileYaml, ruleCount } from '../../support/compile.js';
+
+const BASE = `
+version: 1
+host:
+  interfaces:
+    eth0: { zone: net, addresses: [203.0.113.10/24, 2001:db8::10/64] }
+zones:
+  net: {}
+  lan: { networks: [192.168.1.0/24, fd00:1::/64] }
+  dmz: { networks: [10.0.10.0/24, fd00:10::/64] }
+bridges:
+  br-lan: { zone: lan, addresses: [192.168.1.1/24] }
+  br-dmz: { zone: dmz, addresses: [10.0.10.1/24] }
+`;
+
+function guests(n: number, zone = 'dmz'): string {
+  const lines = ['guests:'];
+  for (let i = 0; i < n; i++) {
+    lines.push(`  g${i}:`, `    platform: lxc`, `    zone: ${zone}`, `    interfaces:`);
+    const mode = i % 2 === 0 ? `mode: bridged, bridge: br-${zone}` : `mode: routed, name: r${i}`;
+    lines.push(`      - { ${mode}, addresses: [10.0.10.${i + 2}] }`);
+  }
+  return lines.join('\n');
+}
+
+describe('the ruleset skeleton', () => {
+  const { ruleset } = compileYaml(`${BASE}
+policies:
+  - { from: lan, to: all, action: accept }
+`);
+
+  it('is one inet table called guestwall', () => {
+    expect(ruleset.tables.map((t) => `${t.family} ${t.name}`)).toEqual(['inet guestwall']);
+  });
+
+  it('passes established and related first and drops invalid next, in every filter base chain', () => {
+    for (const name of ['input', 'forward', 'output']) {
+      const rules = chainText(ruleset, name);
+      expect(rules[0]).toBe('ct state established,related accept');
+      expect(rules[1]).toBe('ct state invalid counter drop');
+      expect(chain(ruleset, name).base).toMatchObject({ type: 'filter', hook: name, policy: 'drop' });
+    }
+  });
+
+  it('keeps IPv6 neighbour discovery working whatever the zones say', () => {
+    expect(chainText(ruleset, 'input').join('\n')).toMatch(/icmpv6 type \{[^}]*nd-neighbor-solicit[^}]*nd-neighbor-advert[^}]*\} accept/);
+    expect(chainText(ruleset, 'output').join('\n')).toMatch(/icmpv6 type \{[^}]*nd-neighbor-solicit[^}]*\} accept/);
+  });
+
+  it('dispatches by verdict maps keyed on the interface, not by rule lists', () => {
+    expect(chainText(ruleset, 'forward')).toContain('iifname vmap @zone_src');
+    expect(chainText(ruleset, 'input')).toContain('iifname vmap @zone_in');
+    expect(chainText(ruleset, 'from_lan')).toContain('oifname vmap @lan_dst');
+    const zoneSrc = ruleset.tables[0]!.sets.find((s) => s.name === 'zone_src');
+    expect(zoneSrc?.kind === 'map' && zoneSrc.elements).toEqual([
+      ['eth0', { goto: { target: 'from_net' } }],
+      ['br-lan', { goto: { target: 'from_lan' } }],
+      ['br-dmz', { goto: { target: 'from_dmz' } }],
+    ]);
+  });
+
+  it('names chains after the zones: lan_to_dmz, dmz_to_host, host_to_net', () => {
+    const names = ruleset.tables[0]!.chains.map((c) => c.name);
+    for (const n of ['lan_to_dmz', 'dmz_to_host', 'host_to_net', 'net_to_lan', 'lan_to_lan']) expect(names).toContain(n);
+    expect(names).not.toContain('host_to_host');
+  });
+
+  it('drops and logs (rate limited) what no policy names, but lets the host talk out', () => {
+    expect(chainText(ruleset, 'net_to_lan')).toEqual(['limit rate 10/minute burst 5 packets log prefix "gw net->lan drop " level info', 'counter drop']);
+    expect(chainText(ruleset, 'host_to_net')).toEqual(['counter accept']);
+    expect(chainText(ruleset, 'lan_to_dmz')).toEqual(['counter accept']);
+  });
+});
+
+describe('cost of classifying a packet does not grow with guests', () => {
+  const policy = (n: number) => `${BASE}
+${guests(n)}
+policies:
+  - { from: lan, to: all, action: accept }
+  - { from: all, to: all, action: drop }
+rules:
+  - { from: net, to: g0, service: https, action: accept }
+`;
+  it('10 and 240 guests compile to the same number of rules; guests become map and set elements', () => {
+    const small = compileYaml(policy(10)).ruleset;
+    const large = compileYaml(policy(240)).ruleset;
+    expect(ruleCount(large)).toBe(ruleCount(small));
+    const elems = (r: Ruleset) => r.tables[0]!.sets.reduce((n, s) => n + s.elements.length, 0);
+    expect(elems(large)).toBeGreaterThan(elems(small) * 10);
+  });
+});
+
+describe('policies and rules', () => {
+  it('the first policy that names a pair decides it', () => {
+    const { ruleset, diagnostics } = compileYaml(`${BASE}
+policies:
+  - { from: lan, to: dmz, action: drop }
+  - { from: lan, to: all, action: accept }
+  - { from: lan, to: dmz, action: accept }
+`);
+    expect(chainText(ruleset, 'lan_to_dmz')).toEqual(['counter drop']);
+    expect(chainText(ruleset, 'lan_to_net')).toEqual(['counter accept']);
+    const unused = diagnostics.find((d) => d.kind === 'shadowed-rule');
+    expect(unused?.message).toContain('policy 3 never applies');
+    expect(unused?.line).toBe(17);
+  });
+
+  it('reject answers with icmpx admin-prohibited', () => {
+    const { ruleset } = compileYaml(`${BASE}
+policies:
+  - { from: dmz, to: lan, action: reject }
+`);
+    expect(chainText(ruleset, 'dmz_to_lan')).toEqual(['counter reject with icmpx admin-prohibited']);
+  });
+
+  it('splits guest endpoints into IPv4 and IPv6 rules and keeps services to their protocols', () => {
+    const { ruleset } = compileYaml(`${BASE}
+guests:
+  web:
+    platform: kvm
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.5, fd00:10::5] }
+rules:
+  - { from: net, to: web, service: [https, ping], action: accept, log: true, limit: 5/second }
+`);
+    expect(chainText(ruleset, 'net_to_dmz').slice(0, 6)).toEqual([
+      'ip daddr 10.0.10.5 tcp dport 443 limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+      'ip daddr 10.0.10.5 udp dport 443 limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+      'ip daddr 10.0.10.5 icmp type echo-request limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+      'ip6 daddr fd00:10::5 tcp dport 443 limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+      'ip6 daddr fd00:10::5 udp dport 443 limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+      'ip6 daddr fd00:10::5 icmpv6 type echo-request limit rate 5/second log prefix "gw rule 1 " level info counter accept',
+    ]);
+  });
+
+  it('tags every rule with its YAML origin', () => {
+    const { ruleset } = compileYaml(`${BASE}
+rules:
+  - { from: lan, to: host, service: ssh, action: accept }
+`);
+    const rule = chain(ruleset, 'lan_to_host').rules[0]!;
+    expect(rule.origin).toMatchObject({ id: 'rules[0]', file: 'test.yaml', line: 15, col: 5 });
+    for (const c of ruleset.tables[0]!.chains) for (const r of c.rules) expect(r.origin.id).toMatch(/^(builtin:[a-z0-9-]+|[a-z.]+\[\d+\])$/);
+  });
+
+  it('warns about a rule an earlier rule makes unreachable', () => {
+    const { diagnostics } = compileYaml(`${BASE}
+rules:
+  - { from: lan, to: dmz, proto: tcp, action: drop }
+  - { from: lan, to: dmz, service: ssh, action: accept }
+`);
+    const shadow = diagnostics.find((d) => d.kind === 'shadowed-rule');
+    expect(shadow).toMatchObject({ line: 16, severity: 'warning', code: 'GW100' });
+    expect(shadow?.related?.[0]?.line).toBe(15);
+  });
+});
+
+describe('port forwards and NAT', () => {
+  const { ruleset, diagnostics } = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10, fd00:10::10] }
+forwards:
+  - { from: net, to: pbx, service: [sip, rtp] }
+  - { from: net, to: pbx, proto: tcp, ports: 8443, to_port: 443 }
+nat:
+  masquerade:
+    - { from: [lan, dmz], to: net }
+`);
+
+  it('DNATs the public address to the guest, keeping port ranges', () => {
+    expect(chainText(chain(ruleset, 'dstnat') && ruleset, 'dstnat')).toEqual([
+      'ip daddr 203.0.113.10 tcp dport 5060-5061 counter dnat ip to 10.0.10.10',
+      'ip daddr 203.0.113.10 udp dport { 5060, 10000-20000 } counter dnat ip to 10.0.10.10',
+      'ip daddr 203.0.113.10 tcp dport 8443 counter dnat ip to 10.0.10.10:443',
+    ]);
+    expect(chain(ruleset, 'dstnat').base).toMatchObject({ type: 'nat', hook: 'prerouting', prio: -100 });
+  });
+
+  it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone', () => {
+    const fromNet = chainText(ruleset, 'net_to_dmz');
+    expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 udp dport { 5060, 10000-20000 } counter accept');
+    expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
+    expect(chainText(ruleset, 'lan_to_dmz')).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
+  });
+
+  it('opens the same ports on the guest IPv6 address without NAT, and nothing else on v6', () => {
+    const v6 = chainText(ruleset, 'net_to_dmz').filter((r) => r.includes('ip6'));
+    expect(v6).toEqual([
+      'ip6 daddr fd00:10::10 tcp dport 5060-5061 counter accept',
+      'ip6 daddr fd00:10::10 udp dport { 5060, 10000-20000 } counter accept',
+      'ip6 daddr fd00:10::10 tcp dport 8443 counter accept',
+    ]);
+  });
+
+  it('masquerades hairpin connections on the guest segment, and the zones named to the uplink', () => {
+    const src = chainText(ruleset, 'srcnat');
+    expect(src).toContain('ct status dnat iifname "br-dmz" oifname "br-dmz" ip daddr 10.0.10.10 tcp dport 443 counter masquerade');
+    expect(src).toContain('iifname "br-lan" oifname "eth0" meta nfproto ipv4 counter masquerade');
+    expect(src).toContain('iifname "br-dmz" oifname "eth0" meta nfproto ipv4 counter masquerade');
+  });
+
+  it('runs no conntrack helper unless the policy asks for one', () => {
+    expect(ruleset.tables[0]!.helpers).toEqual([]);
+    expect(JSON.stringify(ruleset)).not.toContain('ct helper');
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  });
+
+  it('attaches the SIP helper where asked', () => {
+    const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+helpers:
+  - { helper: sip, from: net, to: pbx }
+`).ruleset;
+    expect(r.tables[0]!.helpers.map((h) => `${h.name}:${h.type}/${h.protocol}`)).toEqual(['sip_udp:sip/udp', 'sip_tcp:sip/tcp']);
+    expect(chainText(r, 'helpers')).toContain('iifname "eth0" ip daddr 10.0.10.10 udp dport 5060 ct helper set "sip_udp"');
+  });
+
+  it('warns when hairpin cannot work because the public address is unknown', () => {
+    const { diagnostics: ds, ruleset: r } = compileYaml(`${BASE.replace('addresses: [203.0.113.10/24, 2001:db8::10/64]', 'addresses: []')}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - { from: net, to: pbx, service: sip }
+`);
+    expect(ds.map((d) => d.kind)).toContain('hairpin-needs-address');
+    expect(chainText(r, 'dstnat')[0]).toBe('iifname "eth0" fib daddr type local tcp dport 5060-5061 counter dnat ip to 10.0.10.10');
+  });
+});
+
+describe('what nft -c cannot see', () => {
+  it('finds NAT, reject and fib statements in hooks the kernel refuses at commit time', () => {
+    const { ruleset } = compileYaml(`${BASE}
+policies:
+  - { from: lan, to: all, action: accept }
+`);
+    expect(hookProblems(ruleset)).toEqual([]);
+    const bad: Ruleset = structuredClone(ruleset);
+    const t = bad.tables[0]!;
+    t.chains.find((c) => c.name === 'lan_to_net')!.rules.unshift({ stmts: [{ masquerade: null }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    t.chains.find((c) => c.name === 'srcnat')!.rules.unshift({ stmts: [{ reject: null }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    const problems = hookProblems(bad).map((p) => `${p.chain}: ${p.message}`);
+    expect(problems).toContain('lan_to_net: snat/masquerade is only valid in nat postrouting/input chains, not filter forward');
+    expect(problems).toContain('srcnat: reject is not valid in inet postrouting');
+  });
+});
