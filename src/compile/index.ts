@@ -30,7 +30,11 @@ export function compile(model: HostModel): Compiled {
     chains: [...d.chains, ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
   };
   const ruleset: Ruleset = { tables: [table] };
-  checkHooks(ruleset); // a bug in the compiler if it throws: users cannot cause it
+  // Bugs in the compiler if they throw: users cannot cause them.
+  checkHooks(ruleset);
+  const names = table.chains.map((c) => c.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new Error(`compiler bug: chain ${dup} is written twice; nft would merge the two silently`);
 
   const unusedPolicies: Finding[] = model.policies
     .filter((p) => !pairs.usedPolicies.has(p.index))

@@ -236,7 +236,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     const traffic = trafficOf(f, services);
     const ports = (proto: 'tcp' | 'udp') => traffic.flatMap((t) => (t.proto === proto ? (t.ports ?? [[1, 65535] as const]) : []));
     const publicV4 = f.address !== undefined
-      ? hostAddresses([f.address]).map((a) => a.addr)
+      ? hostAddresses([f.address]).filter((a) => a.family === 4).map((a) => a.addr)
       : hostInterfaces.filter((i) => from.includes(i.zone)).flatMap((i) => i.addresses.filter((a) => a.family === 4).map((a) => a.addr));
     const targetZone = iface?.zone ?? zones.find((z) => addrTarget && z.networks.some((n) => contains(n, addrTarget.value, addrTarget.family)))?.name ?? from[0]!;
     return {

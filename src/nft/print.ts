@@ -354,7 +354,7 @@ function keyword(k: string): string {
 
 /** A bare constant: address, port name, icmp type, ct state, log level. */
 function symbol(s: string): string {
-  if (typeof s !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.:\/-]*$/.test(s)) throw bug('not a bare nft constant', s);
+  if (typeof s !== 'string' || !/^[A-Za-z0-9_:][A-Za-z0-9_.:\/-]*$/.test(s)) throw bug('not a bare nft constant', s); // ':' first: "::/0", "::1"
   return s;
 }
 

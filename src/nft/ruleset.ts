@@ -65,9 +65,26 @@ export interface Ruleset {
   tables: Table[];
 }
 
-/** The rule comment the kernel stores: short, because the kernel caps a rule's user data. */
+/** The kernel keeps at most 256 bytes of user data per rule; stay well inside it. */
+export const COMMENT_MAX_BYTES = 120;
+
+/** The rule comment the kernel stores: short, printable, and quotable in nft syntax. */
 export function ruleComment(origin: Origin): string {
-  const base = origin.file.split('/').pop() ?? origin.file;
+  const base = (origin.file.split('/').pop() ?? origin.file).replace(/["\\\p{Cc}]/gu, '_');
   const text = origin.line > 0 ? `${base}:${origin.line} ${origin.id}` : origin.id;
-  return text.length <= 120 ? text : text.slice(0, 120);
+  return truncateBytes(text, COMMENT_MAX_BYTES);
+}
+
+/** Cut a string to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateBytes(s: string, max: number): string {
+  if (Buffer.byteLength(s, 'utf8') <= max) return s;
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > max) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
 }

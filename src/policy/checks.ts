@@ -1,20 +1,36 @@
 // Cross-field checks on a policy that passed the schema: names, references, addresses, MACs,
 // interface names, ports and forwards. Each check is a small function that reports findings
 // into a list and never throws; load.ts places them at file:line:col.
-import { type HostAddress, type Network, contains, networkText, overlaps, parseHostAddress, parseNetwork } from './addr.js';
-import { type DocPath, type Finding, error, suggestion, warning } from './diagnostics.js';
+import { type HostAddress, type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
+import { type DocPath, type Finding, error, hasErrors, suggestion, warning } from './diagnostics.js';
 import { UNSTABLE_PREFIXES, XEN_EMU_SUFFIX, guestIfName, ifnameProblem } from './ifnames.js';
-import { type PortRange, parsePort, portList, portRanges, rangesOverlap } from './ports.js';
+import { type PortRange, parsePort, portList, portRanges } from './ports.js';
 import { type NameIndex, type Endpoint, RESERVED_NAMES, endpointList, nameIndex, resolveEndpoint, resolveZone } from './references.js';
 import type { Policy, PortSpec, ServiceDef } from './schema.js';
+import { describe } from './schema-findings.js';
 import { BUILTIN_SERVICES, ICMP_TYPES, ICMPV6_TYPES } from './services.js';
 
 type Report = (f: Finding) => void;
 
-export function checkPolicy(p: Policy): Finding[] {
+/** Every ordered pair of zones gets a chain, so the ruleset grows with the square of this. */
+export const MAX_ZONES = 256;
+
+/**
+ * `p` may be a salvaged policy (load.ts): entries the schema refused are left out, list items
+ * as holes so that "rule 3" stays rule 3 (forEach skips holes), and their names passed in
+ * `known` so that references to them are not reported as unknown too.
+ */
+export function checkPolicy(p: Policy, known?: Partial<NameIndex>): Finding[] {
   const findings: Finding[] = [];
   const report: Report = (f) => findings.push(f);
   const idx = nameIndex(p);
+  for (const k of ['zones', 'guests', 'bridges', 'services'] as const) for (const n of known?.[k] ?? []) idx[k].add(n);
+  const zoneCount = Object.keys(p.zones).length;
+  if (zoneCount > MAX_ZONES) {
+    // Refused before the other checks: the answer would be the same after a long wait.
+    return [{ ...error('input-too-large', ['zones'], `the policy declares ${zoneCount} zones; guestwall handles at most ${MAX_ZONES}`,
+      'every pair of zones gets its own chain; group guests into fewer zones and tell them apart with rules'), atKey: true }];
+  }
   checkNames(p, report);
   const zoneNets = checkZones(p, report);
   checkInterfaces(p, idx, zoneNets, report);
@@ -22,7 +38,9 @@ export function checkPolicy(p: Policy): Finding[] {
   checkRules(p, idx, report);
   checkForwards(p, idx, report);
   checkNat(p, idx, report);
-  checkReachability(p, idx, report);
+  // What a policy means is judged once it has no errors (and is whole): before that, the
+  // warnings would mostly repeat the errors ("zone 'dmz' is empty" for a typo in a bridge's zone).
+  if (!known && !hasErrors(findings)) checkReachability(p, idx, report);
   return findings;
 }
 
@@ -31,16 +49,18 @@ export function checkPolicy(p: Policy): Finding[] {
 function checkNames(p: Policy, report: Report): void {
   const owners = new Map<string, DocPath>();
   const claim = (name: string, path: DocPath, what: string) => {
-    if ((RESERVED_NAMES as readonly string[]).includes(name)) {
-      report({ ...error('reserved-name', path, `'${name}' is reserved in endpoints and cannot name a ${what}`, `rename the ${what}`), atKey: true });
+    const reserved = RESERVED_MEANING.get(name);
+    if (reserved !== undefined) {
+      report({ ...error('reserved-name', path, `'${name}' cannot name a ${what}: in from/to it ${reserved}`, `rename the ${what}`), atKey: true });
       return;
     }
     const first = owners.get(name);
     if (first) {
+      const other = first[0] === 'zones' ? 'zone' : 'guest';
       report({
-        ...error('duplicate-name', path, `'${name}' names both a ${first[0] === 'zones' ? 'zone' : 'guest'} and a ${what}; a name in from/to must mean one thing`),
+        ...error('duplicate-name', path, `'${name}' names both a ${other} and a ${what}; a name in from/to must mean one thing`, `rename the ${what} or the ${other}`),
         atKey: true,
-        related: [{ path: first, message: `'${name}' first defined here` }],
+        related: [{ path: first, message: `the ${other} '${name}'`, atKey: true }],
       });
       return;
     }
@@ -50,10 +70,18 @@ function checkNames(p: Policy, report: Report): void {
   for (const g of Object.keys(p.guests ?? {})) claim(g, ['guests', g], 'guest');
   for (const s of Object.keys(p.services ?? {})) {
     if (BUILTIN_SERVICES[s]) {
-      report({ ...error('duplicate-name', ['services', s], `service '${s}' is built in; give yours another name`), atKey: true });
+      report({ ...error('duplicate-name', ['services', s], `service '${s}' is built in and cannot be redefined`,
+        `give yours another name (e.g. '${s}-custom') and use that name in rules and forwards`), atKey: true });
     }
   }
 }
+
+/** What the reserved words mean where they are used: the reason they cannot be names. */
+const RESERVED_MEANING = new Map<string, string>(Object.entries({
+  host: 'means this machine',
+  all: 'means every zone',
+  any: "would read as 'all', which is the word guestwall uses",
+} satisfies Record<(typeof RESERVED_NAMES)[number], string>));
 
 // ---- zones and addresses ---------------------------------------------------------------
 
@@ -67,26 +95,51 @@ function checkZones(p: Policy, report: Report): ZoneNets {
     (z.networks ?? []).forEach((text, i) => {
       const path = ['zones', zone, 'networks', i];
       const r = parseNetwork(text);
-      if (!r.ok) return report(error('invalid-address', path, r.reason));
-      for (const other of all) {
-        if (overlaps(other.net, r.value)) {
-          const same = other.zone === zone;
-          report({
-            ...error('overlapping-networks', path,
-              same
-                ? `network ${networkText(r.value)} overlaps ${networkText(other.net)} in the same zone`
-                : `network ${networkText(r.value)} of zone '${zone}' overlaps ${networkText(other.net)} of zone '${other.zone}'; an address must belong to one zone`,
-              same ? 'keep the larger network only' : 'split the networks so that they do not overlap'),
-            related: [{ path: other.path, message: `${networkText(other.net)} is declared here` }],
-          });
-        }
-      }
+      if (!r.ok) return report(error('invalid-address', path, r.reason, r.reason.includes('write') ? undefined : 'write a network like 10.0.10.0/24 or fd00:10::/64'));
       all.push({ zone, net: r.value, path });
       list.push(r.value);
     });
     nets.set(zone, list);
   }
+  for (const [first, later] of overlappingPairs(all)) {
+    const [a, b] = [networkText(first.net), networkText(later.net)];
+    const [outer, inner] = first.net.len <= later.net.len ? [first, later] : [later, first];
+    const same = first.zone === later.zone;
+    const message = same
+      ? a === b ? `network ${b} is listed twice in zone '${later.zone}'` : `network ${b} overlaps ${a}, also in zone '${later.zone}'`
+      : `network ${b} of zone '${later.zone}' overlaps ${a} of zone '${first.zone}'; an address must belong to one zone`;
+    const hint = same
+      ? a === b ? 'remove one of them' : `remove ${networkText(inner.net)}: ${networkText(outer.net)} already covers it`
+      : a === b ? 'remove it from one of the zones'
+      : `list only the parts of ${networkText(outer.net)} that zone '${outer.zone}' really uses, so that no address is in both zones`;
+    report({ ...error('overlapping-networks', later.path, message, hint), related: [{ path: first.path, message: `${a} is declared here` }] });
+  }
   return nets;
+}
+
+/**
+ * Overlapping networks as (earlier, later) in file order. CIDR blocks either nest or are apart,
+ * so one sweep in address order, keeping the blocks that enclose the current one on a stack,
+ * finds them in n log n; each network is paired with the closest block around it only, which
+ * flags every overlapping network without listing every pair of a deep nest.
+ */
+function overlappingPairs<T extends { net: Network }>(list: readonly T[]): [T, T][] {
+  const cmp = (x: bigint, y: bigint) => (x < y ? -1 : x > y ? 1 : 0);
+  const order = list.map((e, i) => ({ e, i }))
+    .sort((x, y) => x.e.net.family - y.e.net.family || cmp(x.e.net.start, y.e.net.start) || cmp(y.e.net.end, x.e.net.end) || x.i - y.i);
+  const enclosing: typeof order = [];
+  const pairs: [typeof order[number], typeof order[number]][] = [];
+  for (const cur of order) {
+    while (enclosing.length > 0) {
+      const top = enclosing[enclosing.length - 1]!;
+      if (top.e.net.family === cur.e.net.family && top.e.net.end >= cur.e.net.start) break;
+      enclosing.pop();
+    }
+    const outer = enclosing[enclosing.length - 1];
+    if (outer) pairs.push(outer.i < cur.i ? [outer, cur] : [cur, outer]);
+    enclosing.push(cur);
+  }
+  return pairs.sort((x, y) => x[1].i - y[1].i || x[0].i - y[0].i).map(([x, y]) => [x.e, y.e]);
 }
 
 function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: string | undefined, zoneNets: ZoneNets, seen: Map<string, DocPath>, report: Report): HostAddress[] {
@@ -94,15 +147,16 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
   (list ?? []).forEach((text, i) => {
     const path = [...basePath, i];
     const r = parseHostAddress(text);
-    if (!r.ok) return report(error('invalid-address', path, r.reason));
+    if (!r.ok) return report(error('invalid-address', path, r.reason, 'write an address like 10.0.10.5 or fd00:10::5 (with /24, /64 on the host and bridges)'));
     const key = `${r.value.family}/${r.value.addr}`;
     const first = seen.get(key);
     if (first) {
-      report({ ...error('duplicate-address', path, `address ${r.value.addr} is already used`), related: [{ path: first, message: 'first used here' }] });
+      report({ ...error('duplicate-address', path, `address ${text} is already used by ${describe(first.slice(0, -2))}`, 'give every interface its own addresses'),
+        related: [{ path: first, message: 'first used here' }] });
     } else seen.set(key, path);
     const nets = zone === undefined ? [] : (zoneNets.get(zone) ?? []).filter((n) => n.family === r.value.family);
     if (nets.length > 0 && !nets.some((n) => contains(n, r.value.value, r.value.family))) {
-      report(error('address-outside-zone', path, `address ${r.value.addr} is outside zone '${zone}' (${nets.map(networkText).join(', ')})`,
+      report(error('address-outside-zone', path, `address ${text} is outside zone '${zone}' (${nets.map(networkText).join(', ')})`,
         `use an address inside the zone's networks, or add its network to zones.${zone}.networks`));
     }
     out.push(r.value);
@@ -115,22 +169,24 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 
 function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
-  const ifnames = new Map<string, DocPath>();
+  const ifnames = new Map<string, { path: DocPath; atKey: boolean; owner: string }>();
   const addresses = new Map<string, DocPath>();
   const macs = new Map<string, DocPath>();
-  /** Reports a bad or duplicate name; true when the name is new and valid. */
-  const claimIf = (name: string, path: DocPath, atKey: boolean): boolean => {
+  /** Reports a bad or duplicate name; true when the name is new and valid. `owner` says who has it. */
+  const claimIf = (name: string, path: DocPath, atKey: boolean, owner: string): boolean => {
     const problem = ifnameProblem(name);
     if (problem) {
-      report({ ...error(problem.kind, path, problem.message, problem.kind === 'ifname-too-long' ? 'choose a name of at most 15 characters' : undefined), atKey });
+      report({ ...error(problem.kind, path, problem.message, problem.hint), atKey });
       return false;
     }
     const first = ifnames.get(name);
     if (first) {
-      report({ ...error('duplicate-interface', path, `interface '${name}' is declared twice`), atKey, related: [{ path: first, message: 'first declared here' }] });
+      report({ ...error('duplicate-interface', path, `interface '${name}' is already ${first.owner}`,
+        first.owner.startsWith('a port') && owner.startsWith('a port') ? 'an interface can be a port of one bridge only' : 'every interface on the host needs its own name'),
+      atKey, related: [{ path: first.path, message: `'${name}' first declared here`, atKey: first.atKey }] });
       return false;
     }
-    ifnames.set(name, path);
+    ifnames.set(name, { path, atKey, owner });
     return true;
   };
   const zoneRef = (zone: string, path: DocPath) => {
@@ -141,15 +197,15 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
 
   for (const [name, iface] of Object.entries(p.host?.interfaces ?? {})) {
     const path = ['host', 'interfaces', name];
-    claimIf(name, path, true);
+    claimIf(name, path, true, 'a host interface');
     const zoneOk = zoneRef(iface.zone, [...path, 'zone']);
     checkAddresses(iface.addresses, [...path, 'addresses'], zoneOk ? iface.zone : undefined, new Map(), addresses, report);
   }
   for (const [name, br] of Object.entries(p.bridges ?? {})) {
     const path = ['bridges', name];
-    claimIf(name, path, true);
+    claimIf(name, path, true, `the name of bridge '${name}'`);
     const zoneOk = zoneRef(br.zone, [...path, 'zone']);
-    (br.ports ?? []).forEach((port, i) => claimIf(port, [...path, 'ports', i], false));
+    (br.ports ?? []).forEach((port, i) => claimIf(port, [...path, 'ports', i], false, `a port of bridge '${name}'`));
     checkAddresses(br.addresses, [...path, 'addresses'], zoneOk ? br.zone : undefined, zoneNets, addresses, report);
   }
   for (const [gname, g] of Object.entries(p.guests ?? {})) {
@@ -161,12 +217,14 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
       const name = guestIfName(gname, i, iface.name);
       const namePath = iface.name !== undefined ? [...path, 'name'] : path;
       const derivedTooLong = iface.name === undefined && name.length > 15;
+      const max = hvm ? 15 - XEN_EMU_SUFFIX.length : 15;
       if (derivedTooLong) {
-        report(error('ifname-too-long', path, `the derived interface name '${name}' is longer than 15 characters`, "set 'name:' on this interface"));
-      } else if (claimIf(name, namePath, false)) {
+        report(error('ifname-too-long', path, `the host-side name derived for this interface, '${name}', has ${name.length} characters; Linux allows at most 15`,
+          `set name: on this interface (at most ${max} characters), or shorten the guest's name`));
+      } else if (claimIf(name, namePath, false, `the interface of guest '${gname}'`)) {
         if (hvm && name.length + XEN_EMU_SUFFIX.length > 15) {
-          report(error('ifname-too-long', namePath, `Xen HVM guest '${gname}' also gets the tap '${name}${XEN_EMU_SUFFIX}', which is longer than 15 characters`,
-            'choose a name of at most 11 characters'));
+          report(error('ifname-too-long', namePath, `Xen HVM guest '${gname}' also gets the tap '${name}${XEN_EMU_SUFFIX}', which has ${name.length + XEN_EMU_SUFFIX.length} characters; Linux allows at most 15`,
+            iface.name === undefined ? `set name: on this interface (at most ${max} characters), or shorten the guest's name` : `choose a name of at most ${max} characters`));
         } else if (iface.name !== undefined && UNSTABLE_PREFIXES.some((pre) => name.startsWith(pre))) {
           report(warning('unstable-ifname', namePath, `interface name '${name}' uses a prefix the hypervisors hand out and change on every boot; rules keyed on it will not last`,
             `pick a name that does not start with ${UNSTABLE_PREFIXES.join(', ')}`));
@@ -174,9 +232,12 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
       }
       let zone = g.zone;
       if (iface.mode === 'bridged') {
-        const br = p.bridges?.[iface.bridge];
+        const br = p.bridges && Object.hasOwn(p.bridges, iface.bridge) ? p.bridges[iface.bridge] : undefined;
         if (!br) {
-          report(error('unknown-bridge', [...path, 'bridge'], `unknown bridge '${iface.bridge}'${suggestion(iface.bridge, idx.bridges)}`));
+          if (!idx.bridges.has(iface.bridge)) {
+            report(error('unknown-bridge', [...path, 'bridge'], `unknown bridge '${iface.bridge}'${suggestion(iface.bridge, idx.bridges)}`,
+              idx.bridges.size > 0 ? undefined : 'declare it under bridges:'));
+          }
         } else {
           if (g.zone !== undefined && br.zone !== g.zone && i === 0) {
             report(error('unknown-zone', [...path, 'bridge'], `bridge '${iface.bridge}' is in zone '${br.zone}' but guest '${gname}' is in zone '${g.zone}'`,
@@ -187,27 +248,33 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
       } else {
         if (iface.zone !== undefined && zoneRef(iface.zone, [...path, 'zone'])) zone = iface.zone;
         if (!iface.addresses || iface.addresses.length === 0) {
-          report(error('invalid-rule', path, `routed interface ${i + 1} of guest '${gname}' has no addresses; the host routes to a routed guest by its addresses`,
+          report(error('missing-key', path, `routed interface ${i + 1} of guest '${gname}' needs 'addresses': the host routes to a routed guest by its addresses`,
             'add addresses: [ ... ] with the IPv4 and/or IPv6 addresses the guest uses'));
         }
-      }
-      if (zone === undefined && i === 0 && g.zone === undefined) {
-        report(error('missing-key', gpath, `guest '${gname}' needs 'zone' (its first interface is routed, so the zone cannot come from a bridge)`));
+        if (zone === undefined && i === 0) {
+          report({ ...error('missing-key', gpath, `guest '${gname}' needs 'zone': its first interface is routed, so the zone cannot come from a bridge`,
+            `add zone: with one of ${[...idx.zones].join(', ')}`), atKey: true });
+        }
       }
       const zoneKnown = zone !== undefined && idx.zones.has(zone) ? zone : undefined;
       checkAddresses(iface.addresses, [...path, 'addresses'], zoneKnown, zoneNets, addresses, report);
       if (iface.mac !== undefined) {
         const mpath = [...path, 'mac'];
+        const other = /^([0-9a-f]{2}[-.]){5}[0-9a-f]{2}$/i.test(iface.mac) ? iface.mac.replace(/[-.]/g, ':') : undefined;
         if (!MAC.test(iface.mac)) {
-          report(error('invalid-mac', mpath, `'${iface.mac}' is not a MAC address`, 'write six hex pairs separated by colons, e.g. 02:00:0a:00:0a:0a'));
+          report(error('invalid-mac', mpath, `'${iface.mac}' is not a MAC address`,
+            other ? `write "${other}"` : 'write six hex pairs separated by colons, e.g. "02:00:0a:00:0a:0a"'));
         } else if (parseInt(iface.mac.slice(0, 2), 16) & 1) {
-          report(error('invalid-mac', mpath, `MAC ${iface.mac} is a multicast address; a guest needs a unicast one`,
-            'clear the lowest bit of the first byte (locally administered unicast starts with 02)'));
+          const unicast = (parseInt(iface.mac.slice(0, 2), 16) & 0xfe).toString(16).padStart(2, '0') + iface.mac.slice(2);
+          report(error('invalid-mac', mpath, `MAC ${iface.mac} is a multicast address (the lowest bit of its first byte is set); a guest needs a unicast one`,
+            `write "${unicast}", or start locally administered MACs with 02`));
         } else {
           const key = iface.mac.toLowerCase();
           const first = macs.get(key);
-          if (first) report({ ...error('duplicate-mac', mpath, `MAC ${iface.mac} is already used`), related: [{ path: first, message: 'first used here' }] });
-          else macs.set(key, mpath);
+          if (first) {
+            report({ ...error('duplicate-mac', mpath, `MAC ${iface.mac} is already used by ${describe(first.slice(0, -1))}`, 'give every guest interface its own MAC'),
+              related: [{ path: first, message: 'first used here' }] });
+          } else macs.set(key, mpath);
         }
       }
     });
@@ -235,12 +302,13 @@ function checkServices(p: Policy, report: Report): void {
 function checkServiceDef(s: ServiceDef, path: DocPath, name: string, report: Report): void {
   checkPorts(s.tcp, [...path, 'tcp'], report);
   checkPorts(s.udp, [...path, 'udp'], report);
-  (s.icmp ?? []).forEach((t, i) => {
-    if (!(ICMP_TYPES as readonly string[]).includes(t)) report(error('wrong-type', [...path, 'icmp', i], `unknown ICMP type '${t}'${suggestion(t, ICMP_TYPES)}`));
+  const icmpTypes = (key: 'icmp' | 'icmpv6', known: readonly string[], what: string) => (s[key] ?? []).forEach((t, i) => {
+    if (known.includes(t)) return;
+    const did = suggestion(t, known);
+    report(error('unknown-icmp-type', [...path, key, i], `unknown ${what} type '${t}'${did}`, did ? undefined : `the ${what} types nft knows: ${known.join(', ')}`));
   });
-  (s.icmpv6 ?? []).forEach((t, i) => {
-    if (!(ICMPV6_TYPES as readonly string[]).includes(t)) report(error('wrong-type', [...path, 'icmpv6', i], `unknown ICMPv6 type '${t}'${suggestion(t, ICMPV6_TYPES)}`));
-  });
+  icmpTypes('icmp', ICMP_TYPES, 'ICMP');
+  icmpTypes('icmpv6', ICMPV6_TYPES, 'ICMPv6');
   if (s.tcp === undefined && s.udp === undefined && !s.icmp?.length && !s.icmpv6?.length) {
     report(error('invalid-rule', path, `service '${name}' names no ports or ICMP types`, 'add tcp:, udp:, icmp: or icmpv6:'));
   }
@@ -248,16 +316,21 @@ function checkServiceDef(s: ServiceDef, path: DocPath, name: string, report: Rep
 
 // ---- rules, policies, forwards, NAT ----------------------------------------------------
 
+const KIND_WORDS: Record<Endpoint['kind'], string> = { zone: 'a zone', guest: 'a guest', host: 'host', all: 'all', address: 'an address' };
+
 function checkEndpoints(v: string | string[], path: DocPath, idx: NameIndex, report: Report, allowed: Endpoint['kind'][]): Endpoint[] {
   const list = endpointList(v);
   const single = !Array.isArray(v);
   const out: Endpoint[] = [];
   list.forEach((text, i) => {
     const epath = single ? path : [...path, i];
-    const r = resolveEndpoint(text, idx);
+    const r = resolveEndpoint(text, idx, allowed);
     if (!r.ok) return report(error(r.kind, epath, r.message));
     if (!allowed.includes(r.value.kind)) {
-      return report(error('invalid-rule', epath, `'${text}' is a ${r.value.kind}; here only ${allowed.join(', ')} ${allowed.length > 1 ? 'are' : 'is'} allowed`));
+      const words = allowed.map((k) => KIND_WORDS[k]);
+      const takes = words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}` : words[0];
+      const hint = path[0] === 'policies' ? 'policies are defaults between zones; for a guest or an address, write a rule under rules:' : undefined;
+      return report(error('invalid-rule', epath, `'${text}' is ${KIND_WORDS[r.value.kind]}, but ${describe(path)} takes ${takes}`, hint));
     }
     out.push(r.value);
   });
@@ -268,21 +341,24 @@ function checkServiceRefs(service: string | string[] | undefined, path: DocPath,
   if (service === undefined) return;
   const single = !Array.isArray(service);
   (single ? [service] : service).forEach((s, i) => {
-    if (!idx.services.has(s)) report(error('unknown-service', single ? path : [...path, i], `unknown service '${s}'${suggestion(s, idx.services)}`, 'define it under services:, or use proto: and ports:'));
+    const did = suggestion(s, idx.services);
+    if (!idx.services.has(s)) report(error('unknown-service', single ? path : [...path, i], `unknown service '${s}'${did}`, did ? undefined : 'define it under services:, or use proto: and ports:'));
   });
 }
 
 /** A rule names what it matches either by service or by proto/ports, never both. */
 function checkMatchSpec(r: { service?: string | string[]; proto?: string; ports?: PortSpec | PortSpec[] }, path: DocPath, idx: NameIndex, report: Report): PortRange[] {
   checkServiceRefs(r.service, [...path, 'service'], idx, report);
+  const what = path[0] === 'forwards' ? 'a forward' : 'a rule';
   if (r.service !== undefined && (r.proto !== undefined || r.ports !== undefined)) {
-    report(error('invalid-rule', [...path, r.proto !== undefined ? 'proto' : 'ports'], 'a rule takes either service: or proto:/ports:, not both', 'define a service for the combination'));
+    report({ ...error('invalid-rule', [...path, r.proto !== undefined ? 'proto' : 'ports'], `${what} names its traffic by service: or by proto: and ports:, not both`,
+      'keep one; for more ports than the service has, define your own service under services: with all of them'), atKey: true });
   }
-  if (r.ports !== undefined && r.proto === undefined) {
-    report(error('invalid-rule', [...path, 'ports'], "ports: needs proto: tcp or udp"));
+  if (r.ports !== undefined && r.proto === undefined && r.service === undefined) {
+    report({ ...error('missing-key', [...path, 'ports'], 'ports: needs proto: to say whether they are TCP or UDP ports', 'add proto: tcp or proto: udp'), atKey: true });
   }
   if (r.ports !== undefined && (r.proto === 'icmp' || r.proto === 'icmpv6')) {
-    report(error('invalid-rule', [...path, 'ports'], `${r.proto} has no ports`, 'use a service with icmp: or icmpv6: types instead'));
+    report({ ...error('invalid-rule', [...path, 'ports'], `${r.proto} has no ports`, 'remove ports:, or use a service with icmp: or icmpv6: types to match some types only'), atKey: true });
   }
   return checkPorts(r.ports, [...path, 'ports'], report);
 }
@@ -325,16 +401,18 @@ function forwardPorts(f: Policy['forwards'] extends (infer F)[] | undefined ? F 
 
 function checkForwards(p: Policy, idx: NameIndex, report: Report): void {
   const services = { ...BUILTIN_SERVICES, ...(p.services ?? {}) };
-  const claimed: { path: DocPath; address: string; ports: { tcp: PortRange[]; udp: PortRange[] } }[] = [];
+  const claimed: { path: DocPath; index: number; to: string; address: string; ports: { tcp: PortRange[]; udp: PortRange[] } }[] = [];
   (p.forwards ?? []).forEach((f, i) => {
     const path = ['forwards', i];
     checkEndpoints(f.from, [...path, 'from'], idx, report, ['zone', 'all']);
     const to = checkEndpoints(f.to, [...path, 'to'], idx, report, ['guest', 'address']);
     checkMatchSpec(f, path, idx, report);
-    if (f.service === undefined && f.proto === undefined) {
-      report(error('missing-key', path, `forward ${i + 1} needs service: or proto: with ports:`));
+    if (f.service === undefined && f.proto === undefined && f.ports === undefined) {
+      report(error('missing-key', path, `forward ${i + 1} needs service: or proto: with ports:`, 'add e.g. service: https, or proto: tcp with ports: 8443'));
     }
-    if (f.proto !== undefined && f.ports === undefined) report(error('missing-key', path, `forward ${i + 1} needs ports: with proto:`));
+    if (f.proto !== undefined && f.ports === undefined && f.service === undefined) {
+      report({ ...error('missing-key', [...path, 'proto'], `forward ${i + 1} needs ports: with proto:`, 'add the external ports, e.g. ports: 8443'), atKey: true });
+    }
     const ports = forwardPorts(f, services);
     if (f.to_port !== undefined) {
       const r = parsePort(f.to_port);
@@ -342,7 +420,7 @@ function checkForwards(p: Policy, idx: NameIndex, report: Report): void {
       const all = [...ports.tcp, ...ports.udp];
       const singlePort = all.length > 0 && all.every(([lo, hi]) => lo === hi && lo === all[0]![0]);
       if (!singlePort) {
-        report(error('invalid-rule', [...path, 'to_port'], 'to_port translates one external port; this forward has several', 'write one forward per port, or drop to_port to keep the ports as they are'));
+        report({ ...error('invalid-rule', [...path, 'to_port'], 'to_port translates one external port; this forward has several', 'write one forward per port, or drop to_port to keep the ports as they are'), atKey: true });
       }
     }
     if (to[0]?.kind === 'guest') {
@@ -352,21 +430,44 @@ function checkForwards(p: Policy, idx: NameIndex, report: Report): void {
         report(error('invalid-rule', [...path, 'to'], `guest '${to[0].guest}' has no IPv4 address to forward to`, 'add its address to the guest interface'));
       }
     }
+    // Forwards translate IPv4 only: IPv6 reaches guests by their own addresses, opened by the same forward.
+    const v6Hint = 'forwards translate IPv4; the guest\'s IPv6 addresses are opened for the same ports without NAT';
+    if (to[0]?.kind === 'address' && (to[0].network.family !== 4 || to[0].network.len !== 32)) {
+      report(error('invalid-rule', [...path, 'to'], `forward ${i + 1} must go to one IPv4 address, not ${f.to}`, v6Hint));
+    }
     if (f.address !== undefined) {
       const r = parseHostAddress(f.address);
       if (!r.ok) report(error('invalid-address', [...path, 'address'], r.reason));
-    }
-    const address = f.address ?? `from:${endpointList(f.from).join(',')}`;
-    for (const other of claimed) {
-      if (other.address === address && (rangesOverlap(other.ports.tcp, ports.tcp) || rangesOverlap(other.ports.udp, ports.udp))) {
-        report({
-          ...error('forward-conflict', path, `forward ${i + 1} claims an external port that an earlier forward already forwards`, 'use another external port and to_port, or remove one forward'),
-          related: [{ path: other.path, message: 'the earlier forward' }],
-        });
+      else if (r.value.family !== 4 || r.value.len !== 32) {
+        report(error('invalid-address', [...path, 'address'], `the public address of forward ${i + 1} must be one IPv4 address, not ${f.address}`, v6Hint));
       }
     }
-    claimed.push({ path, address, ports });
+    const address = f.address ?? `from:${endpointList(f.from).join(',')}`;
+    const portsPath = [...path, f.service !== undefined ? 'service' : 'ports'];
+    for (const other of claimed) {
+      if (other.address !== address) continue;
+      const clash = (['tcp', 'udp'] as const).flatMap((proto) => {
+        const c = firstClash(other.ports[proto], ports[proto]);
+        return c ? [`${proto.toUpperCase()} ${c[0] === c[1] ? `port ${c[0]}` : `ports ${c[0]}-${c[1]}`}`] : [];
+      });
+      if (clash.length === 0) continue;
+      const specs = portList(f.ports).map(String);
+      const written = f.service !== undefined ? ` (service ${endpointList(f.service).join(', ')})`
+        : specs.length === 1 && clash.length === 1 && clash[0]!.endsWith(` port ${specs[0]!.trim()}`) ? '' : ` (ports ${specs.join(', ')})`;
+      report({
+        ...error('forward-conflict', portsPath, `forward ${i + 1}${written} claims ${clash.join(' and ')}, which forward ${other.index + 1} already forwards to '${other.to}'`,
+          'publish it on another external port with to_port:, or remove one of the forwards'),
+        related: [{ path: other.path, message: `forward ${other.index + 1}` }],
+      });
+    }
+    claimed.push({ path: portsPath, index: i, to: f.to, address, ports });
   });
+}
+
+/** The first range two port lists share, or undefined. */
+function firstClash(a: readonly PortRange[], b: readonly PortRange[]): PortRange | undefined {
+  for (const [alo, ahi] of a) for (const [blo, bhi] of b) if (alo <= bhi && blo <= ahi) return [Math.max(alo, blo), Math.min(ahi, bhi)];
+  return undefined;
 }
 
 function checkNat(p: Policy, idx: NameIndex, report: Report): void {
@@ -382,7 +483,7 @@ function checkNat(p: Policy, idx: NameIndex, report: Report): void {
     const r = resolveZone(s.to, idx);
     if (!r.ok) report(error(r.kind, [...path, 'to'], r.message));
     const a = parseHostAddress(s.address);
-    if (!a.ok) report(error('invalid-address', [...path, 'address'], a.reason));
+    if (!a.ok) report(error('invalid-address', [...path, 'address'], a.reason, 'write the address itself, e.g. 203.0.113.10; names are not resolved'));
   });
 }
 
@@ -403,7 +504,7 @@ function checkReachability(p: Policy, idx: NameIndex, report: Report): void {
   for (const z of Object.keys(p.zones)) {
     if (!members.has(z)) {
       report({ ...warning('empty-zone', ['zones', z], `zone '${z}' has no interfaces, bridges or routed guests; no traffic is classified into it`,
-        `give a host interface, a bridge or a routed guest interface zone '${z}'`), atKey: true });
+        `set zone: ${z} on a host interface, a bridge or a routed guest interface, or remove the zone`), atKey: true });
     }
   }
 
@@ -434,8 +535,8 @@ function checkReachability(p: Policy, idx: NameIndex, report: Report): void {
   for (const f of p.forwards ?? []) opens(f.from, f.to, 'accept');
   for (const z of Object.keys(p.zones)) {
     if (members.has(z) && !reached.has(z)) {
-      report({ ...warning('unreachable-zone', ['zones', z], `nothing outside zone '${z}' may open a connection to it`,
-        'add a policy or rule with to: ' + z + ' if that is not intended'), atKey: true });
+      report({ ...warning('unreachable-zone', ['zones', z], `nothing outside zone '${z}' may open a connection to it: no policy, rule or forward accepts traffic to it`,
+        `if '${z}' offers services, accept them with a rule or forward to: ${z}`), atKey: true });
     }
   }
 
@@ -445,14 +546,16 @@ function checkReachability(p: Policy, idx: NameIndex, report: Report): void {
     if (pol.action === 'accept' && fromPublic(pol.from) && publicZones.length > 0) {
       const onlyPublic = resolveAll(pol.to).every((e) => e.kind === 'zone' && publicZones.includes(e.zone));
       if (!onlyPublic) {
-        report(warning('permissive-public-zone', ['policies', i], `this policy accepts every new connection from the internet-facing zone${publicZones.length > 1 ? 's' : ''} ${publicZones.map((z) => `'${z}'`).join(', ')}`,
+        report(warning('permissive-public-zone', ['policies', i, 'action'], `policy ${i + 1} accepts every new connection from the internet-facing zone${publicZones.length > 1 ? 's' : ''} ${publicZones.map((z) => `'${z}'`).join(', ')}`,
           'accept from net only specific services with rules: and forwards:, and let the policy drop the rest'));
       }
     }
   });
   (p.rules ?? []).forEach((r, i) => {
     if (r.action === 'accept' && fromPublic(r.from) && r.service === undefined && r.proto === undefined && publicZones.length > 0) {
-      report(warning('permissive-public-zone', ['rules', i], `rule ${i + 1} accepts every protocol and port from the internet-facing zone`, 'name the service: or proto:/ports: it is for'));
+      const zones = resolveAll(r.from).flatMap((e) => (e.kind === 'zone' && publicZones.includes(e.zone) ? [e.zone] : e.kind === 'all' ? publicZones : []));
+      report(warning('permissive-public-zone', ['rules', i], `rule ${i + 1} accepts every protocol and port from the internet-facing zone${zones.length > 1 ? 's' : ''} ${[...new Set(zones)].map((z) => `'${z}'`).join(', ')}`,
+        'say what it is for with service: (or proto: and ports:)'));
     }
   });
 }

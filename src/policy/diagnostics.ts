@@ -34,6 +34,7 @@ export const CODES = {
   'reserved-name': 'GW034',
   'unstable-ifname': 'GW035',
   'hairpin-needs-address': 'GW036',
+  'unknown-icmp-type': 'GW037',
   'shadowed-rule': 'GW100',
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
@@ -57,8 +58,8 @@ export interface Finding {
   path: DocPath;
   /** Point at the key of the last path element rather than its value (e.g. an unknown key). */
   atKey?: boolean;
-  /** Other places that matter (e.g. the first of two duplicates). */
-  related?: { path: DocPath; message: string }[];
+  /** Other places that matter (e.g. the first of two duplicates); atKey as above. */
+  related?: { path: DocPath; message: string; atKey?: boolean }[];
 }
 
 export interface Location {
@@ -97,7 +98,10 @@ export function hasErrors(ds: readonly { severity: Severity }[]): boolean {
   return ds.some((d) => d.severity === 'error');
 }
 
-/** "did you mean" by edit distance: the closest candidate within a third of the word's length. */
+/**
+ * "did you mean" by edit distance: the closest candidate within a third of the word's length
+ * (at least one edit). A swap of two neighbouring letters counts as one edit ('wbe' -> 'web').
+ */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;
   let bestDist = Infinity;
@@ -109,7 +113,7 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
     }
   }
   const limit = Math.max(1, Math.floor(word.length / 3));
-  return best !== undefined && bestDist <= limit ? best : undefined;
+  return best !== undefined && best !== word && bestDist <= limit ? best : undefined;
 }
 
 export function suggestion(word: string, candidates: Iterable<string>): string {
@@ -117,14 +121,18 @@ export function suggestion(word: string, candidates: Iterable<string>): string {
   return s === undefined ? '' : `; did you mean '${s}'?`;
 }
 
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
 function editDistance(a: string, b: string): number {
+  let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       const sub = prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
       cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, sub);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cur[j] = Math.min(cur[j]!, before[j - 2]! + 1);
     }
+    before = prev;
     prev = cur;
   }
   return prev[b.length]!;

@@ -6,13 +6,24 @@
 export const IFNAME_MAX = 15;
 
 /** Why the kernel would refuse this interface name (net/core/dev.c dev_valid_name), or undefined. */
-export function ifnameProblem(name: string): { kind: 'invalid-ifname' | 'ifname-too-long'; message: string } | undefined {
-  if (name.length === 0 || name === '.' || name === '..') return { kind: 'invalid-ifname', message: `'${name}' is not a valid interface name` };
-  if (/[/:\s*]/.test(name)) {
-    return { kind: 'invalid-ifname', message: `interface name '${name}' contains '/', ':', '*' or whitespace, which the kernel refuses` };
+export function ifnameProblem(name: string): { kind: 'invalid-ifname' | 'ifname-too-long'; message: string; hint: string } | undefined {
+  const hint = `use letters, digits, '-', '_' and '.', at most ${IFNAME_MAX} characters`;
+  if (name.length === 0 || name === '.' || name === '..') return { kind: 'invalid-ifname', message: `'${name}' is not a valid interface name`, hint };
+  const bad = /[/:\s*]/.exec(name)?.[0];
+  if (bad !== undefined) {
+    const what = /\s/.test(bad) ? 'whitespace' : `'${bad}'`;
+    return { kind: 'invalid-ifname', message: `interface name '${name}' contains ${what}, which the kernel refuses in interface names`, hint };
   }
-  if (name.length > IFNAME_MAX) {
-    return { kind: 'ifname-too-long', message: `interface name '${name}' has ${name.length} characters; Linux allows at most ${IFNAME_MAX}` };
+  // The kernel would take these, but nft syntax cannot quote them, and nobody means them.
+  const unquotable = /["\\\p{Cc}]/u.exec(name)?.[0];
+  if (unquotable !== undefined) {
+    return { kind: 'invalid-ifname', message: `interface name '${name}' contains ${JSON.stringify(unquotable)}, which nftables cannot quote`, hint };
+  }
+  // IFNAMSIZ counts bytes: "ethé0" is 5 characters but 6 bytes.
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes > IFNAME_MAX) {
+    const size = bytes === name.length ? `${bytes} characters; Linux allows at most ${IFNAME_MAX}` : `${bytes} bytes in UTF-8; Linux allows at most ${IFNAME_MAX} bytes`;
+    return { kind: 'ifname-too-long', message: `interface name '${name}' has ${size}`, hint: `choose a name of at most ${IFNAME_MAX} ASCII characters` };
   }
   return undefined;
 }

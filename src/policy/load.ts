@@ -1,13 +1,14 @@
 // YAML text -> validated Policy + located diagnostics. The YAML document is kept so that every
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode, type Pair } from 'yaml';
 import { checkPolicy } from './checks.js';
 import { CODES, type Diagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
+import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
 import { schemaFindings } from './schema-findings.js';
 
-/** Policies are small; anything bigger is refused before parsing. */
-export const MAX_POLICY_BYTES = 1024 * 1024;
+/** A 10,000-guest policy is about 2 MiB; anything far bigger is refused before parsing. */
+export const MAX_POLICY_BYTES = 16 * 1024 * 1024;
 /** Aliases a document may expand; a "billion laughs" document needs far more. */
 export const MAX_ALIAS_COUNT = 200;
 
@@ -30,54 +31,65 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
       locate: noLocate,
       diagnostics: [
         { ...top, code: CODES['input-too-large'], kind: 'input-too-large', severity: 'error',
-          message: `the policy is ${bytes} bytes; guestwall reads at most ${MAX_POLICY_BYTES}`, hint: 'split generated parts out, or check that this is the right file' },
+          message: `the policy is ${bytes} bytes; guestwall reads at most ${MAX_POLICY_BYTES}`, hint: 'check that this is the right file: even a policy for thousands of guests is far smaller' },
       ],
     };
   }
 
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  // yaml's own duplicate-key check is quadratic in a map's size; duplicateKeys() below is linear.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
+  const pairs = pairIndex();
   const at = (offset: number): Location => {
     const p = lines.linePos(offset);
     return { file, line: p.line, col: p.col };
   };
   const locate = (path: DocPath, atKey = false): Location => {
-    const offset = offsetOf(doc, path, atKey);
+    const offset = offsetOf(doc, path, atKey, pairs);
     return offset === undefined ? top : at(offset);
   };
   const place = (f: Finding): Diagnostic => placeFinding(f, locate);
 
-  const syntax: Diagnostic[] = doc.errors.map((e) => {
+  // An unclosed '[' or '{' leaves every collection around it unclosed too; the first says it.
+  const unclosed = (e: { message: string }) => /^Flow (sequence|map) in block collection/.exec(e.message)?.[1];
+  let seenUnclosed = false;
+  const yamlErrors = doc.errors.filter((e) => {
+    const skip = seenUnclosed && unclosed(e) !== undefined;
+    seenUnclosed ||= unclosed(e) !== undefined;
+    return !skip;
+  });
+  const syntax: Diagnostic[] = yamlErrors.map((e) => {
     const dup = e.code === 'DUPLICATE_KEY';
+    const [open, close] = unclosed(e) === 'sequence' ? ['[', ']'] : ['{', '}'];
+    const hint = unclosed(e) ? `a '${open}' before this point is never closed: add the '${close}'` : YAML_HINTS[e.code];
     return {
-      ...at(e.pos[0]),
+      ...at(firstToken(text, e.pos[0])),
       code: dup ? CODES['duplicate-name'] : CODES['yaml-syntax'],
       kind: dup ? 'duplicate-name' : 'yaml-syntax',
       severity: 'error',
-      message: dup ? `duplicate key: ${firstLine(e.message)}; every name may appear once` : `YAML syntax: ${firstLine(e.message)}`,
+      message: dup ? `duplicate key: ${firstLine(e.message)}; every name may appear once`
+        : /Maximum call stack/.test(e.message) ? 'YAML syntax: lists or mappings are nested too deeply to read' : `YAML syntax: ${firstLine(e.message)}`,
+      ...(hint ? { hint } : {}),
     };
   });
+  if (syntax.length === 0) syntax.push(...duplicateKeys(doc, at));
   if (syntax.length > 0) return { file, locate, diagnostics: syntax };
 
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (e) {
-    const bomb = e instanceof ReferenceError || /alias/i.test(String(e));
-    return {
-      file,
-      locate,
-      diagnostics: [
-        { ...top, code: bomb ? CODES['alias-bomb'] : CODES['input-too-large'], kind: bomb ? 'alias-bomb' : 'input-too-large', severity: 'error',
-          message: bomb ? `the policy expands YAML aliases more than ${MAX_ALIAS_COUNT} times; refusing it` : `the policy cannot be read: ${firstLine(String(e))}`,
-          hint: bomb ? 'write the repeated parts out, or use fewer anchors' : undefined },
-      ],
-    };
+    return { file, locate, diagnostics: [aliasProblem(doc, e, at) ?? { ...top, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
+      message: `the policy cannot be read: ${firstLine(String(e))}` }] };
   }
 
   const parsed = Policy.safeParse(data);
   if (!parsed.success) {
-    return { file, locate, diagnostics: sortDiagnostics(schemaFindings(parsed.error.issues, data).map(place)) };
+    // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
+    const findings = schemaFindings(parsed.error.issues, data);
+    const rest = salvage(data, parsed.error.issues);
+    if (rest) findings.push(...checkPolicy(rest.policy, rest.known));
+    return { file, locate, diagnostics: sortDiagnostics(findings.map(place)) };
   }
   const findings = checkPolicy(parsed.data);
   const diagnostics = sortDiagnostics(findings.map(place));
@@ -88,7 +100,7 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
 export function placeFinding(f: Finding, locate: (path: DocPath, atKey?: boolean) => Location): Diagnostic {
   const d: Diagnostic = { ...locate(f.path, f.atKey), code: CODES[f.kind], kind: f.kind, severity: f.severity, message: f.message };
   if (f.hint !== undefined) d.hint = f.hint;
-  if (f.related && f.related.length > 0) d.related = f.related.map((r) => ({ ...locate(r.path), message: r.message }));
+  if (f.related && f.related.length > 0) d.related = f.related.map((r) => ({ ...locate(r.path, r.atKey), message: r.message }));
   return d;
 }
 
@@ -100,8 +112,51 @@ function firstLine(s: string): string {
   return s.split('\n')[0]!.trim();
 }
 
+/** yaml reports some errors at the start of the line; the token that is wrong is after the indentation. */
+function firstToken(text: string, offset: number): number {
+  let i = offset;
+  while (text[i] === ' ') i++;
+  return text[i] === '\n' || i >= text.length ? offset : i;
+}
+
+/** What to do about the YAML mistakes people make most. */
+const YAML_HINTS: Partial<Record<string, string>> = {
+  TAB_AS_INDENT: 'indent with spaces; YAML does not allow tabs for indentation',
+  BAD_INDENT: "line this up with the entries around it (the same number of spaces), and close every '[' and '{'",
+  MISSING_CHAR: "add what is missing: a closing quote, ']' or '}', or the '- ' of a list item",
+  BLOCK_AS_IMPLICIT_KEY: "start a nested mapping on a new, indented line, or write it as { key: value }",
+  MULTILINE_IMPLICIT_KEY: "a key needs ':' after it on the same line",
+  BAD_SCALAR_START: 'quote the value ("...")',
+  BLOCK_IN_FLOW: "inside [ ] and { }, write nested values in the same style: { key: value }, [a, b]",
+};
+
+/**
+ * An alias yaml refused to expand: too many expansions (a "billion laughs" document) or no
+ * anchor before it. Placed at the alias: the first one for a bomb, the dangling one otherwise.
+ */
+function aliasProblem(doc: Document, e: unknown, at: (offset: number) => Location): Diagnostic | undefined {
+  const text = String(e);
+  const dangling = /Unresolved alias[^:]*: (.*)$/.exec(text)?.[1];
+  const bomb = /Excessive alias count/.test(text);
+  if (!bomb && dangling === undefined) return undefined;
+  let where: number | undefined;
+  visit(doc, {
+    Alias(_, node) {
+      if (dangling !== undefined && node.source !== dangling) return undefined;
+      where = rangeStart(node);
+      return visit.BREAK;
+    },
+  });
+  const loc = at(where ?? 0);
+  return bomb
+    ? { ...loc, code: CODES['alias-bomb'], kind: 'alias-bomb', severity: 'error',
+      message: `the policy expands YAML aliases more than ${MAX_ALIAS_COUNT} times; refusing it`, hint: 'write the repeated parts out, or use fewer anchors' }
+    : { ...loc, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
+      message: `YAML syntax: alias '*${dangling}' refers to no anchor before it`, hint: `define '&${dangling}' earlier in the file, or write the value out` };
+}
+
 /** The source offset of the node at `path` (of its key with atKey), or of its closest existing parent. */
-function offsetOf(doc: Document, path: DocPath, atKey: boolean): number | undefined {
+function offsetOf(doc: Document, path: DocPath, atKey: boolean, pairs: PairIndex): number | undefined {
   let node: unknown = doc.contents;
   let best = rangeStart(node);
   for (let i = 0; i < path.length; i++) {
@@ -111,8 +166,8 @@ function offsetOf(doc: Document, path: DocPath, atKey: boolean): number | undefi
     let next: unknown;
     let keyNode: unknown;
     if (isMap(node)) {
-      const pair = items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
-      if (!isPair(pair)) break;
+      const pair = pairs(node, String(seg));
+      if (!pair) break;
       keyNode = pair.key;
       next = pair.value;
     } else if (typeof seg === 'number') {
@@ -126,6 +181,50 @@ function offsetOf(doc: Document, path: DocPath, atKey: boolean): number | undefi
     node = next;
   }
   return best;
+}
+
+type PairIndex = (map: object, key: string) => Pair | undefined;
+
+/** Key lookup in a YAML map, indexed once per map: locating thousands of findings stays linear. */
+function pairIndex(): PairIndex {
+  const index = new WeakMap<object, Map<string, Pair>>();
+  return (map, key) => {
+    let byKey = index.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of (map as { items: unknown[] }).items) {
+        if (isPair(p) && isScalar(p.key) && !byKey.has(String(p.key.value))) byKey.set(String(p.key.value), p);
+      }
+      index.set(map, byKey);
+    }
+    return byKey.get(key);
+  };
+}
+
+/** Every key written twice in one mapping, at the second place, pointing back at the first. */
+function duplicateKeys(doc: Document, at: (offset: number) => Location): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Map<string, YamlNode>();
+      for (const p of map.items) {
+        if (!isScalar(p.key)) continue;
+        const key = String(p.key.value);
+        const first = seen.get(key);
+        if (!first) {
+          seen.set(key, p.key);
+          continue;
+        }
+        out.push({
+          ...at(rangeStart(p.key) ?? 0), code: CODES['duplicate-name'], kind: 'duplicate-name', severity: 'error',
+          message: `'${key}' is written twice in this mapping; every name may appear once`,
+          hint: 'rename one of them, or merge the two entries',
+          related: [{ ...at(rangeStart(first) ?? 0), message: `'${key}' first written here` }],
+        });
+      }
+    },
+  });
+  return out;
 }
 
 function rangeStart(n: unknown): number | undefined {

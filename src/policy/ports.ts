@@ -11,7 +11,8 @@ export function parsePort(spec: PortSpec): PortResult {
   const hi = hiText === undefined ? lo : Number(hiText);
   for (const p of [lo, hi]) {
     if (!Number.isInteger(p) || p < 1 || p > 65535) {
-      return { ok: false, kind: 'port-out-of-range', message: `port ${p} is out of range; ports are 1 to 65535` };
+      const where = hiText === undefined ? '' : ` (in ${loText}-${hiText})`;
+      return { ok: false, kind: 'port-out-of-range', message: `port ${p}${where} is out of range; ports are 1 to 65535` };
     }
   }
   if (hi < lo) return { ok: false, kind: 'inverted-range', message: `port range ${lo}-${hi} is inverted; write ${hi}-${lo}` };

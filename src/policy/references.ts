@@ -33,10 +33,15 @@ export function nameIndex(p: Policy): NameIndex {
   };
 }
 
-export type Resolved<T> = { ok: true; value: T } | { ok: false; message: string; kind: 'unknown-endpoint' | 'unknown-zone' | 'unknown-guest' };
+export type Resolved<T> = { ok: true; value: T } | { ok: false; message: string; kind: 'unknown-endpoint' | 'unknown-zone' | 'unknown-guest' | 'invalid-address' };
 
-/** A zone, a guest, "host", "all", or an address/CIDR. */
-export function resolveEndpoint(text: string, idx: NameIndex): Resolved<Endpoint> {
+const EVERY_KIND: readonly Endpoint['kind'][] = ['zone', 'guest', 'host', 'all', 'address'];
+
+/**
+ * A zone, a guest, "host", "all", or an address/CIDR. `allowed` (what the place takes) only
+ * shapes the message for an unknown name: "unknown zone 'dmx'" where only zones fit.
+ */
+export function resolveEndpoint(text: string, idx: NameIndex, allowed: readonly Endpoint['kind'][] = EVERY_KIND): Resolved<Endpoint> {
   if (text === HOST) return { ok: true, value: { kind: 'host' } };
   if (text === ALL) return { ok: true, value: { kind: 'all' } };
   if (idx.zones.has(text)) return { ok: true, value: { kind: 'zone', zone: text } };
@@ -44,15 +49,14 @@ export function resolveEndpoint(text: string, idx: NameIndex): Resolved<Endpoint
   if (/^[0-9a-fA-F:.]+(\/\d+)?$/.test(text) && /[.:]/.test(text)) {
     const net = parseNetwork(text);
     if (net.ok) return { ok: true, value: { kind: 'address', network: net.value } };
-    return { ok: false, kind: 'unknown-endpoint', message: net.reason };
+    return { ok: false, kind: 'invalid-address', message: net.reason };
   }
   if (text === 'any') return { ok: false, kind: 'unknown-endpoint', message: `unknown endpoint 'any'; write 'all'` };
-  const candidates = [...idx.zones, ...idx.guests, HOST, ALL];
-  return {
-    ok: false,
-    kind: 'unknown-endpoint',
-    message: `unknown zone or guest '${text}'${suggestion(text, candidates)}`,
-  };
+  const zones = allowed.includes('zone');
+  const guests = allowed.includes('guest');
+  const candidates = [...(zones ? idx.zones : []), ...(guests ? idx.guests : []), ...(allowed.includes('host') ? [HOST] : []), ...(allowed.includes('all') ? [ALL] : [])];
+  const [kind, noun] = zones === guests ? (['unknown-endpoint', 'zone or guest'] as const) : zones ? (['unknown-zone', 'zone'] as const) : (['unknown-guest', 'guest'] as const);
+  return { ok: false, kind, message: `unknown ${noun} '${text}'${suggestion(text, candidates)}` };
 }
 
 export function endpointList(v: string | string[]): string[] {

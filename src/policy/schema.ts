@@ -3,7 +3,7 @@
 // cross-field rules are checked in checks.ts, with the same locations.
 import { z } from 'zod';
 
-const NAME = /^[a-z][a-z0-9_-]*$/;
+export const NAME = /^[a-z][a-z0-9_-]*$/;
 const nameText = 'lowercase letters, digits, - and _, starting with a letter';
 
 /** Names of zones, guests and services: they become chain and set names in the ruleset. */
@@ -12,6 +12,17 @@ export const Name = z
   .max(24)
   .regex(NAME, { message: `must be ${nameText}` })
   .meta({ description: `A name: ${nameText}; at most 24 characters.` });
+
+/**
+ * Zone names become chain names joined by "_to_" ("lan_to_dmz"), so they may not contain "_":
+ * zones "a" and "b_to_c" would otherwise share a chain with zones "a_to_b" and "c".
+ */
+export const ZONE_NAME = /^[a-z][a-z0-9-]*$/;
+export const ZoneName = z
+  .string()
+  .max(24)
+  .regex(ZONE_NAME, { message: 'must be lowercase letters, digits and -, starting with a letter (no "_": zone names are joined by "_to_" in chain names)' })
+  .meta({ description: 'A zone name: lowercase letters, digits and -, starting with a letter; at most 24 characters.' });
 
 /** A Linux interface name as the kernel takes it; length is checked with a precise message later. */
 export const IfName = z.string().meta({
@@ -40,11 +51,12 @@ export const Log = z
   .union([z.boolean(), z.string().max(20).regex(/^[A-Za-z0-9 _:.\->]*$/, { message: 'must be a short plain prefix' })])
   .meta({ description: 'Log matching packets (rate limited for default policies); a string sets the log prefix.' });
 
-const RATE = /^\s*\d+\s*\/\s*(second|minute|hour|day)\s*$/;
+// 1 to 999,999,999 per unit: nft takes a 64-bit rate, but 0 is refused and JSON loses precision past 2^53.
+const RATE = /^\s*[1-9]\d{0,8}\s*\/\s*(second|minute|hour|day)\s*$/;
 export const Limit = z.union([
-  z.string().regex(RATE, { message: 'must look like "10/minute" (per second, minute, hour or day)' }),
+  z.string().regex(RATE, { message: 'must look like "10/minute": 1 to 999999999 per second, minute, hour or day' }),
   z.strictObject({
-    rate: z.string().regex(RATE, { message: 'must look like "10/minute" (per second, minute, hour or day)' }),
+    rate: z.string().regex(RATE, { message: 'must look like "10/minute": 1 to 999999999 per second, minute, hour or day' }),
     burst: z.number().int().min(1).max(100_000).optional(),
   }),
 ]).meta({ description: 'Rate limit: "N/second|minute|hour|day", optionally with a burst. Connections over the limit fall through to the next rule.' });
@@ -188,7 +200,7 @@ export const Policy = z
         interfaces: z.record(IfName, HostInterface).optional(),
       })
       .optional(),
-    zones: z.record(Name, Zone),
+    zones: z.record(ZoneName, Zone),
     bridges: z.record(IfName, Bridge).optional(),
     guests: z.record(Name, Guest).optional(),
     services: z.record(Name, ServiceDef).optional(),

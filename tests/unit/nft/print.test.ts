@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { toNftJson } from '../../../src/nft/json.js';
 import { printRuleset, printStmt } from '../../../src/nft/print.js';
 import type { Origin, Ruleset } from '../../../src/nft/ruleset.js';
 import type { Stmt } from '../../../src/nft/types.js';
+import { kernelTestUnavailable } from '../../support/kernel.js';
 
 const at = (id: string, line = 0): Origin => ({ id, file: 'policies/test.yaml', line, col: 1, what: id });
 const tcpDport = { payload: { protocol: 'tcp', field: 'dport' } };
@@ -418,13 +418,6 @@ describe('shapes the printer does not know throw', () => {
   });
 });
 
-/** Why the kernel test cannot run here, or undefined when it can. */
-function kernelTestUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
-  const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, cmd)));
-  for (const cmd of ['nft', 'ip']) if (!onPath(cmd)) return `needs ${cmd} on PATH`;
-  return undefined;
-}
 const skipReason = kernelTestUnavailable();
 
 describe('nft loads the printed text exactly as it loads the JSON', () => {

@@ -1,0 +1,43 @@
+// npm run bench: compile time, peak memory, rule and element counts for generated policies of
+// 10 to 10,000 guests. Each size runs in its own process (peak RSS is per process); times are
+// medians of the runs with min and max, the first (JIT warm-up) run left out. Growth ratios
+// compare neighbouring sizes measured in this same run.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const SIZES = (process.env.GW_BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
+const RUNS = Number(process.env.GW_BENCH_RUNS ?? 7);
+const one = fileURLToPath(new URL('./compile-one.js', import.meta.url));
+
+interface Result { guests: number; load: number[]; rest: number[]; rules: number; elements: number; bytes: number; policyBytes: number; maxRssKiB: number }
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const f = (n: number, d = 1) => n.toFixed(d);
+const total = (r: Result) => r.load.map((l, i) => l + r.rest[i]!);
+
+const results: Result[] = [];
+for (const n of SIZES) {
+  process.stderr.write(`compiling a ${n}-guest policy ${RUNS} times...\n`);
+  const out = execFileSync(process.execPath, [one, String(n), String(RUNS + 1)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = JSON.parse(out) as Result;
+  results.push({ ...r, load: r.load.slice(1), rest: r.rest.slice(1) });
+}
+
+console.log(`\n## compile (median of ${RUNS} runs, min-max; node ${process.version})\n`);
+console.log('| guests | policy | total ms | read+validate YAML ms | model+compile+JSON ms | x total vs previous size | rules | set/map elements | peak RSS |');
+console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+results.forEach((r, i) => {
+  const t = total(r);
+  const prev = results[i - 1];
+  const growth = prev ? `${f(median(t) / median(total(prev)), 2)} (guests x${f(r.guests / prev.guests, 0)})` : '';
+  const range = (xs: number[]) => `${f(median(xs))} (${f(Math.min(...xs))}-${f(Math.max(...xs))})`;
+  console.log(`| ${r.guests} | ${f(r.policyBytes / 1024, 0)} KiB | ${range(t)} | ${range(r.load)} | ${range(r.rest)} | ${growth} | ${r.rules} | ${r.elements} | ${f(r.maxRssKiB / 1024, 0)} MiB |`);
+});
+const rules = new Set(results.map((r) => r.rules));
+console.log(`\nrules: ${rules.size === 1 ? `the same ${[...rules][0]} at every size` : `vary with guests: ${results.map((r) => r.rules).join(', ')}`} (guests become set and map elements)`);
+const last = results[results.length - 1]!;
+console.log(`target: ${last.guests} guests in under 1000 ms end to end: ${median(total(last)) < 1000 ? 'met' : 'NOT met'} (${f(median(total(last)))} ms, of which ${f(median(last.load))} ms reading the YAML)`);
