@@ -1,11 +1,18 @@
 // The guestwall command line: parse, call, print, exit code. Each command lives in its own file.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { applyCommand, confirmCommand, rollbackCommand } from './apply.js';
 import { check } from './check.js';
 import { compileCommand } from './compile.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { schemaCommand } from './schema.js';
 
 export const VERSION = '0.1.0';
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new InvalidArgumentError('expected whole seconds from 1 to 86400');
+  return n;
+}
 
 export async function run(argv: string[], io: Io = processIo): Promise<number> {
   let code: number = EXIT.ok;
@@ -36,6 +43,33 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .action((file: string, opts: { format: 'json' | 'nft'; out?: string }) => {
       code = compileCommand(io, file, opts);
     });
+
+  const hostOptions = (c: Command) =>
+    c
+      .option('--netns <name>', 'work inside this network namespace (a lab, or the tests)')
+      .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
+      .addOption(new Option('--wait <seconds>', 'wait this long for another guestwall to finish').argParser(seconds).default(10));
+
+  hostOptions(
+    program
+      .command('apply')
+      .description('check, then load the compiled ruleset in one transaction, and verify it')
+      .argument('<file>', 'policy file')
+      .addOption(new Option('--confirm <seconds>', "roll back by itself unless 'guestwall confirm' runs in time").argParser(seconds))
+      .option('--force', 'apply even if the lockout guard objects'),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean }) => {
+    code = await applyCommand(io, file, opts);
+  });
+
+  hostOptions(program.command('confirm').description('keep what apply --confirm loaded')).action(async (opts: { netns?: string; stateDir?: string }) => {
+    code = await confirmCommand(io, opts);
+  });
+
+  hostOptions(program.command('rollback').description("restore guestwall's tables as they were before the last apply")).action(
+    async (opts: { netns?: string; stateDir?: string }) => {
+      code = await rollbackCommand(io, opts);
+    },
+  );
 
   program
     .command('schema')

@@ -1,0 +1,43 @@
+// Where guestwall keeps what it needs to undo itself: the state before the last apply, the
+// applied ruleset, the pending confirmation, the lock. One directory per host (or per network
+// namespace with --netns), so a lab namespace never touches the host's own state.
+import { join } from 'node:path';
+
+export const DEFAULT_STATE_DIR = '/var/lib/guestwall';
+
+export interface StatePaths {
+  dir: string;
+  /** Held while an apply, confirm or rollback changes the ruleset. */
+  lock: string;
+  /** nft script that restores guestwall's tables as they were before the last apply. */
+  previous: string;
+  /** The nftables JSON of the last apply. */
+  current: string;
+  /** The document an apply is about to load. */
+  next: string;
+  /** Present while an apply waits for `guestwall confirm`. */
+  pending: string;
+  /** One line per apply, confirm and rollback. */
+  log: string;
+}
+
+export function statePaths(base: string, netns?: string): StatePaths {
+  const dir = netns === undefined ? base : join(base, 'netns', netns);
+  return {
+    dir,
+    lock: join(dir, 'lock'),
+    previous: join(dir, 'previous.nft'),
+    current: join(dir, 'current.json'),
+    next: join(dir, 'next.json'),
+    pending: join(dir, 'pending-confirm.json'),
+    log: join(dir, 'history.log'),
+  };
+}
+
+/** What `apply --confirm` leaves for the rollback timer and `guestwall confirm`. */
+export interface PendingConfirm {
+  token: string;
+  /** Epoch milliseconds after which the timer restores the previous state. */
+  deadline: number;
+  timerPid?: number;
+}

@@ -1,0 +1,118 @@
+// The one door to the host. Everything guestwall does to a machine (run nft and ip, read and
+// write its state files, start the rollback timer, look at the clock) goes through a System,
+// so tests hand apply/ a System bound to a throwaway network namespace and a temporary
+// state directory. Only this file and its twin for tests import execa or node:fs.
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { execa } from 'execa';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface System {
+  /** Run a program (argument array, never a shell string) in the target network namespace. */
+  run(cmd: string, args: string[]): Promise<RunResult>;
+  /** The file's text, or undefined when it does not exist. */
+  readFile(path: string): Promise<string | undefined>;
+  /** Write atomically: a temporary file in the same directory, then rename over the target. */
+  writeFile(path: string, text: string, mode?: number): Promise<void>;
+  /** Create a file only if it does not exist yet; false when it already does. */
+  createExclusive(path: string, text: string): Promise<boolean>;
+  remove(path: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  /** Start a process that outlives this one (its own session, no stdio); returns its pid. */
+  spawnDetached(cmd: string, args: string[]): number;
+  /** Whether a process with this pid is alive. */
+  alive(pid: number): boolean;
+  /** The command line of a process, to make sure a pid is still the process we started. */
+  cmdline(pid: number): Promise<string | undefined>;
+  kill(pid: number): void;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  env(name: string): string | undefined;
+  isRoot(): boolean;
+  /** The network namespace commands run in, or undefined for the host's own. */
+  netns?: string;
+}
+
+/** The real machine, optionally entering a named network namespace for every command. */
+export function realSystem(netns?: string): System {
+  const wrap = (cmd: string, args: string[]): [string, string[]] => (netns ? ['ip', ['netns', 'exec', netns, cmd, ...args]] : [cmd, args]);
+  return {
+    ...(netns !== undefined ? { netns } : {}),
+    async run(cmd, args) {
+      const [c, a] = wrap(cmd, args);
+      const r = await execa(c, a, { reject: false, stdin: 'ignore', stripFinalNewline: false });
+      if (r.failed && r.exitCode === undefined) {
+        return { code: 127, stdout: '', stderr: `${cmd}: ${r.code === 'ENOENT' ? 'not found' : (r.shortMessage ?? 'could not start')}` };
+      }
+      return { code: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+    },
+    async readFile(path) {
+      try {
+        return await readFile(path, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw e;
+      }
+    },
+    async writeFile(path, text, mode = 0o644) {
+      await mkdir(dirname(path), { recursive: true });
+      const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.tmp`);
+      await writeFile(tmp, text, { mode });
+      await rename(tmp, path);
+    },
+    async createExclusive(path, text) {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        const fh = await open(path, 'wx');
+        await fh.writeFile(text);
+        await fh.close();
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+    },
+    remove: (path) => rm(path, { force: true, recursive: true }),
+    mkdir: async (path) => {
+      await mkdir(path, { recursive: true });
+    },
+    spawnDetached(cmd, args) {
+      const child = spawn(cmd, args, { detached: true, stdio: 'ignore' });
+      child.unref();
+      if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
+      return child.pid;
+    },
+    alive(pid) {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+    async cmdline(pid) {
+      try {
+        return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ').trim();
+      } catch {
+        return undefined;
+      }
+    },
+    kill(pid) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    },
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    env: (name) => process.env[name],
+    isRoot: () => process.getuid?.() === 0,
+  };
+}

@@ -1,0 +1,87 @@
+// guestwall apply / confirm / rollback: the commands that change a host, all through apply/.
+import { fileURLToPath } from 'node:url';
+import { applyRuleset, confirm, rollback } from '../apply/apply.js';
+import { ApplyError } from '../apply/errors.js';
+import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
+import { type System, realSystem } from '../apply/system.js';
+import { compilePolicyText } from '../compile/pipeline.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import { EXIT, type Io, readPolicy } from './io.js';
+
+export interface HostOptions {
+  netns?: string;
+  stateDir?: string;
+  wait?: number;
+}
+
+export interface ApplyCliOptions extends HostOptions {
+  confirm?: number;
+  force?: boolean;
+}
+
+/** The rollback timer script next to this build of guestwall. */
+function timerCommand(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../apply/rollback-timer.js', import.meta.url))];
+}
+
+function reportError(io: Io, e: unknown): number {
+  if (e instanceof ApplyError) {
+    io.err(`guestwall: ${e.message}`);
+    if (e.hint) io.err(`  hint: ${e.hint}`);
+    return e.exitCode;
+  }
+  throw e;
+}
+
+export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
+  const read = readPolicy(io, file);
+  if ('error' in read) {
+    io.err(read.error);
+    return EXIT.usage;
+  }
+  const result = compilePolicyText(file, read.text);
+  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+  if (!result.compiled) {
+    io.err(`guestwall: ${file} has errors; nothing applied`);
+    return EXIT.policy;
+  }
+  const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
+  try {
+    const r = await applyRuleset(sys, result.compiled.ruleset, {
+      state,
+      ...(opts.confirm !== undefined ? { confirmSeconds: opts.confirm } : {}),
+      waitMs: (opts.wait ?? 10) * 1000,
+      timerCommand: timerCommand(),
+      progress: (m) => io.err(m),
+    });
+    const where = opts.netns ? ` in network namespace ${opts.netns}` : '';
+    if (!r.changed) io.out(`guestwall: nothing to change${where}`);
+    else if (r.pending) {
+      io.out(`guestwall: applied ${file}${where}; run 'guestwall confirm${opts.netns ? ` --netns ${opts.netns}` : ''}' within ${opts.confirm} s or the previous ruleset comes back`);
+    } else io.out(`guestwall: applied ${file}${where} (check ${r.timings.checkMs} ms, load ${r.timings.loadMs} ms)`);
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+export async function confirmCommand(io: Io, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
+  try {
+    await confirm(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns));
+    io.out('guestwall: confirmed; the new ruleset stays');
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
+  try {
+    if (!sys.isRoot()) throw new ApplyError('guestwall rollback needs root to change the ruleset', 'run it with sudo, or as root', 2);
+    await rollback(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns), 'on demand');
+    io.out('guestwall: restored guestwall\'s tables as they were before the last apply');
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
