@@ -72,7 +72,10 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
       await sys.writeFile(opts.state.pending, `${JSON.stringify(pending)}\n`, 0o600);
       const [cmd, ...args] = opts.timerCommand;
       pending.timerPid = sys.spawnDetached(cmd!, [...args, '--state-dir', opts.state.dir, '--token', pending.token, ...(sys.netns ? ['--netns', sys.netns] : [])]);
-      await sys.writeFile(opts.state.pending, `${JSON.stringify(pending)}\n`, 0o600);
+      if (!(await timerArmed(sys, opts.state, pending.token))) {
+        await cancelPending(sys, opts.state, pending);
+        throw new ApplyError('the rollback timer did not start, so --confirm could not be honoured; nothing was changed', 'run guestwall doctor, or apply without --confirm');
+      }
     }
 
     say('loading the ruleset in one transaction');
@@ -105,6 +108,18 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
 export async function liveDifferences(sys: System, ruleset: Ruleset): Promise<string[]> {
   const listing = await listRuleset(sys);
   return ruleset.tables.flatMap((t) => compareSummaries(summarizeTable(t), summarizeListing(listing, t.family, t.name), `${t.family} ${t.name}`));
+}
+
+/** Wait (at most 5 s) for the rollback timer to say it runs. */
+async function timerArmed(sys: System, state: StatePaths, token: string): Promise<boolean> {
+  const end = sys.now() + 5000;
+  while (sys.now() < end) {
+    const text = await sys.readFile(state.pending);
+    const p = text === undefined ? undefined : (JSON.parse(text) as PendingConfirm);
+    if (p?.token === token && p.armed) return true;
+    await sys.sleep(20);
+  }
+  return false;
 }
 
 function kernelHint(stderr: string): string | undefined {

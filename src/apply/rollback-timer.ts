@@ -19,6 +19,14 @@ const sys = realSystem(values.netns);
 // The state directory given is already the namespace's own; do not nest it again.
 const state = { ...statePaths(dir), dir };
 
+// Tell apply that the timer is running: only then does it load the new ruleset.
+{
+  const text = await sys.readFile(state.pending);
+  const p = text === undefined ? undefined : (JSON.parse(text) as PendingConfirm);
+  if (p?.token !== token) process.exit(0);
+  await sys.writeFile(state.pending, `${JSON.stringify({ ...p, timerPid: process.pid, armed: true })}\n`, 0o600);
+}
+
 for (;;) {
   const text = await sys.readFile(state.pending);
   if (text === undefined) process.exit(0); // confirmed or cancelled

@@ -40,4 +40,6 @@ export interface PendingConfirm {
   /** Epoch milliseconds after which the timer restores the previous state. */
   deadline: number;
   timerPid?: number;
+  /** Set by the timer itself once it runs: apply does not load anything before that. */
+  armed?: boolean;
 }

@@ -1,4 +1,5 @@
 // guestwall apply / confirm / rollback: the commands that change a host, all through apply/.
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset, confirm, rollback } from '../apply/apply.js';
 import { ApplyError } from '../apply/errors.js';
@@ -19,9 +20,13 @@ export interface ApplyCliOptions extends HostOptions {
   force?: boolean;
 }
 
-/** The rollback timer script next to this build of guestwall. */
+/** The rollback timer of this build of guestwall: next to this file in dist/, or in dist/ when run from sources. */
 function timerCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../apply/rollback-timer.js', import.meta.url))];
+  const here = fileURLToPath(import.meta.url);
+  const script = here.endsWith('.js')
+    ? join(dirname(here), '..', 'apply', 'rollback-timer.js')
+    : join(dirname(here), '..', '..', 'dist', 'src', 'apply', 'rollback-timer.js');
+  return [process.execPath, script];
 }
 
 function reportError(io: Io, e: unknown): number {

@@ -1,0 +1,185 @@
+// apply, confirm and rollback on a real kernel, inside throwaway network namespaces: other
+// software's tables stay byte-identical, a refused ruleset changes nothing, an unconfirmed
+// apply comes back by itself (also when apply is SIGKILLed), and two applies never mix.
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { applyRuleset, liveDifferences } from '../../src/apply/apply.js';
+import { ApplyError } from '../../src/apply/errors.js';
+import { statePaths } from '../../src/apply/state.js';
+import { realSystem } from '../../src/apply/system.js';
+import { run } from '../../src/cli/main.js';
+import { compilePolicyText } from '../../src/compile/pipeline.js';
+import type { Ruleset } from '../../src/nft/ruleset.js';
+import { compileYaml } from '../support/compile.js';
+import { memoryIo } from '../support/io.js';
+import { addNamespace, deleteNamespace, kernelTestUnavailable, namespaceName } from '../support/kernel.js';
+
+const skipReason = kernelTestUnavailable();
+const POLICIES = Object.fromEntries(
+  readdirSync('policies').filter((f) => f.endsWith('.yaml')).map((f) => [`policies/${f}`, readFileSync(`policies/${f}`, 'utf8')]),
+);
+const BIN = 'bin/guestwall.js';
+
+const FOREIGN = `table inet dockerish {
+	chain forward {
+		type filter hook forward priority 0; policy drop;
+		iifname "docker0" oifname != "docker0" counter accept
+	}
+}
+table ip libvirtish {
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		ip saddr 192.168.122.0/24 ip daddr != 192.168.122.0/24 masquerade
+	}
+}
+`;
+
+async function nft(ns: string, ...args: string[]): Promise<string> {
+  return (await execa('ip', ['netns', 'exec', ns, 'nft', ...args])).stdout;
+}
+
+/** Everything in the namespace's ruleset except guestwall's own table, as nft lists it. */
+async function foreign(ns: string): Promise<string> {
+  const text = await nft(ns, 'list', 'ruleset');
+  return text.replace(/table inet guestwall \{[\s\S]*?\n\}\n?/, '').trim();
+}
+
+async function guestwallTable(ns: string): Promise<string | undefined> {
+  const r = await execa('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'guestwall'], { reject: false });
+  return r.exitCode === 0 ? r.stdout : undefined;
+}
+
+async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return check();
+}
+
+describe.skipIf(skipReason !== undefined)(`apply on a live kernel${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  let ns = '';
+  let stateDir = '';
+  const created: string[] = [];
+  const cli = async (...args: string[]) => {
+    const m = memoryIo(POLICIES);
+    const code = await run([...args, '--netns', ns, '--state-dir', stateDir], m.io);
+    return { code, out: m.stdout(), err: m.stderr() };
+  };
+
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'gw-apply-'));
+  });
+  beforeEach(async () => {
+    ns = namespaceName('gw-apply');
+    await addNamespace(ns);
+    created.push(ns);
+    await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: FOREIGN });
+  });
+  afterEach(async () => {
+    await deleteNamespace(ns);
+  });
+  afterAll(async () => {
+    for (const n of created) await deleteNamespace(n);
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('loads the policy and leaves foreign tables byte-identical, also on re-apply and rollback', async () => {
+    const before = await foreign(ns);
+    const beforeJson = await nft(ns, '-j', 'list', 'table', 'inet', 'dockerish');
+    const first = await cli('apply', 'policies/homelab-dmz.yaml');
+    expect(first.code, first.err).toBe(0);
+    expect(await guestwallTable(ns)).toContain('comment "homelab-dmz.yaml:90 forwards[0]"');
+    expect(await foreign(ns)).toBe(before);
+    const again = await cli('apply', 'policies/homelab-dmz.yaml');
+    expect(again.out).toContain('nothing to change');
+    const other = await cli('apply', 'policies/kvm-lan.yaml');
+    expect(other.code).toBe(0);
+    expect(await guestwallTable(ns)).toContain('kvm-lan.yaml');
+    const back = await cli('rollback');
+    expect(back.code, back.err).toBe(0);
+    expect(await guestwallTable(ns)).toContain('homelab-dmz.yaml');
+    expect(await foreign(ns)).toBe(before);
+    expect(await nft(ns, '-j', 'list', 'table', 'inet', 'dockerish')).toBe(beforeJson);
+  });
+
+  it('changes nothing when the kernel refuses the ruleset, and names the cause', async () => {
+    expect((await cli('apply', 'policies/homelab-dmz.yaml')).code).toBe(0);
+    const before = await nft(ns, 'list', 'ruleset');
+    const sys = realSystem(ns);
+    const state = statePaths(stateDir, ns);
+    const opts = { state, timerCommand: ['true'] };
+    const base = compileYaml(`
+version: 1
+host: { interfaces: { eth0: { zone: net } } }
+zones: { net: {} }
+`).ruleset;
+
+    // Refused by nft -c: a jump to a chain that does not exist.
+    const missingChain: Ruleset = structuredClone(base);
+    missingChain.tables[0]!.chains[0]!.rules.unshift({ stmts: [{ jump: { target: 'nowhere' } }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    await expect(applyRuleset(sys, missingChain, opts)).rejects.toThrow(/kernel refuses the ruleset: .*No such file or directory.*nothing was changed/);
+    expect(await nft(ns, 'list', 'ruleset')).toBe(before);
+
+    // Passes nft -c, refused at commit (mechanics.md 5.3): masquerade in a filter chain of a re-created table.
+    const natInFilter: Ruleset = structuredClone(base);
+    natInFilter.tables[0]!.chains.find((c) => c.name === 'forward')!.rules.unshift({ stmts: [{ masquerade: null }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    const err = await applyRuleset(sys, natInFilter, opts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplyError);
+    expect((err as Error).message).toMatch(/Operation not supported|nothing was changed/);
+    expect(await nft(ns, 'list', 'ruleset')).toBe(before);
+  });
+
+  it('rolls back by itself when --confirm is not confirmed, and keeps the new state when it is', async () => {
+    expect((await cli('apply', 'policies/homelab-dmz.yaml')).code).toBe(0);
+    const homelab = await guestwallTable(ns);
+
+    const unconfirmed = await cli('apply', 'policies/kvm-lan.yaml', '--confirm', '2');
+    expect(unconfirmed.code, unconfirmed.err).toBe(0);
+    expect(unconfirmed.out).toContain("run 'guestwall confirm");
+    expect(await guestwallTable(ns)).toContain('kvm-lan.yaml');
+    expect(await waitFor(async () => (await guestwallTable(ns)) === homelab, 6000)).toBe(true);
+
+    const confirmed = await cli('apply', 'policies/kvm-lan.yaml', '--confirm', '2');
+    expect(confirmed.code).toBe(0);
+    const c = await cli('confirm');
+    expect(c.code, c.err).toBe(0);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await guestwallTable(ns)).toContain('kvm-lan.yaml');
+    expect((await cli('confirm')).err).toContain('nothing to confirm');
+  });
+
+  it('rolls back even when the apply process is killed right after loading', async () => {
+    expect((await cli('apply', 'policies/homelab-dmz.yaml')).code).toBe(0);
+    const homelab = await guestwallTable(ns);
+    const child = execa('node', [BIN, 'apply', 'policies/kvm-lan.yaml', '--confirm', '2', '--netns', ns, '--state-dir', stateDir], { reject: false });
+    // Kill it the moment the new ruleset is live, before it can print or clean up.
+    expect(await waitFor(async () => (await guestwallTable(ns))?.includes('kvm-lan.yaml') ?? false, 10_000)).toBe(true);
+    child.kill('SIGKILL');
+    await child;
+    expect(await waitFor(async () => (await guestwallTable(ns)) === homelab, 8000)).toBe(true);
+  });
+
+  it('serialises two concurrent applies: the result is exactly one of them, never a mix', async () => {
+    const runs = await Promise.all(
+      ['policies/homelab-dmz.yaml', 'policies/routed-xen.yaml'].map((p) =>
+        execa('node', [BIN, 'apply', p, '--netns', ns, '--state-dir', stateDir], { reject: false }),
+      ),
+    );
+    for (const r of runs) expect([0, 1]).toContain(r.exitCode);
+    const failed = runs.filter((r) => r.exitCode !== 0);
+    for (const r of failed) expect(r.stderr).toContain('another guestwall');
+    const table = (await guestwallTable(ns))!;
+    const files = ['homelab-dmz.yaml', 'routed-xen.yaml'].filter((f) => table.includes(f));
+    expect(files).toHaveLength(1);
+    // The live table is the winner's ruleset exactly: same chains, rule comments and elements.
+    const winner = `policies/${files[0]}`;
+    const compiled = compilePolicyText(winner, POLICIES[winner]!).compiled!;
+    expect(await liveDifferences(realSystem(ns), compiled.ruleset)).toEqual([]);
+  });
+});
