@@ -1,11 +1,13 @@
-// guestwall apply / confirm / rollback: the commands that change a host, all through apply/.
+// guestwall apply / confirm / rollback / diff: the commands that touch a host, all through apply/.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset, confirm, rollback } from '../apply/apply.js';
+import { diffRuleset } from '../apply/diff.js';
 import { ApplyError } from '../apply/errors.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
 import { type System, realSystem } from '../apply/system.js';
 import { compilePolicyText } from '../compile/pipeline.js';
+import { formatChanges } from '../nft/diff.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
 import { EXIT, type Io, readPolicy } from './io.js';
 
@@ -86,6 +88,34 @@ export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = r
     await rollback(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns), 'on demand');
     io.out('guestwall: restored guestwall\'s tables as they were before the last apply');
     return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+export async function diffCommand(io: Io, file: string, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
+  const read = readPolicy(io, file);
+  if ('error' in read) {
+    io.err(read.error);
+    return EXIT.usage;
+  }
+  const result = compilePolicyText(file, read.text);
+  if (!result.compiled) {
+    for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+    io.err(`guestwall: ${file} has errors; nothing to compare`);
+    return EXIT.usage;
+  }
+  try {
+    const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
+    const changes = await diffRuleset(sys, realSystem(), result.compiled.ruleset, join(state.dir, 'diff.json'));
+    if (changes.length === 0) {
+      io.out(`guestwall: the live ruleset${opts.netns ? ` in ${opts.netns}` : ''} already is ${file}`);
+      return EXIT.ok;
+    }
+    io.out(formatChanges(changes));
+    const added = changes.filter((c) => c.kind === '+').length;
+    io.out(`${added} to add, ${changes.length - added} to remove`);
+    return EXIT.policy;
   } catch (e) {
     return reportError(io, e);
   }

@@ -1,8 +1,9 @@
 // The guestwall command line: parse, call, print, exit code. Each command lives in its own file.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { applyCommand, confirmCommand, rollbackCommand } from './apply.js';
+import { applyCommand, confirmCommand, diffCommand, rollbackCommand } from './apply.js';
 import { check } from './check.js';
 import { compileCommand } from './compile.js';
+import { installCommand, uninstallCommand } from './install.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { schemaCommand } from './schema.js';
 
@@ -60,6 +61,33 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
   ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean }) => {
     code = await applyCommand(io, file, opts);
   });
+
+  hostOptions(
+    program
+      .command('diff')
+      .description('what applying the policy would change on the live host, rule by rule; exit 1 when anything differs')
+      .argument('<file>', 'policy file'),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string }) => {
+    code = await diffCommand(io, file, opts);
+  });
+
+  program
+    .command('install')
+    .description('write the compiled ruleset and a systemd unit that loads it at boot, before the network comes up')
+    .argument('<file>', 'policy file')
+    .option('--root <dir>', 'install into this directory tree instead of / (tests, image builders)')
+    .action(async (file: string, opts: { root?: string }) => {
+      code = await installCommand(io, file, opts);
+    });
+
+  program
+    .command('uninstall')
+    .description('remove what install wrote (the live ruleset stays as it is)')
+    .option('--root <dir>', 'uninstall from this directory tree instead of /')
+    .option('--purge', 'also remove the last known good ruleset')
+    .action(async (opts: { root?: string; purge?: boolean }) => {
+      code = await uninstallCommand(io, opts);
+    });
 
   hostOptions(program.command('confirm').description('keep what apply --confirm loaded')).action(async (opts: { netns?: string; stateDir?: string }) => {
     code = await confirmCommand(io, opts);

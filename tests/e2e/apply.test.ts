@@ -165,6 +165,22 @@ zones: { net: {} }
     expect(await waitFor(async () => (await guestwallTable(ns)) === homelab, 8000)).toBe(true);
   });
 
+  it('diff says what apply would change, rule by rule, and exits 1 until they agree', async () => {
+    const fresh = await cli('diff', 'policies/kvm-lan.yaml');
+    expect(fresh.code).toBe(1);
+    expect(fresh.out).toContain('table inet guestwall:\n  + not loaded yet');
+    expect((await cli('apply', 'policies/kvm-lan.yaml')).code).toBe(0);
+    const same = await cli('diff', 'policies/kvm-lan.yaml');
+    expect(same.code, same.out).toBe(0);
+    const changed = await cli('diff', 'policies/lxc-isolated.yaml');
+    expect(changed.code).toBe(1);
+    expect(changed.out).toMatch(/chain dmz_to_dmz:\n  \+ new chain/);
+    expect(changed.out).toContain('+ ["lxcbr-dmz",{"goto":{"target":"from_dmz"}}]');
+    // diff changed nothing, and left no scratch namespace behind.
+    expect((await cli('diff', 'policies/kvm-lan.yaml')).code).toBe(0);
+    expect((await execa('ip', ['netns', 'list'])).stdout).not.toContain('guestwall-scratch');
+  });
+
   it('serialises two concurrent applies: the result is exactly one of them, never a mix', async () => {
     const runs = await Promise.all(
       ['policies/homelab-dmz.yaml', 'policies/routed-xen.yaml'].map((p) =>
