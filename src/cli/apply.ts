@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset, confirm, rollback } from '../apply/apply.js';
 import { diffRuleset } from '../apply/diff.js';
+import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
 import { type System, realSystem } from '../apply/system.js';
@@ -54,8 +55,10 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
   }
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
+    const guard = opts.force ? undefined : await sshGuard(sys);
     const r = await applyRuleset(sys, result.compiled.ruleset, {
       state,
+      ...(guard ? { guard } : {}),
       ...(opts.confirm !== undefined ? { confirmSeconds: opts.confirm } : {}),
       waitMs: (opts.wait ?? 10) * 1000,
       timerCommand: timerCommand(),

@@ -11,6 +11,7 @@ import { applyRuleset, liveDifferences } from '../../src/apply/apply.js';
 import { ApplyError } from '../../src/apply/errors.js';
 import { statePaths } from '../../src/apply/state.js';
 import { realSystem } from '../../src/apply/system.js';
+import { applyCommand } from '../../src/cli/apply.js';
 import { run } from '../../src/cli/main.js';
 import { compilePolicyText } from '../../src/compile/pipeline.js';
 import type { Ruleset } from '../../src/nft/ruleset.js';
@@ -179,6 +180,28 @@ zones: { net: {} }
     // diff changed nothing, and left no scratch namespace behind.
     expect((await cli('diff', 'policies/kvm-lan.yaml')).code).toBe(0);
     expect((await execa('ip', ['netns', 'list'])).stdout).not.toContain('guestwall-scratch');
+  });
+
+  it('refuses a policy that would lock out the SSH session it runs in, unless --force', async () => {
+    // (veth, because this kernel has no dummy interfaces.) The namespace's "eth0" holds the host's public address; the admin is logged in from the internet.
+    await execa('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0-peer']);
+    await execa('ip', ['netns', 'exec', ns, 'ip', 'addr', 'add', '203.0.113.10/24', 'dev', 'eth0']);
+    const real = realSystem(ns);
+    const overSsh = { ...real, env: (name: string) => (name === 'SSH_CONNECTION' ? '198.51.100.7 50022 203.0.113.10 22' : real.env(name)) };
+    const before = await nft(ns, 'list', 'ruleset');
+    const m = memoryIo(POLICIES);
+    expect(await applyCommand(m.io, 'policies/homelab-dmz.yaml', { netns: ns, stateDir }, overSsh)).toBe(1);
+    expect(m.stderr()).toContain('this policy would drop new SSH connections from 198.51.100.7 to 203.0.113.10 port 22 on eth0');
+    expect(m.stderr()).toContain('policies/homelab-dmz.yaml:68');
+    expect(await nft(ns, 'list', 'ruleset')).toBe(before);
+
+    // The same admin logged in from the LAN side is fine; and --force overrides the guard.
+    await execa('ip', ['netns', 'exec', ns, 'ip', 'link', 'add', 'br-lan', 'type', 'veth', 'peer', 'name', 'br-lan-peer']);
+    await execa('ip', ['netns', 'exec', ns, 'ip', 'addr', 'add', '192.168.1.1/24', 'dev', 'br-lan']);
+    const lanSession = { ...real, env: (name: string) => (name === 'SSH_CONNECTION' ? '192.168.1.50 50022 192.168.1.1 22' : undefined) };
+    expect(await applyCommand(memoryIo(POLICIES).io, 'policies/homelab-dmz.yaml', { netns: ns, stateDir }, lanSession)).toBe(0);
+    await execa('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'guestwall']);
+    expect(await applyCommand(memoryIo(POLICIES).io, 'policies/homelab-dmz.yaml', { netns: ns, stateDir, force: true }, overSsh)).toBe(0);
   });
 
   it('serialises two concurrent applies: the result is exactly one of them, never a mix', async () => {
