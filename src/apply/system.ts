@@ -3,7 +3,7 @@
 // so tests hand apply/ a System bound to a throwaway network namespace and a temporary
 // state directory. Only this file and its twin for tests import execa or node:fs.
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 
@@ -64,6 +64,7 @@ export function realSystem(netns?: string): System {
       await mkdir(dirname(path), { recursive: true });
       const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.tmp`);
       await writeFile(tmp, text, { mode });
+      await chmod(tmp, mode); // the umask must not narrow a unit file to 0600
       await rename(tmp, path);
     },
     async createExclusive(path, text) {

@@ -10,7 +10,7 @@ import { type System, realSystem } from '../apply/system.js';
 import { compilePolicyText } from '../compile/pipeline.js';
 import { formatChanges } from '../nft/diff.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
-import { EXIT, type Io, readPolicy } from './io.js';
+import { EXIT, type Io, readPolicy, reportError } from './io.js';
 
 export interface HostOptions {
   netns?: string;
@@ -32,14 +32,6 @@ function timerCommand(): string[] {
   return [process.execPath, script];
 }
 
-function reportError(io: Io, e: unknown): number {
-  if (e instanceof ApplyError) {
-    io.err(`guestwall: ${e.message}`);
-    if (e.hint) io.err(`  hint: ${e.hint}`);
-    return e.exitCode;
-  }
-  throw e;
-}
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const read = readPolicy(io, file);

@@ -3,25 +3,13 @@ import { join } from 'node:path';
 import { compilePolicyText } from '../compile/pipeline.js';
 import { toNftJson } from '../nft/json.js';
 import { printRuleset } from '../nft/print.js';
-import { ruleComment } from '../nft/ruleset.js';
-import type { Ruleset } from '../nft/ruleset.js';
+import { originMap } from '../nft/ruleset.js';
 import { formatDiagnostic } from '../policy/diagnostics.js';
 import { EXIT, type Io, readPolicy } from './io.js';
 
 export interface CompileOptions {
   format: 'json' | 'nft';
   out?: string;
-}
-
-/** Rule comment -> the full origin, for tools that explain a live rule (the kernel keeps only the comment). */
-export function originMap(ruleset: Ruleset): Record<string, { file: string; line: number; col: number; what: string }> {
-  const map: Record<string, { file: string; line: number; col: number; what: string }> = {};
-  for (const t of ruleset.tables) {
-    for (const c of t.chains) {
-      for (const r of c.rules) map[ruleComment(r.origin)] = { file: r.origin.file, line: r.origin.line, col: r.origin.col, what: r.origin.what };
-    }
-  }
-  return map;
 }
 
 export function compileCommand(io: Io, file: string, opts: CompileOptions): number {

@@ -1,5 +1,6 @@
 // What the commands need from the outside world, passed in so that tests run them in-process.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { ApplyError } from '../apply/errors.js';
 
 export interface Io {
   out(text: string): void;
@@ -29,4 +30,14 @@ export function readPolicy(io: Io, file: string): { text: string } | { error: st
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(e);
     return { error: `guestwall: cannot read ${file}: ${why}` };
   }
+}
+
+/** Print an error a user can meet on a host (what happened, what to do) and return its exit code; rethrow bugs. */
+export function reportError(io: Io, e: unknown): number {
+  if (e instanceof ApplyError) {
+    io.err(`guestwall: ${e.message}`);
+    if (e.hint) io.err(`  hint: ${e.hint}`);
+    return e.exitCode;
+  }
+  throw e;
 }

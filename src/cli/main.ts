@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { applyCommand, confirmCommand, diffCommand, rollbackCommand } from './apply.js';
 import { check } from './check.js';
 import { compileCommand } from './compile.js';
+import { doctorCommand } from './doctor.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { schemaCommand } from './schema.js';
@@ -61,6 +62,16 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
   ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean }) => {
     code = await applyCommand(io, file, opts);
   });
+
+  program
+    .command('doctor')
+    .description('check this host for what would keep guestwall from working; one line per finding, with its fix')
+    .argument('[file]', 'policy file: also check its interfaces, and what its guests and NAT need')
+    .option('--netns <name>', 'check inside this network namespace (a lab, or the tests)')
+    .option('--json', 'print the findings as JSON')
+    .action(async (file: string | undefined, opts: { netns?: string; json?: boolean }) => {
+      code = await doctorCommand(io, file, opts);
+    });
 
   hostOptions(
     program

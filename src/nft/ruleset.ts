@@ -88,3 +88,14 @@ export function truncateBytes(s: string, max: number): string {
   }
   return out;
 }
+
+/** Rule comment -> the full origin, for tools that explain a live rule (the kernel keeps only the comment). */
+export function originMap(ruleset: Ruleset): Record<string, { file: string; line: number; col: number; what: string }> {
+  const map: Record<string, { file: string; line: number; col: number; what: string }> = {};
+  for (const t of ruleset.tables) {
+    for (const c of t.chains) {
+      for (const r of c.rules) map[ruleComment(r.origin)] = { file: r.origin.file, line: r.origin.line, col: r.origin.col, what: r.origin.what };
+    }
+  }
+  return map;
+}

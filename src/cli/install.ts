@@ -1,0 +1,66 @@
+// guestwall install / uninstall: put the compiled ruleset and its boot unit on a host (or into a
+// directory tree with --root), or take them away again; the live ruleset is never touched.
+import { resolve } from 'node:path';
+import { install, uninstall, unitTemplateFile } from '../apply/install.js';
+import { type System, realSystem } from '../apply/system.js';
+import { compilePolicyText } from '../compile/pipeline.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import { originMap } from '../nft/ruleset.js';
+import { EXIT, type Io, readPolicy, reportError } from './io.js';
+
+export interface InstallCliOptions {
+  root?: string;
+}
+
+export interface UninstallCliOptions extends InstallCliOptions {
+  purge?: boolean;
+}
+
+const ENABLE = 'systemctl daemon-reload && systemctl enable guestwall.service';
+
+
+export async function installCommand(io: Io, file: string, opts: InstallCliOptions, sys: System = realSystem()): Promise<number> {
+  const read = readPolicy(io, file);
+  if ('error' in read) {
+    io.err(read.error);
+    return EXIT.usage;
+  }
+  const result = compilePolicyText(file, read.text);
+  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+  if (!result.compiled) {
+    io.err(`guestwall: ${file} has errors; nothing installed`);
+    return EXIT.policy;
+  }
+  const root = resolve(opts.root ?? '/');
+  try {
+    const ruleset = result.compiled.ruleset;
+    const report = await install(sys, { ruleset, policyText: read.text, origins: originMap(ruleset), unitTemplate: io.readFile(unitTemplateFile()) }, root);
+    for (const w of report.warnings) io.err(`guestwall: warning: ${w.message}\n  hint: ${w.hint}`);
+    if (report.checkSkipped) io.err(`guestwall: ${report.checkSkipped}`);
+    io.out(`guestwall: installed ${file}${root === '/' ? '' : ` under ${root}`}:`);
+    const width = Math.max(...report.written.map((w) => w.path.length));
+    for (const w of report.written) io.out(`  ${w.path.padEnd(width)}  ${w.what}`);
+    if (root !== '/') io.out(`next, on the installed system: ${ENABLE}\n  (an image builder can run: systemctl --root=${root} enable guestwall.service)`);
+    else if (report.reloadSkipped) io.out(`guestwall: ${report.reloadSkipped}\nnext: ${ENABLE}`);
+    else io.out('next: systemctl enable guestwall.service (it loads this ruleset at every boot from then on)');
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
+
+export async function uninstallCommand(io: Io, opts: UninstallCliOptions, sys: System = realSystem()): Promise<number> {
+  const root = resolve(opts.root ?? '/');
+  try {
+    const report = await uninstall(sys, root, opts.purge ?? false);
+    if (report.removed.length === 0) io.out(`guestwall: nothing to remove: guestwall is not installed${root === '/' ? '' : ` under ${root}`}`);
+    else io.out(`guestwall: removed\n${report.removed.map((p) => `  ${p}`).join('\n')}`);
+    for (const k of report.kept) io.out(`guestwall: kept ${k.path}: ${k.why}`);
+    const deletes = report.tables.map((t) => `nft delete table ${t}`).join('; ');
+    io.out(`guestwall: the live ruleset was not touched${deletes ? `; to remove guestwall's tables now: ${deletes}` : ''}`);
+    if (root === '/' && report.reloadSkipped) io.err(`guestwall: ${report.reloadSkipped}; run systemctl daemon-reload`);
+    return EXIT.ok;
+  } catch (e) {
+    return reportError(io, e);
+  }
+}
