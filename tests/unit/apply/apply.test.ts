@@ -1,0 +1,64 @@
+// apply's refusals, with an in-memory host: what it says, and that it touches nothing.
+import { describe, expect, it } from 'vitest';
+import { applyRuleset } from '../../../src/apply/apply.js';
+import { ApplyError } from '../../../src/apply/errors.js';
+import { withLock } from '../../../src/apply/lock.js';
+import { statePaths } from '../../../src/apply/state.js';
+import { compileYaml } from '../../support/compile.js';
+import { fakeSystem } from '../../support/fake-system.js';
+
+const ruleset = compileYaml(`
+version: 1
+host: { interfaces: { eth0: { zone: net } } }
+zones: { net: {} }
+`).ruleset;
+const state = statePaths('/state');
+const opts = { state, timerCommand: ['node', 'timer.js'] };
+
+async function refusal(p: Promise<unknown>): Promise<ApplyError> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(ApplyError);
+  return e as ApplyError;
+}
+
+describe('apply refuses cleanly, changing nothing', () => {
+  it('when not root (exit 2, says to use sudo)', async () => {
+    const f = fakeSystem({ root: false, run: { 'nft --version': 'nftables v1.0.6' } });
+    const e = await refusal(applyRuleset(f.sys, ruleset, opts));
+    expect(e.message).toContain('needs root');
+    expect(e.exitCode).toBe(2);
+    expect(f.calls).toEqual([]);
+  });
+
+  it('when nft is not installed (exit 2, says what to install)', async () => {
+    const f = fakeSystem({ root: true });
+    const e = await refusal(applyRuleset(f.sys, ruleset, opts));
+    expect(e.message).toBe('nft is not installed or cannot run');
+    expect(e.hint).toContain('apt-get install nftables');
+    expect(f.calls).toEqual(['nft --version']);
+  });
+
+  it('when the lockout guard objects, before reading or loading anything', async () => {
+    const f = fakeSystem({ root: true, run: { 'nft --version': 'nftables v1.0.6' } });
+    const e = await refusal(applyRuleset(f.sys, ruleset, { ...opts, guard: () => 'this policy would drop new SSH connections' }));
+    expect(e.message).toBe('this policy would drop new SSH connections');
+    expect(e.hint).toContain('--force');
+    expect(f.calls.filter((c) => c.startsWith('nft -j -f'))).toEqual([]);
+  });
+
+  it('when another guestwall holds the lock past --wait, naming its pid', async () => {
+    const f = fakeSystem({ root: true, run: { 'nft --version': 'nftables v1.0.6' } });
+    f.processes.set(4242, { cmdline: 'node guestwall apply', alive: true });
+    f.files.set(state.lock, '4242');
+    const e = await refusal(applyRuleset(f.sys, ruleset, { ...opts, waitMs: 300 }));
+    expect(e.message).toContain('another guestwall (pid 4242) is changing the ruleset');
+    expect(f.files.get(state.lock)).toBe('4242');
+  });
+
+  it('takes over a lock whose owner is gone', async () => {
+    const f = fakeSystem({ root: true });
+    f.files.set(state.lock, '999999');
+    expect(await withLock(f.sys, state.lock, 100, 'test', async () => f.files.get(state.lock))).toBe(String(process.pid));
+    expect(f.files.has(state.lock)).toBe(false);
+  });
+});
