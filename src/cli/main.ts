@@ -4,11 +4,18 @@ import { applyCommand, confirmCommand, diffCommand, rollbackCommand } from './ap
 import { check } from './check.js';
 import { compileCommand } from './compile.js';
 import { doctorCommand } from './doctor.js';
+import { explainCommand, matrixCommand } from './explain.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { schemaCommand } from './schema.js';
 
 export const VERSION = '0.1.0';
+
+function portNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
+  return n;
+}
 
 function seconds(v: string): number {
   const n = Number(v);
@@ -109,6 +116,30 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       code = await rollbackCommand(io, opts);
     },
   );
+
+  program
+    .command('explain')
+    .description('why a new connection is accepted or dropped: the path of chains and rules, with YAML lines; exit 0 accept, 1 drop/reject')
+    .argument('<file>', 'policy file')
+    .requiredOption('--from <src>', 'a zone, guest, interface, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp', 'icmpv6']).default('tcp'))
+    .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
+    .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
+    .option('--json', 'print the verdict and the trace as JSON')
+    .action((file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean }) => {
+      code = explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
+    });
+
+  program
+    .command('matrix')
+    .description('the zone-to-zone reachability table for the services the policy names')
+    .argument('<file>', 'policy file')
+    .addOption(new Option('--family <n>', 'IP version').choices(['4', '6']).default('4'))
+    .option('--json', 'print the matrix as JSON')
+    .action((file: string, opts: { family: string; json?: boolean }) => {
+      code = matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}) });
+    });
 
   program
     .command('schema')

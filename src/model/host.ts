@@ -102,6 +102,8 @@ export interface RuleModel {
   from: Place[];
   to: Place[];
   traffic: TrafficPart[];
+  /** What the rule names, for people: service names, or "tcp/8000-8080"; empty for every protocol. */
+  labels: string[];
   action: Action;
   log?: string;
   limit?: LimitModel;
@@ -121,6 +123,8 @@ export interface ForwardModel {
   targetV6: string[];
   tcp: PortRange[];
   udp: PortRange[];
+  /** What the forward names, for people: service names, or "tcp/8443". */
+  labels: string[];
   toPort?: number;
   /** Public IPv4 addresses to match; empty when unknown (matched as "any local address" on the from zones' interfaces). */
   publicV4: string[];
@@ -221,6 +225,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     from: places(r.from, true),
     to: places(r.to, true),
     traffic: trafficOf(r, services),
+    labels: labelsOf(r),
     action: r.action,
     ...logPrefix(r.log, `rule ${index + 1}`),
     ...(r.limit !== undefined ? { limit: parseLimit(r.limit) } : {}),
@@ -245,7 +250,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
       ...(iface ? { targetInterface: iface.mode === 'bridged' ? iface.bridge : iface.name } : {}),
       targetV4: target?.addr ?? addrTarget?.addr ?? '',
       targetV6: (iface?.addresses ?? []).filter((a) => a.family === 6).map((a) => a.addr),
-      tcp: ports('tcp'), udp: ports('udp'),
+      tcp: ports('tcp'), udp: ports('udp'), labels: labelsOf(f),
       ...(f.to_port !== undefined ? { toPort: f.to_port } : {}),
       publicV4, hairpin: f.hairpin ?? true, src: src(['forwards', index]),
     };
@@ -307,6 +312,13 @@ export function mergePlaces(list: Place[]): Place[] {
     else byZone.set(p.zone, { zone: p.zone, v4: [...new Set([...prev.v4, ...p.v4])], v6: [...new Set([...(prev.v6 ?? []), ...(p.v6 ?? [])])] });
   }
   return [...byZone.values()];
+}
+
+function labelsOf(r: { service?: string | string[]; proto?: string; ports?: unknown }): string[] {
+  if (r.service !== undefined) return Array.isArray(r.service) ? r.service : [r.service];
+  if (r.proto === undefined) return [];
+  const ports = portRanges(r.ports as never).map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`));
+  return [ports.length ? `${r.proto}/${ports.join(',')}` : r.proto];
 }
 
 function trafficOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): TrafficPart[] {

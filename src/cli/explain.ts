@@ -1,0 +1,67 @@
+// guestwall explain / matrix: why a packet is accepted or dropped, and the zone-to-zone table.
+import { compilePolicyText } from '../compile/pipeline.js';
+import { type Proto, explainFlow } from '../explain/flow.js';
+import { formatMatrix, reachabilityMatrix } from '../explain/matrix.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import { EXIT, type Io, readPolicy } from './io.js';
+
+function compiled(io: Io, file: string) {
+  const read = readPolicy(io, file);
+  if ('error' in read) {
+    io.err(read.error);
+    return undefined;
+  }
+  const r = compilePolicyText(file, read.text);
+  if (!r.compiled || !r.model) {
+    for (const d of r.diagnostics) io.err(formatDiagnostic(d));
+    io.err(`guestwall: ${file} has errors; nothing to explain`);
+    return undefined;
+  }
+  return { model: r.model, ruleset: r.compiled.ruleset };
+}
+
+export interface ExplainOptions {
+  from: string;
+  to: string;
+  proto: Proto;
+  port?: number;
+  family?: 4 | 6;
+  json?: boolean;
+}
+
+/** Exit 0 when the packet is accepted, 1 when it is dropped or rejected, 2 when the question is wrong. */
+export function explainCommand(io: Io, file: string, opts: ExplainOptions): number {
+  const c = compiled(io, file);
+  if (!c) return EXIT.usage;
+  const r = explainFlow(c.model, c.ruleset, {
+    from: opts.from, to: opts.to, proto: opts.proto,
+    ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.family !== undefined ? { family: opts.family } : {}),
+  });
+  if (!r.ok) {
+    io.err(`guestwall: ${r.error}`);
+    return EXIT.usage;
+  }
+  const e = r.value;
+  if (opts.json) {
+    io.out(JSON.stringify({
+      packet: e.packet,
+      from: e.fromZone,
+      to: e.toZone,
+      ...(e.nat?.translation ? { nat: { kind: e.nat.translation.kind, addr: e.nat.translation.addr, port: e.nat.translation.port, origin: e.nat.translation.origin } } : {}),
+      path: e.path,
+      verdict: e.evaluation.verdict,
+      decidedBy: e.evaluation.decidedBy ?? null,
+      steps: e.evaluation.steps.map((s) => ({ chain: s.chain, rule: s.rule ?? null, text: s.text, outcome: s.outcome, origin: s.origin ?? null })),
+      notes: e.evaluation.notes,
+    }, null, 2));
+  } else io.out(e.story.join('\n'));
+  return e.evaluation.verdict === 'accept' ? EXIT.ok : EXIT.policy;
+}
+
+export function matrixCommand(io: Io, file: string, opts: { json?: boolean; family?: 4 | 6 }): number {
+  const c = compiled(io, file);
+  if (!c) return EXIT.usage;
+  const m = reachabilityMatrix(c.model, c.ruleset, opts.family ?? 4);
+  io.out(opts.json ? JSON.stringify(m, null, 2) : formatMatrix(m));
+  return EXIT.ok;
+}
