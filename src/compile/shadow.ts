@@ -45,10 +45,16 @@ export function covers(earlier: Rule, later: Rule): boolean {
   return decides(earlier) && matches(earlier).every((a) => implied(a, bs));
 }
 
+/** Chains longer than this are not searched for shadowed rules. */
+export const MAX_RULES_COMPARED = 2000;
+
 /** Report each policy rule all of whose compiled rules are covered by earlier ones. */
 export function shadowFindings(chains: Chain[]): Finding[] {
   const status = new Map<string, { origin: Origin; shadowed: boolean; by?: Origin }>();
   for (const c of chains) {
+    // Pairwise comparison is quadratic; a chain this long is generated, not written, and its
+    // author does not need shadowing warnings from us.
+    if (c.rules.length > MAX_RULES_COMPARED) continue;
     c.rules.forEach((r, i) => {
       if (!r.origin.path || r.origin.id.startsWith('builtin:')) return;
       const by = c.rules.slice(0, i).find((e) => e.origin.id !== r.origin.id && covers(e, r));
