@@ -7,10 +7,9 @@ import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
 import { type System, realSystem } from '../apply/system.js';
-import { compilePolicyText } from '../compile/pipeline.js';
 import { formatChanges } from '../nft/diff.js';
-import { formatDiagnostic } from '../policy/diagnostics.js';
-import { EXIT, type Io, readPolicy, reportError } from './io.js';
+import { EXIT, type Io, reportError } from './io.js';
+import { compiledPolicy } from './policy-file.js';
 
 export interface HostOptions {
   netns?: string;
@@ -34,21 +33,12 @@ function timerCommand(): string[] {
 
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const read = readPolicy(io, file);
-  if ('error' in read) {
-    io.err(read.error);
-    return EXIT.usage;
-  }
-  const result = compilePolicyText(file, read.text);
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (!result.compiled) {
-    io.err(`guestwall: ${file} has errors; nothing applied`);
-    return EXIT.policy;
-  }
+  const loaded = compiledPolicy(io, file, 'nothing applied');
+  if ('exit' in loaded) return loaded.exit;
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
     const guard = opts.force ? undefined : await sshGuard(sys);
-    const r = await applyRuleset(sys, result.compiled.ruleset, {
+    const r = await applyRuleset(sys, loaded.ruleset, {
       state,
       ...(guard ? { guard } : {}),
       ...(opts.confirm !== undefined ? { confirmSeconds: opts.confirm } : {}),
@@ -89,20 +79,11 @@ export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = r
 }
 
 export async function diffCommand(io: Io, file: string, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const read = readPolicy(io, file);
-  if ('error' in read) {
-    io.err(read.error);
-    return EXIT.usage;
-  }
-  const result = compilePolicyText(file, read.text);
-  if (!result.compiled) {
-    for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-    io.err(`guestwall: ${file} has errors; nothing to compare`);
-    return EXIT.usage;
-  }
+  const loaded = compiledPolicy(io, file, 'nothing to compare', false);
+  if ('exit' in loaded) return loaded.exit === EXIT.policy ? EXIT.usage : loaded.exit;
   try {
     const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
-    const changes = await diffRuleset(sys, realSystem(), result.compiled.ruleset, join(state.dir, 'diff.json'));
+    const changes = await diffRuleset(sys, realSystem(), loaded.ruleset, join(state.dir, 'diff.json'));
     if (changes.length === 0) {
       io.out(`guestwall: the live ruleset${opts.netns ? ` in ${opts.netns}` : ''} already is ${file}`);
       return EXIT.ok;

@@ -1,11 +1,10 @@
 // guestwall compile FILE: the ruleset as nftables JSON (default) or nft syntax, to stdout or --out DIR.
 import { join } from 'node:path';
-import { compilePolicyText } from '../compile/pipeline.js';
 import { toNftJson } from '../nft/json.js';
 import { printRuleset } from '../nft/print.js';
 import { originMap } from '../nft/ruleset.js';
-import { formatDiagnostic } from '../policy/diagnostics.js';
-import { EXIT, type Io, readPolicy } from './io.js';
+import { EXIT, type Io } from './io.js';
+import { compiledPolicy } from './policy-file.js';
 
 export interface CompileOptions {
   format: 'json' | 'nft';
@@ -13,18 +12,9 @@ export interface CompileOptions {
 }
 
 export function compileCommand(io: Io, file: string, opts: CompileOptions): number {
-  const read = readPolicy(io, file);
-  if ('error' in read) {
-    io.err(read.error);
-    return EXIT.usage;
-  }
-  const result = compilePolicyText(file, read.text);
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (!result.compiled) {
-    io.err(`guestwall: ${file} has errors; nothing compiled`);
-    return EXIT.policy;
-  }
-  const ruleset = result.compiled.ruleset;
+  const loaded = compiledPolicy(io, file, 'nothing compiled');
+  if ('exit' in loaded) return loaded.exit;
+  const ruleset = loaded.ruleset;
   const json = `${JSON.stringify(toNftJson(ruleset), null, 1)}\n`;
   if (opts.out !== undefined) {
     io.mkdir(opts.out);

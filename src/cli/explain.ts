@@ -1,24 +1,9 @@
 // guestwall explain / matrix: why a packet is accepted or dropped, and the zone-to-zone table.
-import { compilePolicyText } from '../compile/pipeline.js';
 import { type Proto, explainFlow } from '../explain/flow.js';
 import { formatMatrix, reachabilityMatrix } from '../explain/matrix.js';
-import { formatDiagnostic } from '../policy/diagnostics.js';
-import { EXIT, type Io, readPolicy } from './io.js';
+import { EXIT, type Io } from './io.js';
+import { compiledPolicy } from './policy-file.js';
 
-function compiled(io: Io, file: string) {
-  const read = readPolicy(io, file);
-  if ('error' in read) {
-    io.err(read.error);
-    return undefined;
-  }
-  const r = compilePolicyText(file, read.text);
-  if (!r.compiled || !r.model) {
-    for (const d of r.diagnostics) io.err(formatDiagnostic(d));
-    io.err(`guestwall: ${file} has errors; nothing to explain`);
-    return undefined;
-  }
-  return { model: r.model, ruleset: r.compiled.ruleset };
-}
 
 export interface ExplainOptions {
   from: string;
@@ -31,8 +16,8 @@ export interface ExplainOptions {
 
 /** Exit 0 when the packet is accepted, 1 when it is dropped or rejected, 2 when the question is wrong. */
 export function explainCommand(io: Io, file: string, opts: ExplainOptions): number {
-  const c = compiled(io, file);
-  if (!c) return EXIT.usage;
+  const c = compiledPolicy(io, file, 'nothing to explain', false);
+  if ('exit' in c) return EXIT.usage;
   const r = explainFlow(c.model, c.ruleset, {
     from: opts.from, to: opts.to, proto: opts.proto,
     ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.family !== undefined ? { family: opts.family } : {}),
@@ -59,8 +44,8 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
 }
 
 export function matrixCommand(io: Io, file: string, opts: { json?: boolean; family?: 4 | 6 }): number {
-  const c = compiled(io, file);
-  if (!c) return EXIT.usage;
+  const c = compiledPolicy(io, file, 'nothing to explain', false);
+  if ('exit' in c) return EXIT.usage;
   const m = reachabilityMatrix(c.model, c.ruleset, opts.family ?? 4);
   io.out(opts.json ? JSON.stringify(m, null, 2) : formatMatrix(m));
   return EXIT.ok;

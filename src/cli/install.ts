@@ -3,10 +3,9 @@
 import { resolve } from 'node:path';
 import { install, uninstall, unitTemplateFile } from '../apply/install.js';
 import { type System, realSystem } from '../apply/system.js';
-import { compilePolicyText } from '../compile/pipeline.js';
-import { formatDiagnostic } from '../policy/diagnostics.js';
 import { originMap } from '../nft/ruleset.js';
-import { EXIT, type Io, readPolicy, reportError } from './io.js';
+import { EXIT, type Io, reportError } from './io.js';
+import { compiledPolicy } from './policy-file.js';
 
 export interface InstallCliOptions {
   root?: string;
@@ -20,21 +19,12 @@ const ENABLE = 'systemctl daemon-reload && systemctl enable guestwall.service';
 
 
 export async function installCommand(io: Io, file: string, opts: InstallCliOptions, sys: System = realSystem()): Promise<number> {
-  const read = readPolicy(io, file);
-  if ('error' in read) {
-    io.err(read.error);
-    return EXIT.usage;
-  }
-  const result = compilePolicyText(file, read.text);
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (!result.compiled) {
-    io.err(`guestwall: ${file} has errors; nothing installed`);
-    return EXIT.policy;
-  }
+  const loaded = compiledPolicy(io, file, 'nothing installed');
+  if ('exit' in loaded) return loaded.exit;
   const root = resolve(opts.root ?? '/');
   try {
-    const ruleset = result.compiled.ruleset;
-    const report = await install(sys, { ruleset, policyText: read.text, origins: originMap(ruleset), unitTemplate: io.readFile(unitTemplateFile()) }, root);
+    const ruleset = loaded.ruleset;
+    const report = await install(sys, { ruleset, policyText: loaded.text, origins: originMap(ruleset), unitTemplate: io.readFile(unitTemplateFile()) }, root);
     for (const w of report.warnings) io.err(`guestwall: warning: ${w.message}\n  hint: ${w.hint}`);
     if (report.checkSkipped) io.err(`guestwall: ${report.checkSkipped}`);
     io.out(`guestwall: installed ${file}${root === '/' ? '' : ` under ${root}`}:`);
