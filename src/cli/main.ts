@@ -7,6 +7,7 @@ import { doctorCommand } from './doctor.js';
 import { explainCommand, matrixCommand } from './explain.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { EXIT, type Io, processIo } from './io.js';
+import { previewCommand } from './preview.js';
 import { schemaCommand } from './schema.js';
 
 export const VERSION = '0.1.0';
@@ -139,6 +140,14 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--json', 'print the matrix as JSON')
     .action((file: string, opts: { family: string; json?: boolean }) => {
       code = matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}) });
+    });
+
+  program
+    .command('preview')
+    .description('browse the policy in the terminal: overview, matrix, rules, problems, what-if; reloads when the file changes')
+    .argument('<file>', 'policy file')
+    .action(async (file: string) => {
+      code = await previewCommand(io, file);
     });
 
   program

@@ -1,0 +1,57 @@
+// guestwall preview: the interactive views of a policy in the terminal, reloaded when the file
+// changes; a plain summary when stdout is not a terminal.
+import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { hasErrors } from '../policy/diagnostics.js';
+import { type PreviewState, nextState } from '../tui/state.js';
+import { plainSummary } from '../tui/summary.js';
+import { EXIT, type Io, processIo, readPolicy } from './io.js';
+
+export interface PreviewOptions {
+  /** Default: both stdin and stdout are terminals (and the Io is the real one). */
+  interactive?: boolean;
+  /** Default: on unless NO_COLOR is set to something. */
+  color?: boolean;
+}
+
+export async function previewCommand(io: Io, file: string, opts: PreviewOptions = {}): Promise<number> {
+  const read = readPolicy(io, file);
+  if ('error' in read) {
+    io.err(read.error);
+    return EXIT.usage;
+  }
+  let state: PreviewState = nextState(undefined, file, read);
+  const interactive = opts.interactive ?? (io === processIo && Boolean(process.stdout.isTTY && process.stdin.isTTY));
+  if (!interactive) {
+    io.out(plainSummary(state));
+    return hasErrors(state.diagnostics) ? EXIT.policy : EXIT.ok;
+  }
+  // Loaded here so that the other commands never pay for React.
+  const { startPreview } = await import('../tui/start.js');
+  const ui = startPreview(state, { color: opts.color ?? !process.env.NO_COLOR });
+  const stopWatching = watchFile(file, () => {
+    state = nextState(state, file, readPolicy(io, file));
+    ui.update(state);
+  });
+  try {
+    await ui.waitUntilExit();
+  } finally {
+    stopWatching();
+  }
+  return EXIT.ok;
+}
+
+/** Call `changed` once things settle after the file changes; editors often replace the file, so watch its folder. */
+function watchFile(file: string, changed: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const name = basename(file);
+  const w = watch(dirname(file), (_event, f) => {
+    if (f !== null && f !== name) return;
+    clearTimeout(timer);
+    timer = setTimeout(changed, 50);
+  });
+  return () => {
+    clearTimeout(timer);
+    w.close();
+  };
+}

@@ -1,0 +1,121 @@
+// The preview application: a header with the views, the active view, and the help bar. It only
+// shows what it is given (the state from state.ts); the CLI reads the file and re-renders.
+import { Box, Text, useApp, useInput, useStdout } from 'ink';
+import { useEffect, useMemo, useState } from 'react';
+import { overviewTree, ruleLines } from './derive.js';
+import { type KeyHandler, splitKeys, useKeyedState } from './keys.js';
+import type { PreviewState } from './state.js';
+import { ColorContext, Paint } from './theme.js';
+import { Matrix, useMatrix } from './views/matrix.js';
+import { Overview, useOverview } from './views/overview.js';
+import { Problems, useProblems } from './views/problems.js';
+import { Rules, useRules } from './views/rules.js';
+import { WhatIf, useWhatIf } from './views/whatif.js';
+
+export const VIEWS = [
+  { id: 'overview', title: 'Overview', keys: ['1', 'o'], help: '↑↓ PgUp PgDn scroll' },
+  { id: 'matrix', title: 'Matrix', keys: ['2', 'm'], help: '←↑↓→ select a cell' },
+  { id: 'rules', title: 'Rules', keys: ['3', 'r'], help: '↑↓ PgUp PgDn scroll  / search  n N next' },
+  { id: 'problems', title: 'Problems', keys: ['4', 'p'], help: '↑↓ select' },
+  { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change  digits port' },
+] as const;
+export type ViewId = (typeof VIEWS)[number]['id'];
+
+function useTerminalSize() {
+  const { stdout } = useStdout();
+  const read = () => ({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const onResize = () => setSize(read());
+    stdout.on('resize', onResize);
+    return () => {
+      stdout.off('resize', onResize);
+    };
+  }, [stdout]);
+  return size;
+}
+
+export interface AppProps {
+  state: PreviewState;
+  color?: boolean;
+  initialView?: ViewId;
+}
+
+export function App({ state, color = true, initialView = 'overview' }: AppProps) {
+  const { exit } = useApp();
+  const { columns, rows } = useTerminalSize();
+  const [view, step] = useKeyedState<ViewId>(initialView);
+  const good = state.good;
+  const banner = bannerText(state);
+  // Header, help bar, the banner when there is one, and a spare line so Ink never fills the screen.
+  const height = Math.max(3, rows - 3 - (banner ? 1 : 0));
+
+  const tree = useMemo(() => (good ? overviewTree(good.model) : []), [good]);
+  const lines = useMemo(() => (good ? ruleLines(good.ruleset) : []), [good]);
+  const overview = useOverview(tree, height);
+  const matrix = useMatrix(good, view === 'matrix');
+  const rules = useRules(lines, height);
+  const problems = useProblems(state.diagnostics, height);
+  const whatIf = useWhatIf(good);
+  const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey };
+
+  useInput((chunk, chunkKey) => {
+    for (const [input, key] of splitKeys(chunk, chunkKey)) {
+      if (key.ctrl && input === 'c') return exit();
+      step((current) => {
+        if (handlers[current](input, key)) return undefined;
+        if (input === 'q') exit();
+        return VIEWS.find((v) => (v.keys as readonly string[]).includes(input))?.id;
+      });
+    }
+  });
+
+  const needsGood = view !== 'problems';
+  return (
+    <ColorContext.Provider value={color}>
+      <Box flexDirection="column" width={columns}>
+        <Text wrap="truncate">
+          <Paint bold>guestwall preview</Paint>{' '}
+          {VIEWS.map((v) => (
+            <Paint key={v.id} inverse={v.id === view} bold={v.id === view}>
+              {v.id === view ? `[${v.keys[0]} ${v.title}]` : ` ${v.keys[0]} ${v.title} `}
+            </Paint>
+          ))}
+          {/* The file last: a long path is what gets cut, never the views. */}
+          {`  ${state.file}`}
+        </Text>
+        {banner ? (
+          <Text wrap="truncate">
+            <Paint hue="red">{banner}</Paint>
+          </Text>
+        ) : null}
+        <Box flexDirection="column" height={height} overflow="hidden">
+          {needsGood && !good ? (
+            <Paint hue="red">{`${state.file} has not compiled yet; its problems are under 4 Problems.`}</Paint>
+          ) : view === 'overview' ? (
+            <Overview lines={tree} top={overview.top} height={height} />
+          ) : view === 'matrix' && good && matrix.matrix ? (
+            <Matrix good={good} matrix={matrix.matrix} row={matrix.row} col={matrix.col} width={columns} height={height} />
+          ) : view === 'rules' ? (
+            <Rules lines={lines} top={rules.top} height={height} query={rules.query} typing={rules.typing} />
+          ) : view === 'problems' ? (
+            <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} height={height} />
+          ) : good ? (
+            <WhatIf good={good} field={whatIf.field} question={whatIf.question} height={height} />
+          ) : null}
+        </Box>
+        <Text wrap="truncate">
+          <Paint hue="gray">{`1-5/o m r p w views  ${VIEWS.find((v) => v.id === view)!.help}  q quit`}</Paint>
+        </Text>
+      </Box>
+    </ColorContext.Provider>
+  );
+}
+
+/** One line over the views when what they show is not the file as it is now. */
+function bannerText(s: PreviewState): string | undefined {
+  if (s.readError) return `${s.readError}${s.good ? '; showing the last good version' : ''}`;
+  if (!s.stale) return undefined;
+  const errors = s.diagnostics.filter((d) => d.severity === 'error').length;
+  return `${s.file} has ${errors} error${errors === 1 ? '' : 's'} (see 4 Problems)${s.good ? '; showing the last good version' : ''}`;
+}

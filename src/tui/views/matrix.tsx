@@ -1,0 +1,115 @@
+// Matrix: sources x destinations, each cell what a new connection gets; the cell under the
+// cursor lists the rules of the zone-pair chain that decides it.
+import { Box, type Key, Text } from 'ink';
+import { useRef } from 'react';
+import { type Matrix as MatrixData, type MatrixCell, reachabilityMatrix } from '../../explain/matrix.js';
+import { cellRules, originPlace } from '../derive.js';
+import { type KeyHandler, useKeyedState } from '../keys.js';
+import type { Compiled } from '../state.js';
+import { Paint, verdictHue } from '../theme.js';
+import { NftText } from './rules.js';
+
+function move(input: string, key: Key): [number, number] | undefined {
+  if (key.upArrow || input === 'k') return [-1, 0];
+  if (key.downArrow || input === 'j') return [1, 0];
+  if (key.leftArrow || input === 'h') return [0, -1];
+  if (key.rightArrow || input === 'l') return [0, 1];
+  return undefined;
+}
+
+/** The matrix is worked out only once the view is opened (it runs explain for every cell). */
+export function useMatrix(good: Compiled | undefined, active: boolean) {
+  const cache = useRef<{ good: Compiled; matrix: MatrixData } | undefined>(undefined);
+  const get = () => {
+    if (good && cache.current?.good !== good) cache.current = { good, matrix: reachabilityMatrix(good.model, good.ruleset) };
+    return cache.current?.matrix;
+  };
+  const matrix = active ? get() : undefined;
+  const [at, step] = useKeyedState<[number, number]>([0, 0]);
+  const clamp = (n: number, count: number) => Math.min(Math.max(0, count - 1), Math.max(0, n));
+  const onKey: KeyHandler = (input, key) =>
+    step(([r, c]) => {
+      const d = move(input, key);
+      const m = d && get(); // a key can come before the render that opened the view
+      if (!d || !m) return undefined;
+      return [clamp(clamp(r, m.rows.length) + d[0], m.rows.length), clamp(clamp(c, m.cols.length) + d[1], m.cols.length)];
+    });
+  return { matrix, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
+}
+
+const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');
+const exceptionText = (c: MatrixCell) =>
+  c.exceptions.map((e) => `${e.verdict === 'accept' ? '+' : e.verdict === 'drop' ? '-' : '!'}${e.label}${e.forwarded ? '(fwd)' : ''}`).join(' ');
+
+export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number; col: number; width: number; height: number }) {
+  const { matrix: m, row, col } = props;
+  const cell = (r: string, c: string) => m.cells.find((x) => x.from === r && x.to === c);
+  const rowHead = Math.min(16, Math.max(9, ...m.rows.map((r) => r.length))) + 1;
+  const colWidth = Math.min(14, Math.max(10, ...m.cols.map((c) => c.length))) + 1;
+  const fit = Math.max(1, Math.floor((props.width - rowHead - 2) / colWidth));
+  const first = Math.max(0, Math.min(col - fit + 1, m.cols.length - fit));
+  const cols = m.cols.slice(first, first + fit);
+  const from = m.rows[row]!;
+  const to = m.cols[col]!;
+  const selected = cell(from, to);
+  const rules = cellRules(props.good.model, props.good.ruleset, from, to);
+  const room = Math.max(0, props.height - m.rows.length - 4);
+  const pad = (s: string, w: number) => (s.length >= w ? `${s.slice(0, w - 2)}~ ` : s.padEnd(w));
+  return (
+    <Box flexDirection="column">
+      <Text wrap="truncate">
+        <Paint hue="gray">{pad('from\\to', rowHead)}</Paint>
+        {cols.map((c) => (
+          <Paint key={c} bold hue={c === to ? 'cyan' : undefined}>
+            {pad(c, colWidth)}
+          </Paint>
+        ))}
+        {first + fit < m.cols.length ? '…' : ''}
+      </Text>
+      {m.rows.map((r, i) => (
+        <Text key={r} wrap="truncate">
+          <Paint bold hue={i === row ? 'cyan' : undefined}>
+            {pad(r, rowHead)}
+          </Paint>
+          {cols.map((c) => {
+            const x = cell(r, c);
+            const here = i === row && c === to;
+            return (
+              <Paint key={c} inverse={here} {...(x?.verdict ? { hue: verdictHue[x.verdict] } : {})}>
+                {pad(`${here ? '>' : ' '}${cellText(x)}`, colWidth)}
+              </Paint>
+            );
+          })}
+        </Text>
+      ))}
+      <Text> </Text>
+      <Text wrap="truncate">
+        <Paint bold>{`${from} -> ${to}: `}</Paint>
+        {selected ? (
+          <>
+            <Paint {...(selected.verdict ? { hue: verdictHue[selected.verdict] } : {})}>{selected.verdict ?? 'cannot be tried'}</Paint>
+            {' by default'}
+            {selected.exceptions.length ? `; ${exceptionText(selected)}` : ''}
+          </>
+        ) : (
+          'no cell (the host to itself goes over lo)'
+        )}
+      </Text>
+      <Paint hue="gray">{`${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`}</Paint>
+      {rules.slice(0, room).map((l, i) => (
+        <Box key={i}>
+          <Box flexGrow={1} flexShrink={1}>
+            <Text wrap="truncate">
+              {'  '}
+              <NftText text={l.text} />
+            </Text>
+          </Box>
+          <Box flexShrink={0} marginLeft={1}>
+            <Paint hue="gray">{l.origin ? originPlace(l.origin) : ''}</Paint>
+          </Box>
+        </Box>
+      ))}
+      {rules.length > room ? <Paint hue="gray">{`  … ${rules.length - room} more (see Rules)`}</Paint> : null}
+    </Box>
+  );
+}

@@ -1,0 +1,102 @@
+// What-if: pick a source, a destination, a protocol and a port with the keyboard; the verdict
+// and the trace are explain's, worked out again on every change.
+import { Box, Text } from 'ink';
+import { type Proto, explainFlow } from '../../explain/flow.js';
+import { endpoints } from '../derive.js';
+import { type KeyHandler, useKeyedState } from '../keys.js';
+import type { Compiled } from '../state.js';
+import { Paint, verdictHue } from '../theme.js';
+
+const PROTOS: Proto[] = ['tcp', 'udp', 'icmp', 'icmpv6'];
+const FIELDS = ['from', 'to', 'proto', 'port'] as const;
+type Field = (typeof FIELDS)[number];
+
+export interface Question {
+  from: string;
+  to: string;
+  proto: Proto;
+  port: string;
+}
+
+interface WhatIfState {
+  field: Field;
+  /** What the user picked; a name that disappears on reload falls back to a default. */
+  from?: string;
+  to?: string;
+  proto: Proto;
+  port: string;
+}
+
+const cycle = <T,>(list: readonly T[], now: T, step: number) => list[(list.indexOf(now) + step + list.length) % list.length]!;
+
+export function useWhatIf(good: Compiled | undefined) {
+  const names = good ? endpoints(good.model) : [];
+  const [state, step] = useKeyedState<WhatIfState>({ field: 'from', proto: 'tcp', port: '22' });
+  const question = (s: WhatIfState): Question => ({
+    from: s.from && names.includes(s.from) ? s.from : (names[0] ?? ''),
+    to: s.to && names.includes(s.to) ? s.to : (good?.model.guests[0]?.name ?? names[1] ?? ''),
+    proto: s.proto,
+    port: s.port,
+  });
+  const onKey: KeyHandler = (input, key) =>
+    step((s): WhatIfState | undefined => {
+      const q = question(s);
+      if (key.downArrow || key.tab) return { ...s, field: cycle(FIELDS, s.field, key.shift ? -1 : 1) };
+      if (key.upArrow) return { ...s, field: cycle(FIELDS, s.field, -1) };
+      if (key.leftArrow || key.rightArrow) {
+        const by = key.rightArrow ? 1 : -1;
+        if (s.field === 'from' && names.length) return { ...s, from: cycle(names, q.from, by) };
+        if (s.field === 'to' && names.length) return { ...s, to: cycle(names, q.to, by) };
+        if (s.field === 'proto') return { ...s, proto: cycle(PROTOS, s.proto, by) };
+        if (s.field === 'port') return { ...s, port: String(Math.min(65535, Math.max(1, Number(s.port || 0) + by))) };
+        return s;
+      }
+      if (s.field === 'port' && /^[0-9]$/.test(input)) return { ...s, port: (s.port + input).replace(/^0+/, '').slice(0, 5) };
+      if (s.field === 'port' && (key.backspace || key.delete)) return { ...s, port: s.port.slice(0, -1) };
+      return undefined;
+    });
+  return { field: state.field, question: question(state), onKey };
+}
+
+export function WhatIf(props: { good: Compiled; field: Field; question: Question; height: number }) {
+  const q = props.question;
+  const withPort = q.proto === 'tcp' || q.proto === 'udp';
+  const portNumber = Number(q.port);
+  const r =
+    withPort && !(Number.isInteger(portNumber) && portNumber >= 1 && portNumber <= 65535)
+      ? ({ ok: false, error: 'type a port from 1 to 65535' } as const)
+      : explainFlow(props.good.model, props.good.ruleset, { from: q.from, to: q.to, proto: q.proto, ...(withPort ? { port: portNumber } : {}) });
+  const fieldLine = (f: Field, value: string) => (
+    <Text key={f}>
+      {props.field === f ? '> ' : '  '}
+      {f.padEnd(6)}
+      <Paint inverse={props.field === f} bold>{` ${value} `}</Paint>
+    </Text>
+  );
+  return (
+    <Box flexDirection="column">
+      {fieldLine('from', q.from)}
+      {fieldLine('to', q.to)}
+      {fieldLine('proto', q.proto)}
+      {fieldLine('port', withPort ? q.port || '_' : '(none for icmp)')}
+      <Text> </Text>
+      {r.ok ? (
+        <>
+          <Text>
+            {'verdict: '}
+            <Paint bold hue={verdictHue[r.value.evaluation.verdict]}>
+              {r.value.evaluation.verdict.toUpperCase()}
+            </Paint>
+          </Text>
+          {r.value.story.slice(0, Math.max(0, props.height - 7)).map((s, i) => (
+            <Text key={i} wrap="truncate">
+              {s}
+            </Text>
+          ))}
+        </>
+      ) : (
+        <Paint hue="yellow">{r.error}</Paint>
+      )}
+    </Box>
+  );
+}
