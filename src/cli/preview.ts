@@ -26,6 +26,11 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
     io.out(plainSummary(state));
     return hasErrors(state.diagnostics) ? EXIT.policy : EXIT.ok;
   }
+  // Ink draws only the last frame when it thinks it runs in CI (is-in-ci reads CI,
+  // CONTINUOUS_INTEGRATION and CI_*); at a real terminal the user wants every frame.
+  process.env.CI = '0';
+  delete process.env.CONTINUOUS_INTEGRATION;
+  for (const key of Object.keys(process.env)) if (key.startsWith('CI_')) delete process.env[key];
   // Loaded here so that the other commands never pay for React.
   const { startPreview } = await import('../tui/start.js');
   const ui = startPreview(state, { color: opts.color ?? !process.env.NO_COLOR });
