@@ -12,6 +12,14 @@ import { BUILTIN_SERVICES } from '../policy/services.js';
 
 export const HOST_ZONE = 'host';
 
+/**
+ * The gateway a routed guest uses, on the host side of every routed guest interface: the same
+ * link-local addresses on each one, so guests need no per-host configuration (IPv4 as Xen's
+ * vif-route does with the host's address, IPv6 as routers do with a link-local gateway).
+ */
+export const ROUTED_GATEWAY_V4 = '169.254.0.1';
+export const ROUTED_GATEWAY_V6 = 'fe80::1';
+
 /** Where a policy element was written: its document path and its place in the file. */
 export interface Source {
   path: DocPath;
