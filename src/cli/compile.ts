@@ -1,9 +1,11 @@
 // guestwall compile FILE: the ruleset as nftables JSON (default) or nft syntax, to stdout or --out DIR.
 import { join } from 'node:path';
+import { guestSnippets } from '../emit/snippets.js';
 import { toNftJson } from '../nft/json.js';
 import { printRuleset } from '../nft/print.js';
 import { originMap } from '../nft/ruleset.js';
 import { EXIT, type Io } from './io.js';
+import { snippetTemplates } from './guest.js';
 import { compiledPolicy } from './policy-file.js';
 
 export interface CompileOptions {
@@ -17,10 +19,21 @@ export function compileCommand(io: Io, file: string, opts: CompileOptions): numb
   const ruleset = loaded.ruleset;
   const json = `${JSON.stringify(toNftJson(ruleset), null, 1)}\n`;
   if (opts.out !== undefined) {
+    const templates = snippetTemplates(io);
+    if ('error' in templates) {
+      io.err(templates.error);
+      return EXIT.usage;
+    }
     io.mkdir(opts.out);
     io.writeFile(join(opts.out, 'ruleset.json'), json);
     io.writeFile(join(opts.out, 'ruleset.nft'), printRuleset(ruleset));
     io.writeFile(join(opts.out, 'origins.json'), `${JSON.stringify(originMap(ruleset), null, 1)}\n`);
+    const snippets = guestSnippets(loaded.model, templates);
+    for (const s of snippets) {
+      io.mkdir(join(opts.out, 'guests', s.guest));
+      io.writeFile(join(opts.out, 'guests', s.guest, s.file), s.text);
+    }
+    if (snippets.length) io.err(`wrote the guest snippets to ${join(opts.out, 'guests')}: ${snippets.map((s) => `${s.guest}/${s.file}`).join(', ')}`);
     const rules = ruleset.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
     io.err(`wrote ruleset.json, ruleset.nft and origins.json to ${opts.out} (${rules} rules); load with: nft -j -f ${join(opts.out, 'ruleset.json')}`);
     return EXIT.ok;

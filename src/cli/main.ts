@@ -5,6 +5,7 @@ import { check } from './check.js';
 import { compileCommand } from './compile.js';
 import { doctorCommand } from './doctor.js';
 import { explainCommand, matrixCommand } from './explain.js';
+import { guestCommand } from './guest.js';
 import { installCommand, uninstallCommand } from './install.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { previewCommand } from './preview.js';
@@ -49,9 +50,18 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description('compile a policy into an nftables ruleset (JSON for nft -j -f, or nft syntax)')
     .argument('<file>', 'policy file')
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'nft']).default('json'))
-    .option('--out <dir>', 'write ruleset.json, ruleset.nft and origins.json to DIR instead of stdout')
+    .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json and guests/<guest>/<snippet> to DIR instead of stdout')
     .action((file: string, opts: { format: 'json' | 'nft'; out?: string }) => {
       code = compileCommand(io, file, opts);
+    });
+
+  program
+    .command('guest')
+    .description("print one guest's snippet: the xl.cfg vif line (Xen), <interface> XML (KVM) or lxc.net.* lines (LXC) with its stable interface names")
+    .argument('<file>', 'policy file')
+    .argument('<name>', 'the guest, as named under guests:')
+    .action((file: string, name: string) => {
+      code = guestCommand(io, file, name);
     });
 
   const hostOptions = (c: Command) =>

@@ -68,6 +68,8 @@ export interface GuestModel {
   zone: string;
   router: boolean;
   xenType?: 'pv' | 'pvh' | 'hvm';
+  /** An LXC container a non-root user starts: LXC ignores its veth.pair names. */
+  lxcUnprivileged?: true;
   interfaces: GuestInterfaceModel[];
   src: Source;
 }
@@ -199,7 +201,8 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
-      ...(g.xen?.type !== undefined ? { xenType: g.xen.type } : {}), interfaces, src: src(['guests', name]),
+      ...(g.xen?.type !== undefined ? { xenType: g.xen.type } : {}),
+      ...(g.platform === 'lxc' && g.lxc?.unprivileged === true ? { lxcUnprivileged: true as const } : {}), interfaces, src: src(['guests', name]),
     };
   });
 

@@ -212,6 +212,12 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
     const gpath = ['guests', gname];
     if (g.zone !== undefined) zoneRef(g.zone, [...gpath, 'zone']);
     const hvm = g.platform === 'xen' && g.xen?.type === 'hvm';
+    if (g.platform === 'lxc' && g.lxc?.unprivileged === true) {
+      const names = g.interfaces.map((iface, i) => `'${guestIfName(gname, i, iface.name)}'`).join(', ');
+      report(warning('unstable-ifname', [...gpath, 'lxc', 'unprivileged'],
+        `LXC ignores veth.pair when a non-root user starts the container, so '${gname}' gets random host-side names instead of ${names}, and the firewall rules keyed on them will not match it`,
+        'start the container as root (it may still map its ids with lxc.idmap) and drop unprivileged: true'));
+    }
     g.interfaces.forEach((iface, i) => {
       const path = [...gpath, 'interfaces', i];
       const name = guestIfName(gname, i, iface.name);
@@ -228,6 +234,11 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
         } else if (iface.name !== undefined && UNSTABLE_PREFIXES.some((pre) => name.startsWith(pre))) {
           report(warning('unstable-ifname', namePath, `interface name '${name}' uses a prefix the hypervisors hand out and change on every boot; rules keyed on it will not last`,
             `pick a name that does not start with ${UNSTABLE_PREFIXES.join(', ')}`));
+        }
+        const unquotable = g.platform === 'xen' ? /[,']/.exec(name)?.[0] : undefined;
+        if (unquotable !== undefined) {
+          report(error('invalid-ifname', namePath, `interface name '${name}' contains '${unquotable}', which xl's vif= line cannot carry in a vifname`,
+            "use letters, digits, '-', '_' and '.'"));
         }
       }
       let zone = g.zone;

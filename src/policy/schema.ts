@@ -135,6 +135,14 @@ export const Guest = z.strictObject({
     .optional()
     .meta({ description: 'Xen details: HVM guests also get a "<vifname>-emu" tap, so their names have at most 11 characters.' }),
   router: z.boolean().optional().meta({ description: 'The guest may act as a router (send router advertisements, answer DHCP).' }),
+  lxc: z
+    .strictObject({
+      unprivileged: z.boolean().optional().meta({
+        description: 'A non-root user starts the container (lxc-user-nic), so LXC ignores veth.pair and the host-side names are random: guestwall warns.',
+      }),
+    })
+    .optional()
+    .meta({ description: 'LXC details.' }),
 });
 
 export const ZonePolicy = z.strictObject({
