@@ -68,7 +68,7 @@ function xenSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): strin
   const notes = g.interfaces.map((i) => {
     const common = {
       index: String(i.index), name: i.name,
-      hvm: optional(hvm ? `HVM: until the guest's PV drivers load, it talks through QEMU's tap ${i.name}${XEN_EMU_SUFFIX}; the firewall covers both.` : undefined),
+      hvm: optional(hvm ? `HVM: until its PV drivers load, the guest talks through QEMU's tap ${i.name}${XEN_EMU_SUFFIX}, a second host-side interface.` : undefined),
       noMac: optional(i.mac === undefined ? 'No MAC in the policy: Xen picks a random 00:16:3e:xx:xx:xx at every start.' : undefined),
     };
     return i.mode === 'bridged'

@@ -235,10 +235,11 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
           report(warning('unstable-ifname', namePath, `interface name '${name}' uses a prefix the hypervisors hand out and change on every boot; rules keyed on it will not last`,
             `pick a name that does not start with ${UNSTABLE_PREFIXES.join(', ')}`));
         }
-        const unquotable = g.platform === 'xen' ? /[,']/.exec(name)?.[0] : undefined;
-        if (unquotable !== undefined) {
-          report(error('invalid-ifname', namePath, `interface name '${name}' contains '${unquotable}', which xl's vif= line cannot carry in a vifname`,
-            "use letters, digits, '-', '_' and '.'"));
+        // The kernel takes these, but the guest's own config cannot say them.
+        const unsayable = g.platform === 'xen' ? /[,']/.exec(name)?.[0] : g.platform === 'kvm' ? /[^A-Za-z0-9_.-]/.exec(name)?.[0] : undefined;
+        if (unsayable !== undefined) {
+          const where = g.platform === 'xen' ? "xl's vif= line cannot carry in a vifname" : "libvirt's domain XML refuses in <target dev>";
+          report(error('invalid-ifname', namePath, `interface name '${name}' contains '${unsayable}', which ${where}`, "use letters, digits, '-', '_' and '.'"));
         }
       }
       let zone = g.zone;
