@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { run } from '../../../src/cli/main.js';
 import { policyJsonSchema } from '../../../src/policy/schema.js';
 import { memoryIo } from '../../support/io.js';
+import { snippetTemplateFiles } from '../../support/templates.js';
 
 const homelab = readFileSync('policies/homelab-dmz.yaml', 'utf8');
 const broken = `version: 1
@@ -75,9 +76,9 @@ describe('guestwall compile', () => {
   });
 
   it('writes the ruleset and the origin map with --out', async () => {
-    const m = memoryIo({ 'h.yaml': homelab });
+    const m = memoryIo({ 'h.yaml': homelab, ...snippetTemplateFiles() });
     expect(await run(['compile', 'h.yaml', '--out', 'o'], m.io)).toBe(0);
-    expect(Object.keys(m.written).sort()).toEqual(['o/origins.json', 'o/ruleset.json', 'o/ruleset.nft']);
+    expect(Object.keys(m.written).filter((k) => !k.startsWith('o/guests/')).sort()).toEqual(['o/origins.json', 'o/ruleset.json', 'o/ruleset.nft']);
     const origins = JSON.parse(m.written['o/origins.json']!) as Record<string, { line: number; what: string }>;
     expect(origins['h.yaml:90 forwards[0]']).toMatchObject({ line: 90, what: 'forward 1: net -> asterisk' });
   });
