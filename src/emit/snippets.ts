@@ -47,16 +47,37 @@ const optional = (v: string | undefined): string[] => (v === undefined ? [] : [v
 /** Blocks rendered from per-interface templates, one after the other. */
 const blocks = (texts: string[]) => texts.map((t) => t.replace(/\n+$/, '')).join('\n');
 
+/**
+ * The interface that carries the guest's default route, per family: the first one that has a
+ * gateway in it (a routed interface with an address of the family, a bridged one whose bridge
+ * has an address in the guest's subnet). A second default route would not come up: LXC stops
+ * the container with "File exists".
+ */
+function defaultRouteIndex(model: HostModel, g: GuestModel, family: 4 | 6): number | undefined {
+  return g.interfaces.find((i) => {
+    const mine = i.addresses.filter((a) => a.family === family);
+    if (i.mode === 'routed') return mine.length > 0;
+    const bridge = model.bridges.find((b) => b.name === i.bridge)!;
+    return mine.some((a) => onBridge(a, bridge, model).gateway !== undefined);
+  })?.index;
+}
+
 /** What a routed interface's templates share: its gateways, and what the guest configures inside. */
-function routedValues(i: GuestInterfaceModel): Record<string, TemplateValue> {
+function routedValues(model: HostModel, g: GuestModel, i: GuestInterfaceModel): Record<string, TemplateValue> {
   const has4 = v4(i).length > 0;
   const has6 = v6(i).length > 0;
+  const default4 = defaultRouteIndex(model, g, 4);
+  const default6 = defaultRouteIndex(model, g, 6);
   return {
     addresses: i.addresses.map((a) => a.addr).join(', '),
     gateways: [...(has4 ? [ROUTED_GATEWAY_V4] : []), ...(has6 ? [ROUTED_GATEWAY_V6] : [])].join(' and '),
     guestAddresses: i.addresses.map((a) => `${a.addr}/${a.family === 4 ? 32 : 128}`),
-    gateway4: has4 ? [ROUTED_GATEWAY_V4] : [],
-    gateway6: has6 ? [ROUTED_GATEWAY_V6] : [],
+    gateway4: has4 && default4 === i.index ? [ROUTED_GATEWAY_V4] : [],
+    gateway6: has6 && default6 === i.index ? [ROUTED_GATEWAY_V6] : [],
+    otherDefault: [
+      ...(has4 && default4 !== i.index ? [`(the IPv4 default route goes through interface ${default4})`] : []),
+      ...(has6 && default6 !== i.index ? [`(the IPv6 default route goes through interface ${default6})`] : []),
+    ],
     nic: i.mac !== undefined ? `with MAC ${i.mac}` : `number ${i.index}`,
   };
 }
@@ -73,7 +94,7 @@ function xenSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): strin
     };
     return i.mode === 'bridged'
       ? fillTemplate(t['xen/bridged.txt'], { ...common, bridge: i.bridge })
-      : fillTemplate(t['xen/routed.txt'], { ...common, ...routedValues(i), hook: HOOK_PATHS.xenVif });
+      : fillTemplate(t['xen/routed.txt'], { ...common, ...routedValues(model, g, i), hook: HOOK_PATHS.xenVif });
   });
   const vifs = g.interfaces.map((i) => `'${vifSpec(i, hvm)}'`).join(', ');
   return fillTemplate(t['xen/xl.cfg'], {
@@ -108,7 +129,7 @@ function libvirtSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): s
     // <route> needs a gateway, so it cannot route a guest's /32 and /128 to the tap itself, and
     // libvirt does no proxy ARP/NDP. The hook is the same one Xen's routed vifs use.
     return fillTemplate(t['libvirt/routed.xml'], {
-      ...common, ...routedValues(i), portUp: xml(HOOK_PATHS.portUp), portDown: xml(HOOK_PATHS.portDown),
+      ...common, ...routedValues(model, g, i), portUp: xml(HOOK_PATHS.portUp), portDown: xml(HOOK_PATHS.portDown),
     });
   });
   return fillTemplate(t['libvirt/libvirt.xml'], { guest: xml(g.name), policy: xml(model.file), interfaces: blocks(interfaces) });
@@ -128,11 +149,12 @@ function xml(s: string): string {
 function lxcSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): string {
   const interfaces = g.interfaces.map((i) => {
     const common = { index: String(i.index), name: i.name, mac: optional(i.mac) };
+    const carries = (family: 4 | 6) => defaultRouteIndex(model, g, family) === i.index;
     if (i.mode === 'routed') {
       return fillTemplate(t['lxc/routed.conf'], {
         ...common,
-        ipv4: v4(i).map((a) => `${a.addr}/32`), gateway4: v4(i).length ? [ROUTED_GATEWAY_V4] : [],
-        ipv6: v6(i).map((a) => `${a.addr}/128`), gateway6: v6(i).length ? [ROUTED_GATEWAY_V6] : [],
+        ipv4: v4(i).map((a) => `${a.addr}/32`), gateway4: carries(4) ? [ROUTED_GATEWAY_V4] : [],
+        ipv6: v6(i).map((a) => `${a.addr}/128`), gateway6: carries(6) ? [ROUTED_GATEWAY_V6] : [],
         ipv6Note: optional(v6(i).length ? 'For the IPv6 gateway LXC needs net.ipv6.conf.all.forwarding=1 on the host (guestwall install sets it).' : undefined),
       });
     }
@@ -142,8 +164,8 @@ function lxcSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): strin
     const ipv6 = on(v6(i));
     return fillTemplate(t['lxc/bridged.conf'], {
       ...common, bridge: i.bridge,
-      ipv4: ipv4.map((a) => a.address), gateway4: optional(ipv4.find((a) => a.gateway)?.gateway),
-      ipv6: ipv6.map((a) => a.address), gateway6: optional(ipv6.find((a) => a.gateway)?.gateway),
+      ipv4: ipv4.map((a) => a.address), gateway4: optional(carries(4) ? ipv4.find((a) => a.gateway)?.gateway : undefined),
+      ipv6: ipv6.map((a) => a.address), gateway6: optional(carries(6) ? ipv6.find((a) => a.gateway)?.gateway : undefined),
     });
   });
   return fillTemplate(t['lxc/lxc.conf'], {

@@ -78,9 +78,11 @@ describe('Xen: the xl.cfg vif line', () => {
     const text = s.pv!.text;
     expect(text).toContain('#   ip address add 203.0.113.20/32 dev DEV');
     expect(text).toContain('#   ip address add 2001:db8:10::20/128 dev DEV');
-    expect(text).toContain(`#   ip route add default via ${ROUTED_GATEWAY_V4} dev DEV onlink`);
     expect(text).toContain(`#   ip -6 route add default via ${ROUTED_GATEWAY_V6} dev DEV`);
     expect(text).toContain('on the interface with MAC 00:16:3e:00:00:02');
+    // One default route per family: IPv4's goes through the bridged interface 0, which comes first.
+    expect(text).not.toContain(`via ${ROUTED_GATEWAY_V4}`);
+    expect(text).toContain('#   (the IPv4 default route goes through interface 0)');
     // IPv4 only: no IPv6 gateway to configure.
     expect(s.hvm!.text).toContain(`via ${ROUTED_GATEWAY_V4}`);
     expect(s.hvm!.text).not.toContain('ip -6 route');
@@ -160,15 +162,33 @@ describe('LXC: lxc.net.N lines', () => {
   });
 
   it("routes routed interfaces in LXC's router mode, with /32 and /128 and the link-local gateways", () => {
+    const r = snippets(policy(`
+  rt:
+    platform: lxc
+    zone: dmz
+    interfaces:
+      - { mode: routed, name: lxc-rt, addresses: [203.0.113.23, 2001:db8:10::23] }`)).rt!;
+    expect(config(r)).toEqual([
+      'lxc.net.0.type = veth',
+      'lxc.net.0.veth.mode = router',
+      'lxc.net.0.veth.pair = lxc-rt',
+      'lxc.net.0.flags = up',
+      'lxc.net.0.ipv4.address = 203.0.113.23/32',
+      `lxc.net.0.ipv4.gateway = ${ROUTED_GATEWAY_V4}`,
+      'lxc.net.0.ipv6.address = 2001:db8:10::23/128',
+      `lxc.net.0.ipv6.gateway = ${ROUTED_GATEWAY_V6}`,
+    ]);
+    expect(r.text).toContain('net.ipv6.conf.all.forwarding=1');
+  });
+
+  it('sets one default gateway per family, on the first interface that has one (a second stops the container)', () => {
     expect(config(s.ct!).slice(9)).toEqual([
       'lxc.net.1.type = veth',
       'lxc.net.1.veth.mode = router',
       'lxc.net.1.veth.pair = lxc-ct-r',
       'lxc.net.1.flags = up',
       'lxc.net.1.ipv4.address = 203.0.113.23/32',
-      `lxc.net.1.ipv4.gateway = ${ROUTED_GATEWAY_V4}`,
       'lxc.net.1.ipv6.address = 2001:db8:10::23/128',
-      `lxc.net.1.ipv6.gateway = ${ROUTED_GATEWAY_V6}`,
     ]);
   });
 
