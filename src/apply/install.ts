@@ -4,12 +4,15 @@
 // this host, a directory tree for tests and image builders), each file atomically.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderTemplate } from '../emit/template.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
 import { checkJson, nftMessage, nftVersion } from './nft.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 import type { System } from './system.js';
+
+export { renderTemplate };
 
 /** Where the installed files live on the target system (prefix them with the root to write). */
 export const BOOT_PATHS = {
@@ -35,16 +38,13 @@ net.ipv6.conf.all.forwarding=1
 
 /** The unit template in this package (templates/ beside src/ for the tests, beside dist/ when built). */
 export function unitTemplateFile(): string {
-  const up = import.meta.url.endsWith('/dist/src/apply/install.js') ? '../../../' : '../../';
-  return fileURLToPath(new URL(`${up}templates/guestwall.service`, import.meta.url));
+  return templateFile('guestwall.service');
 }
 
-/** Fill every `{{name}}` of a text template; a name without a value is a bug, so it throws. */
-export function renderTemplate(template: string, values: Record<string, string>): string {
-  return template.replace(/\{\{(.*?)\}\}/g, (_, name: string) => {
-    if (!Object.hasOwn(values, name)) throw new Error(`template placeholder {{${name}}} has no value`);
-    return values[name]!;
-  });
+/** A file under templates/ in this package ("hooks/port-up"). */
+export function templateFile(rel: string): string {
+  const up = import.meta.url.endsWith('/dist/src/apply/install.js') ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}templates/${rel}`, import.meta.url));
 }
 
 export interface InstallInput {
