@@ -117,7 +117,7 @@ export function networkSetup(model: HostModel): NetworkSetup {
 
   const sysctls: SysctlSetup[] = [
     { key: 'net.ipv4.ip_forward', value: '1', why: 'guestwall routes between zones' },
-    { key: 'net.ipv6.conf.all.forwarding', value: '1', why: 'guestwall routes between zones (IPv6)' },
+    { key: 'net.ipv6.conf.all.forwarding', value: '1', why: 'guestwall routes between zones, IPv6 too' },
     // 0 for all and default: routed guests are anti-spoofed per port by the ruleset's
     // `fib saddr . iif oif missing drop`, which is logged, explained and exact; strict rp_filter
     // would add a second, silent judge that drops what the policy allows on asymmetric paths
@@ -125,7 +125,7 @@ export function networkSetup(model: HostModel): NetworkSetup {
     // bridged traffic routed through br_netfilter). A distribution's loose mode (2) on single
     // interfaces stays compatible: the kernel uses the larger of all and the interface's value.
     { key: 'net.ipv4.conf.all.rp_filter', value: '0', why: 'anti-spoofing is the ruleset\'s fib check, not the kernel\'s' },
-    { key: 'net.ipv4.conf.default.rp_filter', value: '0', why: 'interfaces created later (guest ports) start without strict rp_filter' },
+    { key: 'net.ipv4.conf.default.rp_filter', value: '0', why: 'interfaces created later, guest ports among them, start without strict rp_filter' },
   ];
   for (const p of routedPorts) {
     if (p.by === 'hook' && p.proxyArp) sysctls.push({ key: ifSysctlKey(4, p.name, 'proxy_arp'), value: '1', ifname: p.name, why: `proxy ARP on ${p.guest}'s routed port` });
