@@ -70,6 +70,17 @@ describe('the network setup of the homelab example', () => {
   });
 });
 
+describe('every example policy', () => {
+  it('renders its network files as reviewed (golden)', () => {
+    for (const name of ['kvm-lan', 'lxc-isolated', 'routed-xen']) {
+      const model = compileYaml(readFileSync(`policies/${name}.yaml`, 'utf8')).model;
+      const out = networkOutput(model, templates);
+      for (const f of out.files) expectGolden(`tests/golden/network/${name}${f.path}`, f.text);
+      expectGolden(`tests/golden/network/${name}/plan.json`, out.planJson);
+    }
+  });
+});
+
 describe('routed interfaces by platform', () => {
   const policy = (platform: string, extra = '') => `
 version: 1
