@@ -4,12 +4,17 @@
 // this host, a directory tree for tests and image builders), each file atomically.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type NetworkFile, NETWORK_PATHS } from '../emit/network-files.js';
+import { HOOK_PATHS, HOOKS_DIR } from '../emit/paths.js';
+import { fillTemplate } from '../emit/template.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
 import { checkJson, nftMessage, nftVersion } from './nft.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 import type { System } from './system.js';
+
+export { fillTemplate };
 
 /** Where the installed files live on the target system (prefix them with the root to write). */
 export const BOOT_PATHS = {
@@ -27,24 +32,15 @@ export const BOOT_PATHS = {
   nft: '/usr/sbin/nft',
 } as const;
 
-const SYSCTL = `# Written by 'guestwall install': guestwall routes between zones, so this host forwards packets.
-# With forwarding on, the kernel ignores IPv6 router advertisements unless accept_ra=2.
-net.ipv4.ip_forward=1
-net.ipv6.conf.all.forwarding=1
-`;
-
 /** The unit template in this package (templates/ beside src/ for the tests, beside dist/ when built). */
 export function unitTemplateFile(): string {
-  const up = import.meta.url.endsWith('/dist/src/apply/install.js') ? '../../../' : '../../';
-  return fileURLToPath(new URL(`${up}templates/guestwall.service`, import.meta.url));
+  return templateFile('guestwall.service');
 }
 
-/** Fill every `{{name}}` of a text template; a name without a value is a bug, so it throws. */
-export function renderTemplate(template: string, values: Record<string, string>): string {
-  return template.replace(/\{\{(.*?)\}\}/g, (_, name: string) => {
-    if (!Object.hasOwn(values, name)) throw new Error(`template placeholder {{${name}}} has no value`);
-    return values[name]!;
-  });
+/** A file under templates/ in this package ("hooks/port-up"). */
+export function templateFile(rel: string): string {
+  const up = import.meta.url.endsWith('/dist/src/apply/install.js') ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}templates/${rel}`, import.meta.url));
 }
 
 export interface InstallInput {
@@ -55,6 +51,8 @@ export interface InstallInput {
   origins: Record<string, unknown>;
   /** The text of templates/guestwall.service. */
   unitTemplate: string;
+  /** The host network setup's files (src/emit/network-files.ts): networkd, sysctl, hooks, boot unit. */
+  network: NetworkFile[];
 }
 
 export interface InstalledFile {
@@ -68,12 +66,12 @@ export interface InstalledFile {
 /** What install writes, in the order it writes it (the unit last: it refers to the others). */
 export function bootFiles(input: InstallInput): InstalledFile[] {
   const P = BOOT_PATHS;
-  const unit = renderTemplate(input.unitTemplate, { nft: P.nft, ruleset: P.ruleset, lastGood: P.lastGood, stateDir: DEFAULT_STATE_DIR });
+  const unit = fillTemplate(input.unitTemplate, { nft: P.nft, ruleset: P.ruleset, lastGood: P.lastGood, stateDir: DEFAULT_STATE_DIR });
   return [
     { path: P.ruleset, text: `${JSON.stringify(toNftJson(input.ruleset), null, 1)}\n`, mode: 0o644, what: 'the compiled ruleset (nft -j -f)' },
     { path: P.policy, text: input.policyText, mode: 0o644, what: 'a copy of the policy it was compiled from' },
     { path: P.origins, text: `${JSON.stringify(input.origins, null, 1)}\n`, mode: 0o644, what: 'rule comment -> place in the policy' },
-    { path: P.sysctl, text: SYSCTL, mode: 0o644, what: 'forwarding on (systemd-sysctl)' },
+    ...input.network.map((f) => ({ path: f.path, text: f.text, mode: f.mode ?? 0o644, what: f.what })),
     { path: P.unit, text: unit, mode: 0o644, what: 'loads the ruleset at boot, before network-pre.target' },
   ];
 }
@@ -184,7 +182,12 @@ export async function uninstall(sys: System, root: string, purge: boolean): Prom
     throw new ApplyError('guestwall.service is still enabled; nothing was removed', `run systemctl${rootArg} disable guestwall.service first`);
   }
   const rulesetText = await sys.readFile(join(root, P.ruleset));
-  const targets: string[] = [P.unit, P.sysctl, P.ruleset, P.policy, P.origins, ...(purge ? [`${P.lastGood}.new`, P.lastGood] : [])];
+  if (await present(sys, join(root, NETWORK_PATHS.unitEnabled))) {
+    const rootArg = onHost ? '' : ` --root=${root}`;
+    throw new ApplyError('guestwall-network.service is still enabled; nothing was removed', `run systemctl${rootArg} disable guestwall-network.service first`);
+  }
+  const networkFiles = await installedNetworkFiles(sys, root);
+  const targets: string[] = [P.unit, P.sysctl, ...networkFiles, P.ruleset, P.policy, P.origins, ...(purge ? [`${P.lastGood}.new`, P.lastGood] : [])];
   const removed: string[] = [];
   for (const p of targets) {
     const path = join(root, p);
@@ -194,6 +197,8 @@ export async function uninstall(sys: System, root: string, purge: boolean): Prom
   }
   const kept: UninstallReport['kept'] = [];
   // rmdir removes the directory only when empty: a policy the admin keeps there stays.
+  const hooksDir = join(root, HOOKS_DIR);
+  if ((await sys.run('rmdir', [hooksDir])).code === 0) removed.push(hooksDir);
   const etcDir = join(root, P.etcDir);
   const rmdir = await sys.run('rmdir', [etcDir]);
   if (rmdir.code === 0) removed.push(etcDir);
@@ -202,6 +207,22 @@ export async function uninstall(sys: System, root: string, purge: boolean): Prom
   if (!purge && (await sys.readFile(lastGood)) !== undefined) kept.push({ path: lastGood, why: 'the last ruleset that loaded at boot; --purge removes it' });
   const reloadSkipped = onHost ? await daemonReload(sys) : '--root: systemctl was not run';
   return { removed, kept, tables: rulesetTables(rulesetText), ...(reloadSkipped ? { reloadSkipped } : {}) };
+}
+
+/**
+ * The network files install wrote: the fixed ones, and the 00-guestwall-* networkd files and
+ * hooks, which depend on the policy (found by listing, since the policy may have changed since).
+ */
+async function installedNetworkFiles(sys: System, root: string): Promise<string[]> {
+  const list = async (dir: string, prefix: string) => {
+    const r = await sys.run('ls', ['-1', join(root, dir)]);
+    return r.code === 0 ? r.stdout.split('\n').filter((n) => n.startsWith(prefix)).map((n) => `${dir}/${n}`) : [];
+  };
+  return [
+    NETWORK_PATHS.unit, NETWORK_PATHS.proxyBatch, NETWORK_PATHS.networkdConf,
+    ...(await list(NETWORK_PATHS.networkdDir, '00-guestwall-')),
+    ...Object.values(HOOK_PATHS),
+  ];
 }
 
 /**

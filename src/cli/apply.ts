@@ -6,7 +6,9 @@ import { diffRuleset } from '../apply/diff.js';
 import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
+import { applyNetwork, planNetworkHere } from '../apply/network.js';
 import { type System, realSystem } from '../apply/system.js';
+import { networkSetup } from '../emit/network.js';
 import { formatChanges } from '../nft/diff.js';
 import { EXIT, type Io, reportError } from './io.js';
 import { compiledPolicy } from './policy-file.js';
@@ -20,6 +22,8 @@ export interface HostOptions {
 export interface ApplyCliOptions extends HostOptions {
   confirm?: number;
   force?: boolean;
+  /** false with --no-network: only the ruleset. */
+  network?: boolean;
 }
 
 /** The rollback timer of this build of guestwall: next to this file in dist/, or in dist/ when run from sources. */
@@ -51,6 +55,16 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
     else if (r.pending) {
       io.out(`guestwall: applied ${file}${where}; run 'guestwall confirm${opts.netns ? ` --netns ${opts.netns}` : ''}' within ${opts.confirm} s or the previous ruleset comes back`);
     } else io.out(`guestwall: applied ${file}${where} (check ${r.timings.checkMs} ms, load ${r.timings.loadMs} ms)`);
+    if (opts.network !== false) {
+      // The ruleset first: no bridge or route comes up before the rules for it are in place.
+      try {
+        const net = await applyNetwork(sys, networkSetup(loaded.model), (m) => io.err(m));
+        io.out(net.done.length ? `guestwall: network setup${where}: ${net.done.length} changes` : `guestwall: network setup${where}: nothing to change`);
+      } catch (e) {
+        if (e instanceof ApplyError) io.err('guestwall: the ruleset is applied; the network setup is not complete');
+        throw e;
+      }
+    }
     return EXIT.ok;
   } catch (e) {
     return reportError(io, e);
@@ -84,13 +98,16 @@ export async function diffCommand(io: Io, file: string, opts: HostOptions, sys: 
   try {
     const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
     const changes = await diffRuleset(sys, realSystem(), loaded.ruleset, join(state.dir, 'diff.json'));
-    if (changes.length === 0) {
-      io.out(`guestwall: the live ruleset${opts.netns ? ` in ${opts.netns}` : ''} already is ${file}`);
-      return EXIT.ok;
+    const net = await planNetworkHere(sys, networkSetup(loaded.model));
+    for (const n of net.notes) io.err(`network: ${n}`);
+    if (changes.length === 0) io.out(`guestwall: the live ruleset${opts.netns ? ` in ${opts.netns}` : ''} already is ${file}`);
+    else {
+      io.out(formatChanges(changes));
+      const added = changes.filter((c) => c.kind === '+').length;
+      io.out(`${added} to add, ${changes.length - added} to remove`);
     }
-    io.out(formatChanges(changes));
-    const added = changes.filter((c) => c.kind === '+').length;
-    io.out(`${added} to add, ${changes.length - added} to remove`);
+    if (net.steps.length > 0) io.out(`network:\n${net.steps.map((s) => `  + ${s.what}`).join('\n')}\n${net.steps.length} network steps to run`);
+    if (changes.length === 0 && net.steps.length === 0) return EXIT.ok;
     return EXIT.policy;
   } catch (e) {
     return reportError(io, e);

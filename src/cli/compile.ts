@@ -1,11 +1,12 @@
 // guestwall compile FILE: the ruleset as nftables JSON (default) or nft syntax, to stdout or --out DIR.
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { guestSnippets } from '../emit/snippets.js';
 import { toNftJson } from '../nft/json.js';
 import { printRuleset } from '../nft/print.js';
 import { originMap } from '../nft/ruleset.js';
 import { EXIT, type Io } from './io.js';
 import { snippetTemplates } from './guest.js';
+import { networkOutput } from './network.js';
 import { compiledPolicy } from './policy-file.js';
 
 export interface CompileOptions {
@@ -34,8 +35,17 @@ export function compileCommand(io: Io, file: string, opts: CompileOptions): numb
       io.writeFile(join(opts.out, 'guests', s.guest, s.file), s.text);
     }
     if (snippets.length) io.err(`wrote the guest snippets to ${join(opts.out, 'guests')}: ${snippets.map((s) => `${s.guest}/${s.file}`).join(', ')}`);
+    // The host network setup, laid out as the target system's tree under network/, and its plan.
+    const network = networkOutput(loaded.model);
+    const netDir = join(opts.out, 'network');
+    for (const f of network.files) {
+      io.mkdir(dirname(join(netDir, f.path)));
+      io.writeFile(join(netDir, f.path), f.text, f.mode);
+    }
+    io.writeFile(join(netDir, 'plan.json'), network.planJson);
     const rules = ruleset.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
     io.err(`wrote ruleset.json, ruleset.nft and origins.json to ${opts.out} (${rules} rules); load with: nft -j -f ${join(opts.out, 'ruleset.json')}`);
+    io.err(`wrote the host network setup to ${netDir} (${network.files.length} files and plan.json)`);
     return EXIT.ok;
   }
   io.out(opts.format === 'nft' ? printRuleset(ruleset) : json);

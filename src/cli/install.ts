@@ -3,8 +3,10 @@
 import { resolve } from 'node:path';
 import { install, uninstall, unitTemplateFile } from '../apply/install.js';
 import { type System, realSystem } from '../apply/system.js';
+import { NETWORK_PATHS } from '../emit/network-files.js';
 import { originMap } from '../nft/ruleset.js';
 import { EXIT, type Io, reportError } from './io.js';
+import { networkOutput } from './network.js';
 import { compiledPolicy } from './policy-file.js';
 
 export interface InstallCliOptions {
@@ -15,7 +17,6 @@ export interface UninstallCliOptions extends InstallCliOptions {
   purge?: boolean;
 }
 
-const ENABLE = 'systemctl daemon-reload && systemctl enable guestwall.service';
 
 
 export async function installCommand(io: Io, file: string, opts: InstallCliOptions, sys: System = realSystem()): Promise<number> {
@@ -24,15 +25,18 @@ export async function installCommand(io: Io, file: string, opts: InstallCliOptio
   const root = resolve(opts.root ?? '/');
   try {
     const ruleset = loaded.ruleset;
-    const report = await install(sys, { ruleset, policyText: loaded.text, origins: originMap(ruleset), unitTemplate: io.readFile(unitTemplateFile()) }, root);
+    const network = networkOutput(loaded.model).files;
+    const report = await install(sys, { ruleset, policyText: loaded.text, origins: originMap(ruleset), unitTemplate: io.readFile(unitTemplateFile()), network }, root);
+    const units = ['guestwall.service', ...(network.some((f) => f.path === NETWORK_PATHS.unit) ? ['guestwall-network.service'] : [])].join(' ');
+    const ENABLE = `systemctl daemon-reload && systemctl enable ${units}`;
     for (const w of report.warnings) io.err(`guestwall: warning: ${w.message}\n  hint: ${w.hint}`);
     if (report.checkSkipped) io.err(`guestwall: ${report.checkSkipped}`);
     io.out(`guestwall: installed ${file}${root === '/' ? '' : ` under ${root}`}:`);
     const width = Math.max(...report.written.map((w) => w.path.length));
     for (const w of report.written) io.out(`  ${w.path.padEnd(width)}  ${w.what}`);
-    if (root !== '/') io.out(`next, on the installed system: ${ENABLE}\n  (an image builder can run: systemctl --root=${root} enable guestwall.service)`);
+    if (root !== '/') io.out(`next, on the installed system: ${ENABLE}\n  (an image builder can run: systemctl --root=${root} enable ${units})`);
     else if (report.reloadSkipped) io.out(`guestwall: ${report.reloadSkipped}\nnext: ${ENABLE}`);
-    else io.out('next: systemctl enable guestwall.service (it loads this ruleset at every boot from then on)');
+    else io.out(`next: systemctl enable ${units} (the ruleset and the network setup at every boot from then on; the networkd files need systemd-networkd)`);
     return EXIT.ok;
   } catch (e) {
     return reportError(io, e);

@@ -1,12 +1,13 @@
 // What the commands need from the outside world, passed in so that tests run them in-process.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { ApplyError } from '../apply/errors.js';
 
 export interface Io {
   out(text: string): void;
   err(text: string): void;
   readFile(path: string): string;
-  writeFile(path: string, text: string): void;
+  /** `mode` for files that must be executable (hooks); the default is the umask's. */
+  writeFile(path: string, text: string, mode?: number): void;
   mkdir(path: string): void;
 }
 
@@ -14,7 +15,10 @@ export const processIo: Io = {
   out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
   readFile: (p) => readFileSync(p, 'utf8'),
-  writeFile: (p, t) => writeFileSync(p, t),
+  writeFile: (p, t, mode) => {
+    writeFileSync(p, t);
+    if (mode !== undefined) chmodSync(p, mode);
+  },
   mkdir: (p) => mkdirSync(p, { recursive: true }),
 };
 

@@ -73,11 +73,12 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
   hostOptions(
     program
       .command('apply')
-      .description('check, then load the compiled ruleset in one transaction, and verify it')
+      .description('check, then load the compiled ruleset in one transaction, and verify it; then set up the host network (bridges, routed ports, proxy entries, sysctls)')
       .argument('<file>', 'policy file')
       .addOption(new Option('--confirm <seconds>', "roll back by itself unless 'guestwall confirm' runs in time").argParser(seconds))
-      .option('--force', 'apply even if the lockout guard objects'),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean }) => {
+      .option('--force', 'apply even if the lockout guard objects')
+      .option('--no-network', 'only the ruleset: leave bridges, routes, proxy entries and sysctls as they are'),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean }) => {
     code = await applyCommand(io, file, opts);
   });
 

@@ -67,11 +67,14 @@ describe.skipIf(skipReason !== undefined)(`apply on a live kernel${skipReason ? 
   let ns = '';
   let stateDir = '';
   const created: string[] = [];
-  const cli = async (...args: string[]) => {
+  const cliWithNetwork = async (...args: string[]) => {
     const m = memoryIo(POLICIES);
     const code = await run([...args, '--netns', ns, '--state-dir', stateDir], m.io);
     return { code, out: m.stdout(), err: m.stderr() };
   };
+  // The ruleset only: bridges with addresses send packets of their own (DAD, MLD), which move
+  // the counters these tests compare byte for byte. tests/e2e/network.test.ts covers the network.
+  const cli = (...args: string[]) => cliWithNetwork(...args, ...(args[0] === 'apply' ? ['--no-network'] : []));
 
   beforeAll(async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'gw-apply-'));
@@ -158,7 +161,7 @@ zones: { net: {} }
   it('rolls back even when the apply process is killed right after loading', async () => {
     expect((await cli('apply', 'policies/homelab-dmz.yaml')).code).toBe(0);
     const homelab = await guestwallTable(ns);
-    const child = execa('node', [BIN, 'apply', 'policies/kvm-lan.yaml', '--confirm', '2', '--netns', ns, '--state-dir', stateDir], { reject: false });
+    const child = execa('node', [BIN, 'apply', 'policies/kvm-lan.yaml', '--confirm', '2', '--no-network', '--netns', ns, '--state-dir', stateDir], { reject: false });
     // Kill it the moment the new ruleset is live, before it can print or clean up.
     expect(await waitFor(async () => (await guestwallTable(ns))?.includes('kvm-lan.yaml') ?? false, 10_000)).toBe(true);
     child.kill('SIGKILL');
@@ -170,7 +173,7 @@ zones: { net: {} }
     const fresh = await cli('diff', 'policies/kvm-lan.yaml');
     expect(fresh.code).toBe(1);
     expect(fresh.out).toContain('table inet guestwall:\n  + not loaded yet');
-    expect((await cli('apply', 'policies/kvm-lan.yaml')).code).toBe(0);
+    expect((await cliWithNetwork('apply', 'policies/kvm-lan.yaml')).code).toBe(0);
     const same = await cli('diff', 'policies/kvm-lan.yaml');
     expect(same.code, same.out).toBe(0);
     const changed = await cli('diff', 'policies/lxc-isolated.yaml');

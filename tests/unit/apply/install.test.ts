@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BOOT_PATHS, renderTemplate, unitTemplateFile } from '../../../src/apply/install.js';
+import { BOOT_PATHS, fillTemplate, unitTemplateFile } from '../../../src/apply/install.js';
 import { type RunResult, type System, realSystem } from '../../../src/apply/system.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { originMap } from '../../../src/nft/ruleset.js';
@@ -18,7 +18,15 @@ import { memoryIo } from '../../support/io.js';
 const POLICY = 'policies/homelab-dmz.yaml';
 const policyText = readFileSync(POLICY, 'utf8');
 const compiled = compilePolicyText(POLICY, policyText).compiled!;
-const INSTALLED = ['etc/guestwall/origins.json', 'etc/guestwall/policy.yaml', 'etc/guestwall/ruleset.json', 'etc/sysctl.d/60-guestwall.conf', 'etc/systemd/system/guestwall.service'];
+const HOOKS = ['etc/guestwall/hooks/port-down', 'etc/guestwall/hooks/port-up', 'etc/guestwall/hooks/xen-vif'];
+const INSTALLED = [
+  'etc/guestwall/hooks/port-down', 'etc/guestwall/hooks/port-up', 'etc/guestwall/hooks/xen-vif',
+  'etc/guestwall/network.batch', 'etc/guestwall/origins.json', 'etc/guestwall/policy.yaml', 'etc/guestwall/ruleset.json', 'etc/sysctl.d/60-guestwall.conf',
+  'etc/systemd/network/00-guestwall-br-dmz.netdev', 'etc/systemd/network/00-guestwall-br-dmz.network',
+  'etc/systemd/network/00-guestwall-br-lan.netdev', 'etc/systemd/network/00-guestwall-br-lan.network',
+  'etc/systemd/network/00-guestwall-eth1.network', 'etc/systemd/network/00-guestwall-gw-mail.network',
+  'etc/systemd/networkd.conf.d/guestwall.conf', 'etc/systemd/system/guestwall-network.service', 'etc/systemd/system/guestwall.service',
+];
 
 /** The policy and the packaged unit template, as the CLI reads them. */
 function cliIo(files: Record<string, string> = {}) {
@@ -59,11 +67,11 @@ async function installInto(dir: string, files?: Record<string, string>) {
 }
 
 describe('guestwall install --root DIR', () => {
-  it('writes exactly the ruleset, the policy, the origin map, the sysctl file and the unit, all 0644', async () => {
+  it('writes exactly the ruleset, the policy, the origin map, the unit and the network setup, hooks 0755, the rest 0644', async () => {
     const r = await installInto(root);
     expect(r.stderr()).not.toContain('error');
     expect(r.code).toBe(0);
-    expect(tree(root)).toEqual(Object.fromEntries(INSTALLED.map((p) => [p, 0o644])));
+    expect(tree(root)).toEqual(Object.fromEntries(INSTALLED.map((p) => [p, HOOKS.includes(p) ? 0o755 : 0o644])));
   });
 
   it('writes the compiled JSON, the policy as given, and the origin map of the compile command', async () => {
@@ -72,8 +80,7 @@ describe('guestwall install --root DIR', () => {
     expect(JSON.parse(at(BOOT_PATHS.ruleset))).toEqual(toNftJson(compiled.ruleset));
     expect(at(BOOT_PATHS.policy)).toBe(policyText);
     expect(JSON.parse(at(BOOT_PATHS.origins))).toEqual(originMap(compiled.ruleset));
-    expect(at(BOOT_PATHS.sysctl)).toMatch(/^# .*routes between zones/);
-    expect(at(BOOT_PATHS.sysctl).split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    expect(at(BOOT_PATHS.sysctl)).toBe(readFileSync('tests/golden/network/homelab-dmz/etc/sysctl.d/60-guestwall.conf', 'utf8'));
   });
 
   it('writes the reviewed unit', async () => {
@@ -113,7 +120,7 @@ describe('guestwall install --root DIR', () => {
     const r = await installInto(root);
     for (const p of INSTALLED) expect(r.stdout()).toContain(join(root, p));
     expect(r.stderr()).toContain('not checked against this kernel');
-    expect(r.stdout()).toContain('systemctl daemon-reload && systemctl enable guestwall.service');
+    expect(r.stdout()).toContain('systemctl daemon-reload && systemctl enable guestwall.service guestwall-network.service');
   });
 
   it('replaces an earlier install', async () => {
@@ -248,7 +255,7 @@ describe('guestwall install on this host (no --root)', () => {
     ]);
     expect(Object.keys(tree(root)).sort()).toEqual(INSTALLED);
     expect(m.stderr()).not.toContain('not checked');
-    expect(m.stdout()).toContain('next: systemctl enable guestwall.service');
+    expect(m.stdout()).toContain('next: systemctl enable guestwall.service guestwall-network.service');
   });
 
   it('writes nothing when the kernel refuses the ruleset, and exits 1', async () => {
@@ -279,8 +286,8 @@ describe('guestwall install on this host (no --root)', () => {
 
 describe('templates', () => {
   it('fill every placeholder, and a placeholder without a value is a bug', () => {
-    expect(renderTemplate('a {{x}} b {{x}}', { x: '1' })).toBe('a 1 b 1');
-    expect(() => renderTemplate('a {{y}}', { x: '1' })).toThrow('template placeholder {{y}} has no value');
-    expect(() => renderTemplate('{{constructor}}', {})).toThrow('has no value');
+    expect(fillTemplate('a {{x}} b {{x}}', { x: '1' })).toBe('a 1 b 1');
+    expect(() => fillTemplate('a {{y}}', { x: '1' })).toThrow('template placeholder {{y}} has no value');
+    expect(() => fillTemplate('{{constructor}}', {})).toThrow('has no value');
   });
 });

@@ -78,9 +78,22 @@ describe('guestwall compile', () => {
   it('writes the ruleset and the origin map with --out', async () => {
     const m = memoryIo({ 'h.yaml': homelab, ...snippetTemplateFiles() });
     expect(await run(['compile', 'h.yaml', '--out', 'o'], m.io)).toBe(0);
-    expect(Object.keys(m.written).filter((k) => !k.startsWith('o/guests/')).sort()).toEqual(['o/origins.json', 'o/ruleset.json', 'o/ruleset.nft']);
+    expect(Object.keys(m.written).filter((k) => !k.startsWith('o/guests/') && !k.startsWith('o/network/')).sort()).toEqual(['o/origins.json', 'o/ruleset.json', 'o/ruleset.nft']);
+    expect(Object.keys(m.written)).toContain('o/guests/asterisk/lxc.conf');
+    expect(Object.keys(m.written)).toContain('o/network/etc/guestwall/hooks/port-up');
     const origins = JSON.parse(m.written['o/origins.json']!) as Record<string, { line: number; what: string }>;
     expect(origins['h.yaml:90 forwards[0]']).toMatchObject({ line: 90, what: 'forward 1: net -> asterisk' });
+  });
+
+  it('writes the host network setup under network/ with --out: the target tree and plan.json', async () => {
+    const m = memoryIo({ 'h.yaml': homelab, ...snippetTemplateFiles() });
+    expect(await run(['compile', 'h.yaml', '--out', 'o'], m.io)).toBe(0);
+    const net = Object.keys(m.written).filter((k) => k.startsWith('o/network/'));
+    expect(net).toContain('o/network/etc/systemd/network/00-guestwall-br-lan.netdev');
+    expect(net).toContain('o/network/etc/guestwall/hooks/port-up');
+    expect(net).toContain('o/network/etc/sysctl.d/60-guestwall.conf');
+    const plan = JSON.parse(m.written['o/network/plan.json']!) as { steps: { args: string[] }[] };
+    expect(plan.steps.map((s) => s.args.join(' '))).toContain('-4 neigh add proxy 203.0.113.20 dev eth0');
   });
 
   it('refuses to compile a policy with errors, exit 1, nothing on stdout', async () => {

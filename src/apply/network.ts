@@ -1,0 +1,101 @@
+// The host network setup on a running host (or inside --netns): read what is there with
+// `ip -j` and `sysctl`, plan the missing steps (src/emit/network-plan.ts), run them one by one
+// and report each. Nothing is deleted; a second run finds nothing to do.
+import type { NetworkSetup } from '../emit/network.js';
+import { type LiveNetwork, type NetworkPlan, type NetworkStep, planNetwork, sysctlKeys } from '../emit/network-plan.js';
+import { ApplyError } from './errors.js';
+import type { System } from './system.js';
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  master?: string;
+  linkinfo?: { info_kind?: string; info_data?: { stp_state?: number; forward_delay?: number } };
+}
+interface IpAddr {
+  ifname: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
+interface IpRoute {
+  dst: string;
+  dev?: string;
+  metric?: number;
+}
+interface IpNeigh {
+  dst: string;
+  dev: string;
+}
+
+async function ipJson<T>(sys: System, args: string[]): Promise<T[]> {
+  const r = await sys.run('ip', ['-j', ...args]);
+  if (r.code === 127) throw new ApplyError('ip is not installed here', 'install iproute2', 2);
+  if (r.code !== 0) throw new ApplyError(`ip ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  const text = r.stdout.trim();
+  return text === '' ? [] : (JSON.parse(text) as T[]);
+}
+
+/** ip prints host routes without their length ("203.0.113.20"); the plan writes them with it. */
+const withPrefix = (dst: string, family: 4 | 6) => (dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`);
+
+export async function readLiveNetwork(sys: System, keys: string[]): Promise<LiveNetwork> {
+  const links = (await ipJson<IpLink>(sys, ['-d', 'link', 'show'])).map((l) => ({
+    ifname: l.ifname,
+    ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}),
+    ...(l.master !== undefined ? { master: l.master } : {}),
+    up: l.flags?.includes('UP') ?? false,
+    ...(l.linkinfo?.info_kind === 'bridge'
+      ? { stpState: l.linkinfo.info_data?.stp_state ?? -1, forwardDelay: l.linkinfo.info_data?.forward_delay ?? -1 }
+      : {}),
+  }));
+  const addresses = (await ipJson<IpAddr>(sys, ['address', 'show'])).flatMap((a) =>
+    (a.addr_info ?? []).map((i) => ({ ifname: a.ifname, cidr: `${i.local}/${i.prefixlen}` })),
+  );
+  const routes = [
+    ...(await ipJson<IpRoute>(sys, ['-4', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
+    ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
+  ].map((r) => ({ dst: r.dst, ...(r.dev !== undefined ? { dev: r.dev } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
+  const proxies = (await ipJson<IpNeigh>(sys, ['neigh', 'show', 'proxy'])).map((n) => ({ address: n.dst, dev: n.dev }));
+  const sysctls: Record<string, string> = {};
+  for (const key of keys) {
+    const r = await sys.run('sysctl', ['-n', key]);
+    if (r.code === 0) sysctls[key] = r.stdout.trim();
+  }
+  return { links, addresses, routes, proxies, sysctls };
+}
+
+/** What applying the setup would do here, without doing it (diff). */
+export async function planNetworkHere(sys: System, setup: NetworkSetup): Promise<NetworkPlan> {
+  return planNetwork(setup, await readLiveNetwork(sys, sysctlKeys(setup)));
+}
+
+export interface NetworkApplyReport {
+  /** The steps that ran, in order. */
+  done: NetworkStep[];
+  notes: string[];
+}
+
+/** A step that failed: which one, and the ones before it that did run (they stay). */
+export class NetworkStepError extends ApplyError {
+  constructor(
+    readonly step: NetworkStep,
+    readonly done: NetworkStep[],
+    why: string,
+  ) {
+    const list = done.length ? `; done before it: ${done.map((d) => d.what).join('; ')}` : '; nothing was changed before it';
+    super(`network setup failed at "${step.what}" (${step.program} ${step.args.join(' ')}): ${why}${list}`, 'fix the cause and apply again: the steps that ran are not repeated');
+  }
+}
+
+export async function applyNetwork(sys: System, setup: NetworkSetup, progress: (line: string) => void = () => {}): Promise<NetworkApplyReport> {
+  if (!sys.isRoot()) throw new ApplyError('setting up the host network needs root', 'run it with sudo, or as root', 2);
+  const plan = await planNetworkHere(sys, setup);
+  for (const n of plan.notes) progress(`network: ${n}`);
+  const done: NetworkStep[] = [];
+  for (const step of plan.steps) {
+    const r = await sys.run(step.program, step.args);
+    if (r.code !== 0) throw new NetworkStepError(step, done, r.stderr.trim() || `exit ${r.code}`);
+    done.push(step);
+    progress(`network: ${step.what}`);
+  }
+  return { done, notes: plan.notes };
+}

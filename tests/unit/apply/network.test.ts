@@ -1,0 +1,56 @@
+// apply's network step against an in-memory host: it reads the live state with ip -j and sysctl,
+// runs only the missing steps, reports each, and names the step that failed with what ran before.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { NetworkStepError, applyNetwork } from '../../../src/apply/network.js';
+import { networkSetup } from '../../../src/emit/network.js';
+import { compileYaml } from '../../support/compile.js';
+import { fakeSystem } from '../../support/fake-system.js';
+
+const setup = networkSetup(compileYaml(readFileSync('policies/homelab-dmz.yaml', 'utf8')).model);
+
+/** A host with eth0 and eth1, nothing configured, forwarding off; `fail` makes one command line fail. */
+function host(fail?: string) {
+  return fakeSystem({
+    answer(cmd, args) {
+      const line = [cmd, ...args].join(' ');
+      if (line === fail) return { code: 2, stderr: 'RTNETLINK answers: Operation not permitted\n' };
+      if (line === 'ip -j -d link show') return JSON.stringify([{ ifname: 'lo', flags: ['UP'] }, { ifname: 'eth0', flags: ['UP'] }, { ifname: 'eth1', flags: [] }]);
+      if (line === 'ip -j address show') return JSON.stringify([{ ifname: 'eth0', addr_info: [{ family: 'inet', local: '203.0.113.10', prefixlen: 24 }] }]);
+      if (line.startsWith('ip -j ')) return '[]';
+      if (cmd === 'sysctl' && args[0] === '-n') return args[1]!.includes('gw-mail') ? { code: 255, stderr: 'sysctl: cannot stat' } : '0\n';
+      return '';
+    },
+  });
+}
+
+describe('applying the network setup', () => {
+  it('runs the missing steps, reports each, and notes the guest port that is not there', async () => {
+    const h = host();
+    const lines: string[] = [];
+    const r = await applyNetwork(h.sys, setup, (l) => lines.push(l));
+    expect(lines[0]).toBe('network: gw-mail (mail) is not there yet; skipped: its hook (port-up) configures it when it appears');
+    expect(lines).toContain('network: eth1: port of br-lan');
+    expect(h.calls).toContain('ip link add name br-dmz type bridge stp_state 0 forward_delay 0');
+    expect(h.calls).toContain('ip -4 neigh add proxy 203.0.113.20 dev eth0');
+    expect(h.calls.some((c) => c.includes('gw-mail') && !c.startsWith('sysctl -n'))).toBe(false);
+    expect(r.done.length).toBe(lines.length - 1);
+  });
+
+  it('stops at a failing step, names it, and lists what was done before it', async () => {
+    const h = host('ip link set dev eth1 master br-lan');
+    const err = await applyNetwork(h.sys, setup).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NetworkStepError);
+    const e = err as NetworkStepError;
+    expect(e.message).toMatch(/^network setup failed at "eth1: port of br-lan" \(ip link set dev eth1 master br-lan\): RTNETLINK answers: Operation not permitted; done before it: /);
+    expect(e.message).toContain('br-lan: create bridge');
+    expect(e.done.map((d) => d.what)).toContain('br-lan: up');
+    expect(h.calls).not.toContain('ip link add name br-dmz type bridge stp_state 0 forward_delay 0');
+  });
+
+  it('refuses without root, having run nothing', async () => {
+    const h = fakeSystem({ root: false });
+    await expect(applyNetwork(h.sys, setup)).rejects.toThrow('needs root');
+    expect(h.calls).toEqual([]);
+  });
+});
