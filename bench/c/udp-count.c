@@ -1,7 +1,7 @@
 // udp-count: counts the UDP datagrams that reach a port over a fixed window. Prints "ready" once
 // bound, waits for the first datagram (at most WAIT_MS), lets WARMUP_MS pass uncounted, then
 // counts for WINDOW_MS and prints {"packets":N,"ms":T}. Batched with recvmmsg. When nothing
-// arrives for 50 ms the sender has stopped (its packet cap): the window ends at the last
+// arrives for 250 ms the sender has stopped (its packet cap): the window ends at the last
 // datagram and T says how long it really was.
 // usage: udp-count PORT WAIT_MS WARMUP_MS WINDOW_MS CPU
 #define _GNU_SOURCE
@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     if (r > 0) {
       if (at >= start) count += r;
       last = at;
-    } else if (at - last > 50) {
+    } else if (at - last > 250) {
       break;
     }
   }
