@@ -8,7 +8,7 @@ export type Shape = (typeof SHAPES)[number];
 export const SHAPE_LABEL: Record<Shape, string> = {
   none: '(a) no ruleset',
   conntrack: '(b) conntrack only',
-  'conntrack-nat': "(b') conntrack + empty nat chains",
+  'conntrack-nat': "(b') conntrack + nat chains",
   guestwall: '(c) guestwall',
   linear: '(d) linear dispatch',
 };
@@ -86,6 +86,8 @@ export interface Target {
   guests: number;
   measured?: Summary;
   met?: boolean;
+  /** Every round on the same side of the tolerance: otherwise the noise decides, not the ruleset. */
+  conclusive?: boolean;
 }
 
 /** The issue's dataplane targets, at the largest size measured (10,000 guests by default). */
@@ -101,7 +103,7 @@ export function targets(results: SizeResult[]): Target[] {
   ];
   return rows.map(([what, m, tol, floor]) => {
     const measured = ratio(last, 'guestwall', floor, m);
-    return { what, guests: last.guests, ...(measured ? { measured, met: measured.median >= 1 - tol } : {}) };
+    return { what, guests: last.guests, ...(measured ? { measured, met: measured.median >= 1 - tol, conclusive: measured.min >= 1 - tol || measured.max < 1 - tol } : {}) };
   });
 }
 
@@ -138,7 +140,9 @@ export function markdown(results: SizeResult[], meta: { runs: number; windows: s
   if (t.length) {
     out.push('### Targets', '');
     for (const x of t) {
-      out.push(`- ${x.what}, at ${x.guests} guests: ${x.measured ? `${x.met ? 'met' : 'NOT met'} (c/floor median ${x.measured.median.toFixed(3)}, min ${x.measured.min.toFixed(3)}, max ${x.measured.max.toFixed(3)})` : 'not measured'}`);
+      const verdict = x.met ? 'met by the median' : 'NOT met by the median';
+      const trust = x.conclusive ? 'every round agrees' : 'rounds on both sides of the tolerance: inconclusive on this machine';
+      out.push(`- ${x.what}, at ${x.guests} guests: ${x.measured ? `${verdict} (c/floor median ${x.measured.median.toFixed(3)}, min ${x.measured.min.toFixed(3)}, max ${x.measured.max.toFixed(3)}; ${trust})` : 'not measured'}`);
     }
     out.push('');
   }
@@ -156,7 +160,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function chartSvg(results: SizeResult[], m: Measure, subtitle: string): string {
   const W = 760;
   const H = 460;
-  const pad = { l: 70, r: 200, t: 56, b: 56 };
+  const pad = { l: 70, r: 230, t: 56, b: 56 };
   const pw = W - pad.l - pad.r;
   const ph = H - pad.t - pad.b;
   const l = MEASURE_LABEL[m];
