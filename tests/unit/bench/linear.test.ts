@@ -1,0 +1,42 @@
+// The benchmark's linear reference shape must decide every packet as guestwall's map dispatch
+// does, or its figures compare two different firewalls.
+import { describe, expect, it } from 'vitest';
+import { compareVerdicts, linearDispatch, samplePackets } from '../../../bench/linear.js';
+import type { Ruleset } from '../../../src/nft/ruleset.js';
+import { compileYaml, ruleText } from '../../support/compile.js';
+import { policyYaml, scaledPolicy } from '../../support/gen-policy.js';
+
+const scaled = compileYaml(policyYaml(scaledPolicy(40)));
+const linear = linearDispatch(scaled.ruleset);
+const allRules = (r: Ruleset) => r.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((x) => `${c.name}: ${ruleText(x)}`)));
+
+describe('linear dispatch (benchmark reference shape)', () => {
+  it('has no verdict-map lookups left, and one rule per former map element', () => {
+    const rules = allRules(linear);
+    expect(rules.filter((r) => r.includes('vmap'))).toEqual([]);
+    expect(linear.tables[0]!.sets.filter((s) => s.kind === 'map')).toEqual([]);
+    const mapped = scaled.ruleset.tables[0]!;
+    const elements = mapped.sets.filter((s) => s.kind === 'map').reduce((n, m) => n + m.elements.length, 0);
+    const vmapRules = allRules(scaled.ruleset).filter((r) => r.includes('vmap')).length;
+    expect(rules.length).toBe(allRules(scaled.ruleset).length - vmapRules + elements);
+    // A routed guest's interface is a rule of its own now, in the forward dispatch.
+    expect(rules).toContain('forward: iifname "gw-vm4" goto from_dmz');
+    expect(rules).toContain('from_net: oifname "gw-vm4" goto net_to_dmz');
+  });
+
+  it('decides sampled packets exactly as the verdict maps do', () => {
+    const samples = samplePackets(scaled.model, 3000, 7);
+    expect(new Set(samples.map((s) => s.hook)).size).toBe(5);
+    expect(compareVerdicts(scaled.ruleset, linear, samples)).toEqual([]);
+  });
+
+  it('the comparison catches a dispatch that sends one interface to the wrong chain', () => {
+    const broken = structuredClone(linear);
+    const rule = broken.tables[0]!.chains.find((c) => c.name === 'from_net')!.rules.find((r) => ruleText(r) === 'oifname "gw-vm4" goto net_to_dmz')!;
+    rule.stmts[rule.stmts.length - 1] = { goto: { target: 'net_to_lan' } };
+    const samples = samplePackets(scaled.model, 3000, 7);
+    const found = compareVerdicts(scaled.ruleset, broken, samples);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every((d) => d.sample.packet.oifname === 'gw-vm4')).toBe(true);
+  });
+});
