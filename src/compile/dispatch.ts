@@ -38,7 +38,7 @@ export function dispatch(model: HostModel): Dispatch {
       kind: 'map', name: dstMapName(src.name), type: 'ifname', map: 'verdict', elements: elements((dst) => pairChainName(src.name, dst)),
     })),
   ];
-  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').map((i) => i.name);
+  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').flatMap((i) => i.hostNames);
   const sets: NamedSet[] = [{ kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed }];
 
   const established: Rule = { stmts: [ctState(['established', 'related']), accept()], origin: o('ct-established', 'replies and related packets of accepted connections pass') };
