@@ -37,7 +37,7 @@ export interface Port {
   iface: GuestInterfaceModel;
   router: boolean;
   v4: string[];
-  /** Declared IPv6 addresses plus the EUI-64 link-local address of the MAC (fe80::/64 without a MAC); empty when none are declared. */
+  /** The IPv6 sources it may use (see ipv6Allowed); empty = unchecked. */
   v6: string[];
 }
 
@@ -49,11 +49,21 @@ export function guestPorts(model: HostModel, mode: 'bridged' | 'routed'): Port[]
         iface,
         router: g.router,
         v4: iface.addresses.filter((a) => a.family === 4).map((a) => a.addr),
-        // Without a MAC the link-local address is unknown: any fe80::/64 one is let through.
-        v6: declared6.length > 0 ? [...new Set([...declared6, iface.mac !== undefined ? eui64LinkLocal(iface.mac) : LINK_LOCAL])] : [],
+        v6: ipv6Allowed(declared6, iface.mac),
       };
     }),
   );
+}
+
+/**
+ * The IPv6 sources a port may use: its declared addresses and its EUI-64 link-local one. Without
+ * a MAC the link-local address is unknown, so any fe80::/64 one passes; without a MAC and without
+ * declared addresses nothing can be checked (empty). With a MAC and no declared IPv6 address the
+ * guest still speaks link-local IPv6 (neighbour discovery), from that one address only.
+ */
+function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
+  if (mac !== undefined) return [...new Set([...declared, eui64LinkLocal(mac)])];
+  return declared.length > 0 ? [...declared, LINK_LOCAL] : [];
 }
 
 /** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
@@ -166,10 +176,10 @@ export function ndTargetValue(addr: string): SetElement {
 export function antiSpoofFindings(ports: Port[]): Finding[] {
   return ports.flatMap((p) => {
     const gaps: string[] = [];
-    if (p.iface.mac === undefined) gaps.push(`its source MAC${p.v6.length > 0 ? ' and link-local address' : ''} (no mac:)`);
+    if (p.iface.mac === undefined) gaps.push(`its source MAC${p.v6.length > 0 && p.iface.mode === 'bridged' ? ' and link-local address' : ''} (no mac:)`);
     if (p.iface.mode === 'bridged') {
       if (p.v4.length === 0) gaps.push('its IPv4 and ARP sender addresses (no IPv4 address)');
-      if (p.v6.length === 0) gaps.push('its IPv6 source and neighbour-advert addresses (no IPv6 address)');
+      if (p.v6.length === 0) gaps.push('its IPv6 source and neighbour-advert addresses (no mac:, no IPv6 address)');
     } else if (p.v4.length === 0) gaps.push('its ARP sender addresses (no IPv4 address)');
     if (gaps.length === 0) return [];
     return [warning('antispoof-incomplete', p.iface.src.path,

@@ -13,7 +13,7 @@ import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
 import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
 import { builtin } from './origin.js';
-import { pairChainName, pairChains, pairPolicy } from './zones.js';
+import { pairChainName, pairChains } from './zones.js';
 
 export const BRIDGE_PORTS_MAP = 'port_zone';
 
@@ -31,8 +31,10 @@ export function bridgePorts(model: HostModel): { port: string; bridge: string; z
 export function bridgeTable(model: HostModel, name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
   const o = (id: string, what: string) => builtin(id, what, model.file);
   const spoof = antiSpoof(guestPorts(model, 'bridged'), 'bridge', model.file);
-  const ports = bridgePorts(model);
-  const zones = [...new Set(model.bridges.map((b) => b.zone))];
+  // Only bridges that forward between a guest and another port need the forward chain's filtering.
+  const filtered = model.bridges.filter((b) => filteredBridge(model, b.name));
+  const ports = bridgePorts(model).filter((p) => filtered.some((b) => b.name === p.bridge));
+  const zones = [...new Set(filtered.map((b) => b.zone))];
   const pairs = pairChains(model, new Map(), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
 
   const portMap: NamedMap = {
@@ -70,18 +72,22 @@ export function bridgeTable(model: HostModel, name: string, features: KernelFeat
     sets: [...spoof.sets, portMap],
     chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
-  return { table, findings: [...pairs.findings, ...statelessFindings(model, features)] };
+  return { table, findings: [...pairs.findings, ...statelessFindings(model, pairs.stateless)] };
 }
 
-/** Without bridge conntrack, guest-to-guest filtering on a bridge matches each packet on its own. */
-function statelessFindings(model: HostModel, features: KernelFeatures): Finding[] {
-  if (features.bridgeConntrack) return [];
-  return model.bridges.flatMap((b) => {
-    const guests = model.guests.filter((g) => g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === b.name));
-    const pol = pairPolicy(model, b.zone, b.zone);
-    if (guests.length === 0 || (pol?.action === 'accept' && !model.rules.some((r) => r.from.some((f) => f.zone === b.zone) && r.to.some((t) => t.zone === b.zone)))) return [];
-    return [{ ...warning('bridge-stateless', b.src.path,
-      `the kernel has no bridge conntrack, so the ${b.zone} -> ${b.zone} rules between ports of '${b.name}' are stateless: replies are accepted by port (TCP except a bare SYN, UDP, echo replies), not by connection`,
-      'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'), atKey: true }];
-  });
+/** A bridge with a guest port and at least one other port: frames cross it between two ports. */
+function filteredBridge(model: HostModel, bridge: string): boolean {
+  const guestPorts = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === bridge).length;
+  const hostPorts = model.bridges.find((b) => b.name === bridge)?.ports.length ?? 0;
+  return guestPorts > 0 && guestPorts + hostPorts >= 2;
+}
+
+/** Without bridge conntrack, what the bridge pair chains accept is judged packet by packet. */
+function statelessFindings(model: HostModel, statelessChains: Set<string>): Finding[] {
+  return model.bridges.filter((b) => filteredBridge(model, b.name) && statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
+    ...warning('bridge-stateless', b.src.path,
+      `the kernel has no bridge conntrack, so what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
+      'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'),
+    atKey: true,
+  }));
 }

@@ -71,6 +71,8 @@ export interface PairChains {
   usedPolicies: Set<number>;
   /** What the bridge table cannot do as written (reject there is a drop). */
   findings: Finding[];
+  /** Chains where, without conntrack, replies are accepted by their look alone (stateless mirrors). */
+  stateless: Set<string>;
 }
 
 /** Which pairs, and what the kernel can do where they are filtered; default: every pair, in inet. */
@@ -93,6 +95,7 @@ export function pairChains(model: HostModel, forwardAccepts: Map<string, Rule[]>
     }
   };
   const usedPolicies = new Set<number>();
+  const statelessChains = new Set<string>();
   const byChain = new Map<string, Rule[]>();
   for (const [a, b] of pairs) byChain.set(pairChainName(a, b), [...(forwardAccepts.get(pairChainName(a, b)) ?? [])]);
 
@@ -117,6 +120,7 @@ export function pairChains(model: HostModel, forwardAccepts: Map<string, Rule[]>
             if (stateless && r.action === 'accept' && reply !== undefined) {
               const back = addressVariants(t, f).find((x) => x.family === v.family) ?? { stmts: [] };
               rules.push({ stmts: [...back.stmts, ...reply, counter(), accept()], origin: { ...origin, what: `${origin.what} (replies)` } });
+              statelessChains.add(pairChainName(f.zone, t.zone));
             }
           }
         }
@@ -143,5 +147,5 @@ export function pairChains(model: HostModel, forwardAccepts: Map<string, Rule[]>
     }
     chains.push({ name, rules });
   }
-  return { chains, usedPolicies, findings };
+  return { chains, usedPolicies, findings, stateless: statelessChains };
 }

@@ -108,18 +108,16 @@ export interface NatEvaluation {
  */
 export function evaluate(ruleset: Ruleset, path: Path, packet: Packet, env: EvalEnv = {}): Evaluation {
   const ctx = context(packet, path, env, { kind: 'filter' });
-  // A packet that arrives (input, forward) first meets the filter chains on prerouting (anti-spoofing).
-  const steps: Step[] = [];
+  // A packet that arrives (input, forward) first meets the filter chains on prerouting
+  // (anti-spoofing). They are in the trace only when they stop it: passing them is the rule.
   if (path !== 'output') {
     const { oifname: _, ...arriving } = packet;
     const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
     const r = runHook(pre, baseChains(ruleset, 'filter', 'prerouting', packet.family, pre.notes), 'prerouting', false);
-    steps.push(...pre.steps);
-    ctx.notes.push(...pre.notes);
-    if (r.verdict !== 'accept') return { ...r, steps, notes: ctx.notes };
+    if (r.verdict !== 'accept') return { ...r, steps: pre.steps, notes: pre.notes };
   }
   const r = runHook(ctx, baseChains(ruleset, 'filter', path, packet.family, ctx.notes), path, true);
-  return { ...r, steps: [...steps, ...ctx.steps], notes: ctx.notes };
+  return { ...r, steps: ctx.steps, notes: ctx.notes };
 }
 
 /**
