@@ -29,6 +29,8 @@ export function bridgePorts(model: HostModel): { port: string; bridge: string; z
 }
 
 export function bridgeTable(model: HostModel, name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
+  // No bridged guest, nothing to check or filter: the table is there (guestwall owns it), empty.
+  if (guestPorts(model, 'bridged').length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
   const o = (id: string, what: string) => builtin(id, what, model.file);
   const spoof = antiSpoof(guestPorts(model, 'bridged'), 'bridge', model.file);
   // Only bridges that forward between a guest and another port need the forward chain's filtering.

@@ -39,8 +39,10 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const pairs = pairChains(model, n.forwardAccepts);
   const h = helpers(model);
   const routed = guestPorts(model, 'routed');
-  const routedSpoof = antiSpoof(routed, 'inet', model.file);
-  const routedArp = antiSpoof(routed, 'arp', model.file);
+  // Without routed guests there is nothing to check there: the arp table stays empty.
+  const none = { sets: [], rules: [], chains: [] };
+  const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file) : none;
+  const routedArp = routed.length > 0 ? antiSpoof(routed, 'arp', model.file) : none;
   const antispoofChain: Chain = {
     name: 'antispoof',
     base: { type: 'filter', hook: 'prerouting', prio: ROUTED_ANTISPOOF_PRIO, policy: 'accept' },
@@ -51,7 +53,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     name: TABLE,
     helpers: h.objects,
     sets: [...d.sets, ...routedSpoof.sets],
-    chains: [...d.chains, antispoofChain, ...routedSpoof.chains, ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
   };
   const bridge = bridgeTable(model, TABLE, features);
   const arp: Table = {
@@ -59,7 +61,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     name: TABLE,
     helpers: [],
     sets: routedArp.sets,
-    chains: [{ name: 'input', base: { type: 'filter', hook: 'input', prio: 0, policy: 'accept' }, rules: routedArp.rules }],
+    chains: routed.length > 0 ? [{ name: 'input', base: { type: 'filter', hook: 'input', prio: 0, policy: 'accept' }, rules: routedArp.rules }] : [],
   };
   const ruleset: Ruleset = { tables: [inet, bridge.table, arp] };
   // Bugs in the compiler if they throw: users cannot cause them.
