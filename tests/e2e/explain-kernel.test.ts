@@ -17,7 +17,8 @@
 //
 // What the topology cannot express, and so is skipped (and counted in the summary):
 //  - packets between two addresses on one far side, e.g. guests on one bridge talking to each
-//    other: they never cross the host's inet hooks (the bridge family is not filtered yet);
+//    other: the far side of a bridge is one veth here, not a bridge with a port per guest, so
+//    they never cross the host (tests/e2e/bridge-packets.test.ts sends those on a real bridge);
 //  - packets to an address nothing in the topology owns (a public forward address not taken
 //    by DNAT is owned by the host, so those still run): the kernel has no route for them;
 //  - packets whose path meets a rate-limited rule that earlier packets may have spent.

@@ -229,3 +229,19 @@ describe('explain evaluates the bridge table', () => {
     expect(off.ok && off.value.evaluation.steps.every((s) => s.family === 'bridge')).toBe(true);
   });
 });
+
+describe('with br_netfilter, the inet forward hook sees bridged frames too', () => {
+  it('lets neighbour discovery and DHCP between ports of one bridge pass there, as the bridge table does', () => {
+    const inet = table(baseline.ruleset, 'inet');
+    expect(set(inet, 'bridged').elements).toEqual([{ concat: ['br-dmz', 'br-dmz'] }]);
+    expect(rules(inet, 'forward').slice(2, 5)).toEqual([
+      'iifname . oifname @bridged icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept',
+      'iifname . oifname @bridged udp sport { 67, 68 } udp dport { 67, 68 } accept',
+      'iifname . oifname @bridged udp sport { 546, 547 } udp dport { 546, 547 } accept',
+    ]);
+    const discover: Packet = { family: 4, iifname: 'gw-web', oifname: 'gw-gw', saddr: '0.0.0.0', daddr: '255.255.255.255', proto: 'udp', sport: 68, dport: 67, ct: { state: 'new' } };
+    const e = evaluateBridge(baseline.ruleset, 'br-dmz', discover, { brNetfilter: true });
+    expect(e.verdict).toBe('accept');
+    expect(e.steps.some((s) => s.family === 'inet' && s.origin?.id === 'builtin:bridged-dhcp' && s.outcome === 'verdict')).toBe(true);
+  });
+});
