@@ -1,5 +1,6 @@
 // One size of the compile benchmark, in its own process so that its peak RSS is its own.
 // Usage: node dist/bench/compile-one.js GUESTS RUNS
+import { BASELINE_FEATURES } from '../src/compile/features.js';
 import { compile } from '../src/compile/index.js';
 import { buildHostModel } from '../src/model/host.js';
 import { toNftJson } from '../src/nft/json.js';
@@ -21,7 +22,7 @@ for (let i = 0; i < runs; i++) {
   const loaded = loadPolicy('bench.yaml', text);
   if (!loaded.policy) throw new Error(`bench policy has errors: ${loaded.diagnostics.slice(0, 3).map((d) => d.message).join('; ')}`);
   const t1 = process.hrtime.bigint();
-  const ruleset = compile(buildHostModel(loaded.policy, 'bench.yaml', (p) => loaded.locate(p))).ruleset;
+  const ruleset = compile(buildHostModel(loaded.policy, 'bench.yaml', (p) => loaded.locate(p)), BASELINE_FEATURES).ruleset;
   const json = JSON.stringify(toNftJson(ruleset));
   const t2 = process.hrtime.bigint();
   load.push(Number(t1 - t0) / 1e6);

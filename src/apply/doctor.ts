@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TABLE } from '../compile/index.js';
+import { BASELINE_FEATURES, type KernelFeatures } from '../compile/features.js';
 import type { HostModel } from '../model/host.js';
 import type { Family, NftablesDocument, Stmt } from '../nft/types.js';
 import { ApplyError } from './errors.js';
@@ -142,6 +143,22 @@ export async function kernelFeatures(sys: System): Promise<Record<KernelFeature,
     }
   }
   return out;
+}
+
+/**
+ * The features to compile for, asked of the kernel the ruleset will load into (`sys`, which may
+ * be bound to a network namespace). Without root nothing can be asked: the baseline every kernel
+ * has, and `asked` says why.
+ */
+export async function compilerFeatures(sys: System): Promise<{ features: KernelFeatures; how: string }> {
+  if (!sys.isRoot()) return { features: BASELINE_FEATURES, how: 'not root, so the kernel could not be asked; the baseline every kernel loads' };
+  const p = await kernelFeatures(sys);
+  const unknown = (['bridge-conntrack', 'bridge-meta', 'bridge-reject'] as const).filter((f) => p[f].available === undefined);
+  const where = sys.netns ? ` in network namespace ${sys.netns}` : '';
+  return {
+    features: { bridgeConntrack: p['bridge-conntrack'].available === true, bridgeMeta: p['bridge-meta'].available === true, bridgeReject: p['bridge-reject'].available === true },
+    how: unknown.length ? `probed with nft -c${where}; could not tell ${unknown.join(', ')}, so taken as missing` : `probed with nft -c${where}`,
+  };
 }
 
 interface FeatureText {

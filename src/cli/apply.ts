@@ -11,7 +11,7 @@ import { type System, realSystem } from '../apply/system.js';
 import { networkSetup } from '../emit/network.js';
 import { formatChanges } from '../nft/diff.js';
 import { EXIT, type Io, reportError } from './io.js';
-import { compiledPolicy } from './policy-file.js';
+import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface HostOptions {
   netns?: string;
@@ -19,7 +19,12 @@ export interface HostOptions {
   wait?: number;
 }
 
-export interface ApplyCliOptions extends HostOptions {
+export interface CompileForHostOptions extends HostOptions {
+  /** Default auto: what the kernel behind --netns (or this host's) can load. */
+  kernelFeatures?: FeatureChoice;
+}
+
+export interface ApplyCliOptions extends CompileForHostOptions {
   confirm?: number;
   force?: boolean;
   /** false with --no-network: only the ruleset. */
@@ -37,7 +42,8 @@ function timerCommand(): string[] {
 
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const loaded = compiledPolicy(io, file, 'nothing applied');
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys);
+  const loaded = compiledPolicy(io, file, 'nothing applied', true, features);
   if ('exit' in loaded) return loaded.exit;
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
@@ -92,8 +98,9 @@ export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = r
   }
 }
 
-export async function diffCommand(io: Io, file: string, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const loaded = compiledPolicy(io, file, 'nothing to compare', false);
+export async function diffCommand(io: Io, file: string, opts: CompileForHostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys);
+  const loaded = compiledPolicy(io, file, 'nothing to compare', false, features);
   if ('exit' in loaded) return loaded.exit === EXIT.policy ? EXIT.usage : loaded.exit;
   try {
     const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);

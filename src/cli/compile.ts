@@ -4,18 +4,22 @@ import { guestSnippets } from '../emit/snippets.js';
 import { toNftJson } from '../nft/json.js';
 import { printRuleset } from '../nft/print.js';
 import { originMap } from '../nft/ruleset.js';
+import { type System, realSystem } from '../apply/system.js';
 import { EXIT, type Io } from './io.js';
 import { snippetTemplates } from './guest.js';
 import { networkOutput } from './network.js';
-import { compiledPolicy } from './policy-file.js';
+import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface CompileOptions {
   format: 'json' | 'nft';
   out?: string;
+  /** Default auto: what this host's kernel can load. */
+  kernelFeatures?: FeatureChoice;
 }
 
-export function compileCommand(io: Io, file: string, opts: CompileOptions): number {
-  const loaded = compiledPolicy(io, file, 'nothing compiled');
+export async function compileCommand(io: Io, file: string, opts: CompileOptions, sys: System = realSystem()): Promise<number> {
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys);
+  const loaded = compiledPolicy(io, file, 'nothing compiled', true, features);
   if ('exit' in loaded) return loaded.exit;
   const ruleset = loaded.ruleset;
   const json = `${JSON.stringify(toNftJson(ruleset), null, 1)}\n`;

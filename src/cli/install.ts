@@ -7,10 +7,15 @@ import { NETWORK_PATHS } from '../emit/network-files.js';
 import { originMap } from '../nft/ruleset.js';
 import { EXIT, type Io, reportError } from './io.js';
 import { networkOutput } from './network.js';
-import { compiledPolicy } from './policy-file.js';
+import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface InstallCliOptions {
   root?: string;
+}
+
+export interface InstallCompileOptions extends InstallCliOptions {
+  /** Default auto: what this host's kernel can load (an image for another kernel: say baseline or full). */
+  kernelFeatures?: FeatureChoice;
 }
 
 export interface UninstallCliOptions extends InstallCliOptions {
@@ -19,8 +24,9 @@ export interface UninstallCliOptions extends InstallCliOptions {
 
 
 
-export async function installCommand(io: Io, file: string, opts: InstallCliOptions, sys: System = realSystem()): Promise<number> {
-  const loaded = compiledPolicy(io, file, 'nothing installed');
+export async function installCommand(io: Io, file: string, opts: InstallCompileOptions, sys: System = realSystem()): Promise<number> {
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys);
+  const loaded = compiledPolicy(io, file, 'nothing installed', true, features);
   if ('exit' in loaded) return loaded.exit;
   const root = resolve(opts.root ?? '/');
   try {

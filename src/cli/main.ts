@@ -7,6 +7,7 @@ import { doctorCommand } from './doctor.js';
 import { explainCommand, matrixCommand } from './explain.js';
 import { guestCommand } from './guest.js';
 import { installCommand, uninstallCommand } from './install.js';
+import { FEATURE_CHOICES, type FeatureChoice } from './policy-file.js';
 import { EXIT, type Io, processIo } from './io.js';
 import { previewCommand } from './preview.js';
 import { schemaCommand } from './schema.js';
@@ -18,6 +19,12 @@ function portNumber(v: string): number {
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port from 1 to 65535');
   return n;
 }
+
+/** For the commands that compile a ruleset for this host (or its --netns). */
+const featuresOption = () =>
+  new Option('--kernel-features <which>', 'compile for what the kernel can load: auto (ask it; baseline when it cannot be asked), baseline or full')
+    .choices(FEATURE_CHOICES)
+    .default('auto');
 
 function seconds(v: string): number {
   const n = Number(v);
@@ -50,9 +57,10 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description('compile a policy into an nftables ruleset (JSON for nft -j -f, or nft syntax)')
     .argument('<file>', 'policy file')
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'nft']).default('json'))
-    .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json and guests/<guest>/<snippet> to DIR instead of stdout')
-    .action((file: string, opts: { format: 'json' | 'nft'; out?: string }) => {
-      code = compileCommand(io, file, opts);
+    .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json, network/ (the host network setup) and guests/<guest>/<snippet> to DIR instead of stdout')
+    .addOption(featuresOption())
+    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice }) => {
+      code = await compileCommand(io, file, opts);
     });
 
   program
@@ -77,8 +85,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .argument('<file>', 'policy file')
       .addOption(new Option('--confirm <seconds>', "roll back by itself unless 'guestwall confirm' runs in time").argParser(seconds))
       .option('--force', 'apply even if the lockout guard objects')
-      .option('--no-network', 'only the ruleset: leave bridges, routes, proxy entries and sysctls as they are'),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean }) => {
+      .option('--no-network', 'only the ruleset: leave bridges, routes, proxy entries and sysctls as they are')
+      .addOption(featuresOption()),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean; kernelFeatures: FeatureChoice }) => {
     code = await applyCommand(io, file, opts);
   });
 
@@ -96,8 +105,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     program
       .command('diff')
       .description('what applying the policy would change on the live host, rule by rule; exit 1 when anything differs')
-      .argument('<file>', 'policy file'),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string }) => {
+      .argument('<file>', 'policy file')
+      .addOption(featuresOption()),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice }) => {
     code = await diffCommand(io, file, opts);
   });
 
@@ -106,7 +116,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description('write the compiled ruleset and a systemd unit that loads it at boot, before the network comes up')
     .argument('<file>', 'policy file')
     .option('--root <dir>', 'install into this directory tree instead of / (tests, image builders)')
-    .action(async (file: string, opts: { root?: string }) => {
+    .addOption(featuresOption())
+    .action(async (file: string, opts: { root?: string; kernelFeatures: FeatureChoice }) => {
       code = await installCommand(io, file, opts);
     });
 
@@ -157,8 +168,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('preview')
     .description('browse the policy in the terminal: overview, matrix, rules, problems, what-if; reloads when the file changes')
     .argument('<file>', 'policy file')
-    .action(async (file: string) => {
-      code = await previewCommand(io, file);
+    .addOption(featuresOption())
+    .action(async (file: string, opts: { kernelFeatures: FeatureChoice }) => {
+      code = await previewCommand(io, file, { kernelFeatures: opts.kernelFeatures });
     });
 
   program

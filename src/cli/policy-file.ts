@@ -1,5 +1,8 @@
 // Read and compile the policy a command works on, printing its diagnostics; every command that
 // takes a FILE starts here, so they all refuse a broken policy the same way.
+import { compilerFeatures } from '../apply/doctor.js';
+import type { System } from '../apply/system.js';
+import { BASELINE_FEATURES, FULL_FEATURES, type KernelFeatures, featuresLine } from '../compile/features.js';
 import { compilePolicyText } from '../compile/pipeline.js';
 import type { HostModel } from '../model/host.js';
 import type { Ruleset } from '../nft/ruleset.js';
@@ -8,17 +11,34 @@ import { EXIT, type Io, readPolicy } from './io.js';
 
 export type Loaded = { model: HostModel; ruleset: Ruleset; text: string } | { exit: number };
 
+/** `--kernel-features`: ask the kernel the ruleset is for, or name a set. */
+export type FeatureChoice = 'auto' | 'baseline' | 'full';
+export const FEATURE_CHOICES: FeatureChoice[] = ['auto', 'baseline', 'full'];
+
+/**
+ * The kernel features to compile for, with one stderr line saying which and what is weaker.
+ * `auto` asks the kernel behind `sys` (inside its network namespace, if any).
+ */
+export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: System): Promise<KernelFeatures> {
+  const { features, how } = choice === 'auto'
+    ? await compilerFeatures(sys)
+    : { features: choice === 'full' ? FULL_FEATURES : BASELINE_FEATURES, how: `--kernel-features ${choice}` };
+  io.err(featuresLine(features, how));
+  return features;
+}
+
 /**
  * @param outcome what did not happen when the policy has errors ("nothing applied")
  * @param warnings print warnings too (commands that change or write something do)
+ * @param features what the target kernel can load (default: the baseline every kernel has)
  */
-export function compiledPolicy(io: Io, file: string, outcome: string, warnings = true): Loaded {
+export function compiledPolicy(io: Io, file: string, outcome: string, warnings = true, features: KernelFeatures = BASELINE_FEATURES): Loaded {
   const read = readPolicy(io, file);
   if ('error' in read) {
     io.err(read.error);
     return { exit: EXIT.usage };
   }
-  const r = compilePolicyText(file, read.text);
+  const r = compilePolicyText(file, read.text, features);
   for (const d of r.diagnostics) if (warnings || d.severity === 'error') io.err(formatDiagnostic(d));
   if (!r.compiled || !r.model) {
     io.err(`guestwall: ${file} has errors; ${outcome}`);

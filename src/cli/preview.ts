@@ -5,22 +5,27 @@ import { basename, dirname } from 'node:path';
 import { hasErrors } from '../policy/diagnostics.js';
 import { type PreviewState, nextState } from '../tui/state.js';
 import { plainSummary } from '../tui/summary.js';
+import { type System, realSystem } from '../apply/system.js';
 import { EXIT, type Io, processIo, readPolicy } from './io.js';
+import { type FeatureChoice, kernelFeaturesFor } from './policy-file.js';
 
 export interface PreviewOptions {
   /** Default: both stdin and stdout are terminals (and the Io is the real one). */
   interactive?: boolean;
   /** Default: on unless NO_COLOR is set to something. */
   color?: boolean;
+  /** Default baseline here (tests); the command line's default is auto. */
+  kernelFeatures?: FeatureChoice;
 }
 
-export async function previewCommand(io: Io, file: string, opts: PreviewOptions = {}): Promise<number> {
+export async function previewCommand(io: Io, file: string, opts: PreviewOptions = {}, sys: System = realSystem()): Promise<number> {
   const read = readPolicy(io, file);
   if ('error' in read) {
     io.err(read.error);
     return EXIT.usage;
   }
-  let state: PreviewState = nextState(undefined, file, read);
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'baseline', sys);
+  let state: PreviewState = nextState(undefined, file, read, features);
   const interactive = opts.interactive ?? (io === processIo && Boolean(process.stdout.isTTY && process.stdin.isTTY));
   if (!interactive) {
     io.out(plainSummary(state));
@@ -35,7 +40,7 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
   const { startPreview } = await import('../tui/start.js');
   const ui = startPreview(state, { color: opts.color ?? !process.env.NO_COLOR });
   const stopWatching = watchFile(file, () => {
-    state = nextState(state, file, readPolicy(io, file));
+    state = nextState(state, file, readPolicy(io, file), features);
     ui.update(state);
   });
   try {

@@ -17,6 +17,8 @@ export const ICMPV6_ESSENTIAL = [
 export const fromChainName = (zone: string) => `from_${zone}`;
 export const dstMapName = (zone: string) => `${zone}_dst`;
 export const ROUTED_GUESTS_SET = 'routed_guests';
+/** `bridge . bridge`: what br_netfilter shows for a frame between two ports of one bridge. */
+export const BRIDGED_SET = 'bridged';
 
 export interface Dispatch {
   chains: Chain[];
@@ -38,8 +40,11 @@ export function dispatch(model: HostModel): Dispatch {
       kind: 'map', name: dstMapName(src.name), type: 'ifname', map: 'verdict', elements: elements((dst) => pairChainName(src.name, dst)),
     })),
   ];
-  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').map((i) => i.name);
-  const sets: NamedSet[] = [{ kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed }];
+  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').flatMap((i) => i.hostNames);
+  const sets: NamedSet[] = [
+    { kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed },
+    { kind: 'set', name: BRIDGED_SET, type: ['ifname', 'ifname'], elements: model.bridges.map((b): SetElement => ({ concat: [b.name, b.name] })) },
+  ];
 
   const established: Rule = { stmts: [ctState(['established', 'related']), accept()], origin: o('ct-established', 'replies and related packets of accepted connections pass') };
   const invalid: Rule = { stmts: [ctState(['invalid']), counter(), drop()], origin: o('ct-invalid', 'packets conntrack cannot place are dropped') };
@@ -74,11 +79,22 @@ export function dispatch(model: HostModel): Dispatch {
       { stmts: [counter(), accept()], origin: o('unknown-out', "the host's own traffic to an interface in no zone is accepted") },
     ],
   };
+  // With br_netfilter, frames between two ports of one bridge pass here too (in and out = the
+  // bridge): what the bridge table always lets through must not be dropped here instead.
+  const bridged = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({
+    stmts: [match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), ...stmts, accept()], origin: o(id, what),
+  });
   const forward: Chain = {
     name: 'forward',
     base: { type: 'filter', hook: 'forward', prio: 0, policy: 'drop' },
     rules: [
-      established, invalid, antiSpoof,
+      established, invalid,
+      bridged('bridged-icmpv6-nd', 'neighbour discovery and MLD between ports of a bridge (br_netfilter) always work', match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL })),
+      bridged('bridged-dhcp', 'DHCP between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
+        match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] })),
+      bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
+        match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] })),
+      antiSpoof,
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
     ],

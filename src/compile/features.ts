@@ -17,3 +17,18 @@ export const BASELINE_FEATURES: KernelFeatures = { bridgeConntrack: false, bridg
 
 /** A stock distribution kernel with every module available. */
 export const FULL_FEATURES: KernelFeatures = { bridgeConntrack: true, bridgeMeta: true, bridgeReject: true };
+
+/** What each missing feature costs (guestwall keys bridge rules on ports, so bridge names cost nothing). */
+export const WEAKER_WITHOUT: Record<keyof KernelFeatures, string | undefined> = {
+  bridgeConntrack: 'guest-to-guest filtering on a bridge is stateless (replies pass by their look, not by connection)',
+  bridgeMeta: undefined,
+  bridgeReject: "'reject' between bridge ports is a silent drop",
+};
+
+/** One line: which features a ruleset was compiled for, how that was decided, and what is weaker. */
+export function featuresLine(f: KernelFeatures, how: string): string {
+  const keys = Object.keys(WEAKER_WITHOUT) as (keyof KernelFeatures)[];
+  const label = keys.every((k) => f[k]) ? 'full' : keys.every((k) => !f[k]) ? 'baseline' : keys.filter((k) => f[k]).join('+');
+  const weaker = keys.filter((k) => !f[k]).flatMap((k) => WEAKER_WITHOUT[k] ?? []);
+  return `guestwall: kernel features: ${label} (${how})${weaker.length ? `; weaker without the rest: ${weaker.join('; ')}` : ''}`;
+}

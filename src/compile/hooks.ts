@@ -1,8 +1,10 @@
 // What `nft -c` misses: some statements are only valid in some hooks or chain types, and the
 // kernel checks that at commit time, after `nft -c` has already said yes (mechanics.md 5.3).
-// Every chain is checked against every base chain that can reach it by jump, goto or vmap.
+// Every chain is checked against every base chain that can reach it by jump, goto or vmap, and,
+// given the kernel's features, for bridge-family statements the kernel cannot load.
 import type { Chain, Ruleset, Table } from '../nft/ruleset.js';
-import type { BaseChainSpec, Hook, Stmt } from '../nft/types.js';
+import type { BaseChainSpec, Expr, Hook, Stmt } from '../nft/types.js';
+import type { KernelFeatures } from './features.js';
 
 export interface HookProblem {
   table: string;
@@ -42,6 +44,33 @@ function reachers(table: Table): Map<string, BaseChainSpec[]> {
   return out;
 }
 
+/** Every expression a statement reads, nested ones included. */
+function exprsOf(s: Stmt): Expr[] {
+  const out: Expr[] = [];
+  const walk = (e: Expr) => {
+    out.push(e);
+    if (typeof e === 'object' && e !== null && !Array.isArray(e)) {
+      if ('concat' in e) e.concat.forEach(walk);
+      if ('&' in e) walk(e['&'][0]);
+    }
+  };
+  if ('match' in s) walk(s.match.left);
+  if ('vmap' in s) walk(s.vmap.key);
+  return out;
+}
+
+/** What a bridge-family statement needs that the kernel may not have. */
+function featureProblem(s: Stmt, family: string, features: KernelFeatures): string | undefined {
+  if (family !== 'bridge') return undefined;
+  if ('reject' in s && !features.bridgeReject) return 'reject in the bridge family needs nft_reject_bridge, which the kernel lacks';
+  for (const e of exprsOf(s)) {
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) continue;
+    if ('ct' in e && !features.bridgeConntrack) return 'ct in the bridge family needs nf_conntrack_bridge, which the kernel lacks';
+    if ('meta' in e && (e.meta.key === 'ibrname' || e.meta.key === 'obrname') && !features.bridgeMeta) return `meta ${e.meta.key} needs nft_meta_bridge, which the kernel lacks`;
+  }
+  return undefined;
+}
+
 function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefined {
   const where = `${b.type} ${b.hook}`;
   const hookIn = (hooks: Hook[]) => hooks.includes(b.hook);
@@ -63,7 +92,7 @@ function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefi
   return undefined;
 }
 
-export function hookProblems(ruleset: Ruleset): HookProblem[] {
+export function hookProblems(ruleset: Ruleset, features?: KernelFeatures): HookProblem[] {
   const problems: HookProblem[] = [];
   for (const table of ruleset.tables) {
     const reach = reachers(table);
@@ -71,7 +100,7 @@ export function hookProblems(ruleset: Ruleset): HookProblem[] {
       for (const b of reach.get(c.name) ?? []) {
         c.rules.forEach((r, i) => {
           for (const s of r.stmts) {
-            const message = stmtProblem(s, b, table.family);
+            const message = stmtProblem(s, b, table.family) ?? (features ? featureProblem(s, table.family, features) : undefined);
             if (message) problems.push({ table: table.name, chain: c.name, rule: i, message });
           }
         });
@@ -82,7 +111,7 @@ export function hookProblems(ruleset: Ruleset): HookProblem[] {
 }
 
 /** Throws on the first problem: the compiler wrote something the kernel would refuse. */
-export function checkHooks(ruleset: Ruleset): void {
-  const p = hookProblems(ruleset)[0];
+export function checkHooks(ruleset: Ruleset, features?: KernelFeatures): void {
+  const p = hookProblems(ruleset, features)[0];
   if (p) throw new Error(`compiler bug: ${p.table}/${p.chain} rule ${p.rule}: ${p.message}`);
 }

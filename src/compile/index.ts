@@ -1,15 +1,30 @@
-// HostModel -> ruleset IR. guestwall owns one table, `inet guestwall`, and replaces it whole in
-// one transaction; nothing else in the kernel's ruleset is touched.
+// HostModel -> ruleset IR. guestwall owns its tables, `inet guestwall`, `bridge guestwall` and
+// `arp guestwall`, and replaces all of them in one transaction, every time, even when one is
+// empty (so a table the policy no longer needs disappears in the same transaction). Nothing
+// else in the kernel's ruleset is touched.
 import type { HostModel } from '../model/host.js';
-import type { Ruleset, Table } from '../nft/ruleset.js';
+import type { Chain, Ruleset, Table } from '../nft/ruleset.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
+import { antiSpoof, antiSpoofFindings, guestPorts } from './antispoof.js';
+import { bridgeTable } from './bridge.js';
 import { checkHooks } from './hooks.js';
 import { dispatch } from './dispatch.js';
+import type { KernelFeatures } from './features.js';
 import { helpers, nat } from './nat.js';
 import { shadowFindings } from './shadow.js';
-import { pairChains, pairPolicy } from './zones.js';
+import { pairChains } from './zones.js';
 
 export const TABLE = 'guestwall';
+
+/** Every table guestwall owns, in the order it writes them. */
+export const OWNED_TABLES = [
+  { family: 'inet', name: TABLE },
+  { family: 'bridge', name: TABLE },
+  { family: 'arp', name: TABLE },
+] as const;
+
+/** Routed guests' sources are checked before anything else sees them (after conntrack's defrag). */
+const ROUTED_ANTISPOOF_PRIO = -150;
 
 export interface Compiled {
   ruleset: Ruleset;
@@ -17,44 +32,55 @@ export interface Compiled {
   findings: Finding[];
 }
 
-export function compile(model: HostModel): Compiled {
+/** Compile for a kernel with exactly `features`: nothing in the result needs more. */
+export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const n = nat(model);
   const d = dispatch(model);
   const pairs = pairChains(model, n.forwardAccepts);
   const h = helpers(model);
-  const table: Table = {
+  const routed = guestPorts(model, 'routed');
+  // Without routed guests there is nothing to check there: the arp table stays empty.
+  const none = { sets: [], rules: [], chains: [] };
+  const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file) : none;
+  const routedArp = routed.length > 0 ? antiSpoof(routed, 'arp', model.file) : none;
+  const antispoofChain: Chain = {
+    name: 'antispoof',
+    base: { type: 'filter', hook: 'prerouting', prio: ROUTED_ANTISPOOF_PRIO, policy: 'accept' },
+    rules: routedSpoof.rules,
+  };
+  const inet: Table = {
     family: 'inet',
     name: TABLE,
     helpers: h.objects,
-    sets: d.sets,
-    chains: [...d.chains, ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
+    sets: [...d.sets, ...routedSpoof.sets],
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
   };
-  const ruleset: Ruleset = { tables: [table] };
+  const bridge = bridgeTable(model, TABLE, features);
+  const arp: Table = {
+    family: 'arp',
+    name: TABLE,
+    helpers: [],
+    sets: routedArp.sets,
+    chains: routed.length > 0 ? [{ name: 'input', base: { type: 'filter', hook: 'input', prio: 0, policy: 'accept' }, rules: routedArp.rules }] : [],
+  };
+  const ruleset: Ruleset = { tables: [inet, bridge.table, arp] };
   // Bugs in the compiler if they throw: users cannot cause them.
-  checkHooks(ruleset);
-  const names = table.chains.map((c) => c.name);
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new Error(`compiler bug: chain ${dup} is written twice; nft would merge the two silently`);
+  checkHooks(ruleset, features);
+  for (const t of ruleset.tables) {
+    const names = t.chains.map((c) => c.name);
+    const dup = names.find((x, i) => names.indexOf(x) !== i);
+    if (dup !== undefined) throw new Error(`compiler bug: chain ${t.family} ${dup} is written twice; nft would merge the two silently`);
+  }
 
   const unusedPolicies: Finding[] = model.policies
     .filter((p) => !pairs.usedPolicies.has(p.index))
     .map((p) => warning('shadowed-rule', p.src.path, `policy ${p.index + 1} never applies: earlier policies decide every pair it names`,
       'policies are tried in order; put the more specific one first'));
-  return { ruleset, findings: [...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies, ...bridgedUnfiltered(model)] };
-}
-
-/**
- * Guests on one bridge talk to each other without passing the inet forward hook, so a zone's
- * own policy cannot hold between them yet (bridge-family filtering is the next step). Say so
- * rather than let a `dmz -> dmz reject` look enforced.
- */
-function bridgedUnfiltered(model: HostModel): Finding[] {
-  return model.bridges.flatMap((b) => {
-    const guests = model.guests.filter((g) => g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === b.name));
-    const pol = pairPolicy(model, b.zone, b.zone);
-    if (guests.length < 2 || pol?.action === 'accept') return [];
-    return [{ ...warning('bridged-unfiltered', b.src.path,
-      `guests ${guests.map((g) => `'${g.name}'`).join(', ')} share bridge '${b.name}': traffic between them is bridged, not routed, so the ${b.zone} -> ${b.zone} policy does not filter it yet`,
-      'put guests that must be isolated on separate bridges or routed interfaces until bridge-family filtering is supported'), atKey: true }];
-  });
+  return {
+    ruleset,
+    findings: [
+      ...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies, ...bridge.findings,
+      ...antiSpoofFindings([...guestPorts(model, 'bridged'), ...routed]),
+    ],
+  };
 }

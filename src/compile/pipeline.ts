@@ -3,6 +3,7 @@
 import { type HostModel, buildHostModel } from '../model/host.js';
 import { type Diagnostic, hasErrors } from '../policy/diagnostics.js';
 import { loadPolicy, placeFinding, sortDiagnostics } from '../policy/load.js';
+import { BASELINE_FEATURES, type KernelFeatures } from './features.js';
 import { type Compiled, compile } from './index.js';
 
 export interface PipelineResult {
@@ -13,11 +14,12 @@ export interface PipelineResult {
   compiled?: Compiled;
 }
 
-export function compilePolicyText(file: string, text: string): PipelineResult {
+/** `features`: what the kernel the ruleset is for can load; default the baseline every kernel has. */
+export function compilePolicyText(file: string, text: string, features: KernelFeatures = BASELINE_FEATURES): PipelineResult {
   const loaded = loadPolicy(file, text);
   if (!loaded.policy || hasErrors(loaded.diagnostics)) return { file, diagnostics: loaded.diagnostics };
   const model = buildHostModel(loaded.policy, file, (path) => loaded.locate(path));
-  const compiled = compile(model);
+  const compiled = compile(model, features);
   const diagnostics = sortDiagnostics([...loaded.diagnostics, ...compiled.findings.map((f) => placeFinding(f, loaded.locate))]);
   return { file, diagnostics, model, compiled };
 }

@@ -24,7 +24,7 @@ function impliedProtocol(a: Match, bs: Match[]): boolean {
   const l = a.left;
   if (a.op !== '==' || typeof l !== 'object' || l === null || Array.isArray(l) || !('meta' in l) || l.meta.key !== 'l4proto') return false;
   const proto = a.right === 'ipv6-icmp' ? 'icmpv6' : a.right;
-  return bs.some((b) => typeof b.left === 'object' && b.left !== null && !Array.isArray(b.left) && 'payload' in b.left && b.left.payload.protocol === proto);
+  return bs.some((b) => typeof b.left === 'object' && b.left !== null && !Array.isArray(b.left) && 'payload' in b.left && 'protocol' in b.left.payload && b.left.payload.protocol === proto);
 }
 
 /** Does `a` hold wherever `b` holds? True when b's condition on the same field is narrower. */

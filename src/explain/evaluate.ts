@@ -7,7 +7,7 @@ import { printStmt } from '../nft/print.js';
 import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
 import type { ChainType, Expr, Family, Hook, MatchOp, SetElement, Stmt, Value, Verdict } from '../nft/types.js';
 import { type IpFamily, contains, formatAddress, parseHostAddress } from '../policy/addr.js';
-import { CT_STATES, CT_STATUS, FIB_TYPES, ICMP_TYPE, ICMPV6_TYPE, L4PROTO, NFPROTO } from './symbols.js';
+import { CT_STATES, CT_STATUS, ETHER_TYPES, FIB_TYPES, ICMP_TYPE, ICMPV6_TYPE, L4PROTO, NFPROTO, TCP_FLAGS } from './symbols.js';
 
 export interface Packet {
   family: 4 | 6;
@@ -23,6 +23,12 @@ export interface Packet {
   dport?: number;
   /** nft names, e.g. 'echo-request'. */
   icmpType?: string;
+  /** TCP flags (nft names); default: `syn` for a new connection, `ack` otherwise. */
+  tcpFlags?: string[];
+  /** Source MAC; absent = the one declared for the port it comes from (what a legitimate guest sends). */
+  smac?: string;
+  /** The target address of a neighbour advertisement; default: saddr. */
+  ndTarget?: string;
   ct: { state: 'new' | 'established' | 'related' | 'invalid'; status?: ('dnat' | 'snat')[] };
 }
 
@@ -57,6 +63,12 @@ export interface Evaluation {
 }
 
 export interface EvalEnv {
+  /**
+   * br_netfilter with bridge-nf-call-iptables/ip6tables = 1: bridged IPv4/IPv6 also passes the
+   * inet forward hook, with the bridge as input and output interface. Only `evaluateBridge`
+   * reads it (default false: a stock Debian host does not load br_netfilter).
+   */
+  brNetfilter?: boolean;
   /** Answer for `fib saddr . iif oif missing`: does a route back to saddr exist via iifname? Default: yes. */
   routeBack?(p: Packet): boolean;
   /** Whether `fib daddr type local` holds: is daddr one of the host's addresses? Default: no. */
@@ -96,22 +108,73 @@ export interface NatEvaluation {
  */
 export function evaluate(ruleset: Ruleset, path: Path, packet: Packet, env: EvalEnv = {}): Evaluation {
   const ctx = context(packet, path, env, { kind: 'filter' });
-  const bases = baseChains(ruleset, 'filter', path, packet.family, ctx.notes);
-  if (bases.length === 0) ctx.notes.push(`no filter base chain on hook ${path}: the kernel accepts the packet`);
+  // A packet that arrives (input, forward) first meets the filter chains on prerouting
+  // (anti-spoofing). They are in the trace only when they stop it: passing them is the rule.
+  if (path !== 'output') {
+    const { oifname: _, ...arriving } = packet;
+    const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
+    const r = runHook(pre, baseChains(ruleset, 'filter', 'prerouting', packet.family, pre.notes), 'prerouting', false);
+    if (r.verdict !== 'accept') return { ...r, steps: pre.steps, notes: pre.notes };
+  }
+  const r = runHook(ctx, baseChains(ruleset, 'filter', path, packet.family, ctx.notes), path, true);
+  return { ...r, steps: ctx.steps, notes: ctx.notes };
+}
+
+/**
+ * A frame between two ports of one bridge (`packet.iifname` and `oifname` are the ports): the
+ * bridge family's prerouting and forward chains, then, with `env.brNetfilter`, the inet forward
+ * pass br_netfilter makes with the bridge as input and output interface. It passes only if every
+ * stage accepts.
+ */
+export function evaluateBridge(ruleset: Ruleset, bridge: string, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const steps: Step[] = [];
+  const notes: string[] = [];
+  const { oifname: _, ...arriving } = packet;
+  const stages: [Ctx, Hook, { table: Table; chain: Chain }[]][] = [];
+  const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
+  stages.push([pre, 'prerouting', bridgeChains(ruleset, 'prerouting')]);
+  const fwd = context(packet, 'forward', env, { kind: 'filter' });
+  stages.push([fwd, 'forward', bridgeChains(ruleset, 'forward')]);
+  let acceptedBy: Origin | undefined;
+  for (const [ctx, hook, bases] of stages) {
+    const r = runHook(ctx, bases, `bridge ${hook}`, false);
+    steps.push(...ctx.steps);
+    notes.push(...ctx.notes);
+    if (r.verdict !== 'accept') return { ...r, steps, notes };
+    acceptedBy = r.decidedBy ?? acceptedBy;
+  }
+  if (env.brNetfilter) {
+    notes.push(`br_netfilter: the frame also passes the inet hooks with ${bridge} as input and output interface`);
+    const e = evaluate(ruleset, 'forward', { ...packet, iifname: bridge, oifname: bridge }, env);
+    return { ...e, steps: [...steps, ...e.steps], notes: [...notes, ...e.notes] };
+  }
+  return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps, notes };
+}
+
+function bridgeChains(ruleset: Ruleset, hook: Hook): { table: Table; chain: Chain }[] {
+  const found = ruleset.tables
+    .filter((t) => t.family === 'bridge')
+    .flatMap((table) => table.chains.filter((c) => c.base?.type === 'filter' && c.base.hook === hook).map((chain) => ({ table, chain })));
+  return found.sort((a, b) => a.chain.base!.prio - b.chain.base!.prio);
+}
+
+/** Every base chain on one hook must accept; a drop or reject in any of them is final. */
+function runHook(ctx: Ctx, bases: { table: Table; chain: Chain }[], hook: string, noteEmpty: boolean): Omit<Evaluation, 'steps' | 'notes'> {
+  if (bases.length === 0 && noteEmpty) ctx.notes.push(`no filter base chain on hook ${hook}: the kernel accepts the packet`);
   let acceptedBy: Origin | undefined;
   for (const { table, chain } of bases) {
     const r = runBaseChain(ctx, table, chain);
     const where = `${table.family} ${table.name} ${chain.name}`;
     if (r.kind === 'nat') throw bug(`${where}: a nat statement in a filter chain`, r);
     if (r.kind !== 'accept') {
-      if (bases.length > 1) ctx.notes.push(`${where} ${r.kind === 'reject' ? 'rejects' : 'drops'} the packet: final, whatever the other base chains on ${path} say`);
-      return { verdict: r.kind, ...(r.origin ? { decidedBy: r.origin } : {}), steps: ctx.steps, notes: ctx.notes };
+      if (bases.length > 1) ctx.notes.push(`${where} ${r.kind === 'reject' ? 'rejects' : 'drops'} the packet: final, whatever the other base chains on ${hook} say`);
+      return { verdict: r.kind, ...(r.origin ? { decidedBy: r.origin } : {}) };
     }
-    if (bases.length > 1) ctx.notes.push(`${where} accepts; that ends only this base chain, the next one on ${path} still sees the packet`);
+    if (bases.length > 1) ctx.notes.push(`${where} accepts; that ends only this base chain, the next one on ${hook} still sees the packet`);
     // The rule the user will want to see is the one that accepted, not a foreign table's policy.
     acceptedBy ??= r.origin;
   }
-  return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps: ctx.steps, notes: ctx.notes };
+  return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}) };
 }
 
 /**
@@ -366,7 +429,11 @@ type Datum =
   /** A bitmask; `exact` when the packet description knows every bit (ct state, not ct status). */
   | { kind: 'flags'; what: string; bits: readonly string[]; known: readonly string[]; exact: boolean }
   | { kind: 'symbol'; what: string; s: string; known: readonly string[] }
-  | { kind: 'bool'; b: boolean };
+  | { kind: 'bool'; b: boolean }
+  /** A MAC address; absent = the one declared for the port (any element of the port matches). */
+  | { kind: 'mac'; mac?: string }
+  /** Raw payload bits, compared as one big integer. */
+  | { kind: 'raw'; what: string; value: bigint };
 
 /** The packet fields an expression reads; undefined when its protocol dependency fails. */
 function readLeft(ctx: Ctx, e: Expr): Datum[] | undefined {
@@ -392,9 +459,27 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
   const key = onlyKey(e, 'expression');
   switch (key) {
     case 'payload': {
-      const { protocol, field } = (e as Extract<Expr, { payload: unknown }>).payload;
+      const pl = (e as Extract<Expr, { payload: unknown }>).payload;
+      if ('base' in pl) {
+        // Raw bits have no protocol dependency; guestwall reads only the ND target this way.
+        if (pl.base === 'th' && pl.offset === 64 && pl.len === 128 && p.proto === 'icmpv6' && p.icmpType === 'nd-neighbor-advert') {
+          const r = parseHostAddress(p.ndTarget ?? p.saddr);
+          if (!r.ok || r.value.family !== 6) throw packetError(`ndTarget '${p.ndTarget}' is not an IPv6 address`);
+          return { kind: 'raw', what: 'ND target', value: r.value.value };
+        }
+        throw bug('raw payload bits the evaluator cannot read from this packet', e);
+      }
+      const { protocol, field } = pl;
       // nft adds the dependency (meta nfproto / l4proto) itself: `tcp dport` never matches UDP.
       switch (protocol) {
+        case 'ether': {
+          if (field === 'saddr') return p.smac === undefined ? { kind: 'mac' } : { kind: 'mac', mac: p.smac.toLowerCase() };
+          if (field === 'type') return { kind: 'symbol', what: 'ether type', s: p.family === 4 ? 'ip' : 'ip6', known: ETHER_TYPES };
+          break;
+        }
+        // A packet description is always IP: ARP fields fail their dependency.
+        case 'arp':
+          return undefined;
         case 'ip':
         case 'ip6': {
           if (p.family !== (protocol === 'ip' ? 4 : 6)) return undefined;
@@ -410,6 +495,7 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
             if (n === undefined) throw packetError(`a rule reads ${protocol} ${field}, and the packet has no ${field}`);
             return { kind: 'number', what: `${protocol} ${field}`, n };
           }
+          if (protocol === 'tcp' && field === 'flags') return { kind: 'flags', what: 'tcp flags', bits: tcpFlags(p), known: TCP_FLAGS, exact: true };
           break;
         }
         case 'icmp':
@@ -455,6 +541,14 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
         return { kind: 'flags', what: 'ct status', bits: p.ct.status ?? [], known: CT_STATUS, exact: false };
       }
       throw bug(`ct ${k}: a packet description does not say`, e);
+    }
+    case '&': {
+      const [inner, mask] = (e as Extract<Expr, { '&': unknown }>)['&'];
+      const d = readOne(ctx, inner);
+      if (d === undefined) return undefined;
+      if (d.kind !== 'flags' || !d.exact) throw bug('& on something that is not a fully known bitmask', e);
+      for (const f of mask) if (!d.known.includes(f)) throw bug(`${d.what} has no flag ${f}`, e);
+      return { ...d, what: `${d.what} & (${mask.join(' | ')})`, bits: d.bits.filter((b) => mask.includes(b)) };
     }
     case 'fib': {
       const { result, flags } = (e as Extract<Expr, { fib: unknown }>).fib;
@@ -575,6 +669,7 @@ function valueMatches(d: Datum, el: SetElement): boolean {
   }
   if (isObj(el) && 'range' in el) {
     const [lo, hi] = el.range;
+    if (d.kind === 'raw') return rawValue(lo, el) <= d.value && d.value <= rawValue(hi, el);
     if (d.kind === 'addr') return parseAddr(lo, d.family, el).value <= d.value && d.value <= parseAddr(hi, d.family, el).value;
     if (d.kind === 'number') return numberValue(d, lo) <= d.n && d.n <= numberValue(d, hi);
     throw bug(`a range compared with ${d.kind}`, el);
@@ -599,7 +694,24 @@ function valueMatches(d: Datum, el: SetElement): boolean {
     case 'bool':
       if (typeof el !== 'boolean') throw bug('fib exists/missing compares with a boolean', el);
       return el === d.b;
+    case 'mac':
+      if (typeof el !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(el)) throw bug('not a MAC address', el);
+      // No MAC in the packet description: it is the declared one, which is the port's element.
+      return d.mac === undefined || d.mac === el.toLowerCase();
+    case 'raw':
+      return rawValue(el, el) === d.value;
   }
+}
+
+function rawValue(v: Value, shape: unknown): bigint {
+  if (typeof v === 'string' && /^0x[0-9a-f]+$/i.test(v)) return BigInt(v);
+  if (typeof v === 'number') return BigInt(v);
+  throw bug('raw payload compared with something that is not a number', shape);
+}
+
+/** The TCP flags a packet carries: a new connection's first packet is a bare SYN. */
+function tcpFlags(p: Packet): string[] {
+  return p.tcpFlags ?? (p.ct.state === 'new' ? ['syn'] : ['ack']);
 }
 
 function numberValue(d: Extract<Datum, { kind: 'number' }>, v: Value): number {

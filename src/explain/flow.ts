@@ -4,7 +4,7 @@
 import { HOST_ZONE, type HostModel, type ZoneModel } from '../model/host.js';
 import type { Origin, Ruleset } from '../nft/ruleset.js';
 import { contains, formatAddress, parseHostAddress } from '../policy/addr.js';
-import { type EvalEnv, type Evaluation, type NatEvaluation, type Packet, type Path, evaluate, evaluateNat } from './evaluate.js';
+import { type EvalEnv, type Evaluation, type NatEvaluation, type Packet, type Path, evaluate, evaluateBridge, evaluateNat } from './evaluate.js';
 
 export type Proto = Packet['proto'];
 
@@ -15,6 +15,12 @@ export interface FlowQuery {
   port?: number;
   /** Which IP version when the endpoints do not say (default 4). */
   family?: 4 | 6;
+  /**
+   * Whether br_netfilter passes bridged IPv4/IPv6 through the inet hooks too (default true: it
+   * is loaded wherever Docker or Kubernetes run, and then a packet must pass both tables; where
+   * it is not loaded the bridge table alone decides).
+   */
+  brNetfilter?: boolean;
 }
 
 export interface FlowExplanation {
@@ -25,6 +31,8 @@ export interface FlowExplanation {
   /** The prerouting NAT step, when the packet came in from outside the host. */
   nat?: NatEvaluation;
   path: Path;
+  /** The bridge, when the packet goes between two of its ports (bridge forward, not routed). */
+  bridge?: string;
   evaluation: Evaluation;
   story: string[];
 }
@@ -34,6 +42,8 @@ type Result<T> = { ok: true; value: T } | { ok: false; error: string };
 interface Side {
   zone: string;
   ifname?: string;
+  /** The bridge port it is behind, when it is a bridged guest or a host interface enslaved to a bridge. */
+  port?: string;
   addr?: string;
   what: string;
 }
@@ -66,7 +76,11 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
     ...(fromHost ? {} : { iifname: s.ifname! }),
     ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: port! } : { icmpType: 'echo-request' }),
   };
-  const story: string[] = [`packet: ${describePacket(packet)}, a new connection, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}`}`];
+  const story: string[] = [`packet: ${describePacket(packet)}, a new connection, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}${s.port ? ` (port ${s.port})` : ''}`}`];
+
+  if (s.port !== undefined && d.port !== undefined && s.ifname === d.ifname && model.bridges.some((b) => b.name === s.ifname)) {
+    return { ok: true, value: bridgedFlow(ruleset, packet, s, d, env, q.brNetfilter ?? true, story) };
+  }
 
   let nat: NatEvaluation | undefined;
   let routed = packet;
@@ -93,14 +107,29 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   story.push(path === 'input' ? 'the destination is the host itself: input path' : `routed to zone ${d.zone} through ${d.ifname}: ${path} path`);
 
   const evaluation = evaluate(ruleset, path, final, env);
-  for (const step of evaluation.steps) {
-    if (step.outcome === 'jump' || step.outcome === 'goto') story.push(`  ${step.chain}: ${step.text} -> ${step.outcome}`);
-    else if (step.outcome === 'verdict' || step.outcome === 'policy') story.push(`  ${step.chain}: ${step.text}${step.origin ? `  [${originText(step.origin)}]` : ''}`);
-    else if (step.outcome === 'map miss') story.push(`  ${step.chain}: ${step.text}: no element for this interface`);
-  }
+  for (const step of evaluation.steps) storyStep(story, step, step.chain);
   story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
   for (const n of evaluation.notes) story.push(`note: ${n}`);
   return { ok: true, value: { packet, fromZone: s.zone, toZone: d.zone, ...(nat ? { nat } : {}), path, evaluation, story } };
+}
+
+/** Between two ports of one bridge: the bridge table decides, and with br_netfilter the inet forward pass too. */
+function bridgedFlow(ruleset: Ruleset, packet: Packet, s: Side, d: Side, env: EvalEnv, brNetfilter: boolean, story: string[]): FlowExplanation {
+  const bridge = s.ifname!;
+  const frame: Packet = { ...packet, iifname: s.port!, oifname: d.port! };
+  story.push(`both ends are on bridge ${bridge}: the frame goes from port ${s.port} to port ${d.port} without routing (bridge prerouting, then bridge forward)`);
+  if (brNetfilter) story.push(`with br_netfilter (bridge-nf-call-iptables=1) it also passes the inet forward hook, with ${bridge} as input and output interface`);
+  const evaluation = evaluateBridge(ruleset, bridge, frame, { ...env, brNetfilter });
+  for (const step of evaluation.steps) storyStep(story, step, `${step.family === 'bridge' ? 'bridge ' : ''}${step.chain}`);
+  story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
+  for (const n of evaluation.notes) story.push(`note: ${n}`);
+  return { packet: frame, fromZone: s.zone, toZone: d.zone, path: 'forward', bridge, evaluation, story };
+}
+
+function storyStep(story: string[], step: Evaluation['steps'][number], chain: string): void {
+  if (step.outcome === 'jump' || step.outcome === 'goto') story.push(`  ${chain}: ${step.text} -> ${step.outcome}`);
+  else if (step.outcome === 'verdict' || step.outcome === 'policy') story.push(`  ${chain}: ${step.text}${step.origin ? `  [${originText(step.origin)}]` : ''}`);
+  else if (step.outcome === 'map miss') story.push(`  ${chain}: ${step.text}: no element for this interface`);
 }
 
 export function originText(o: Origin): string {
@@ -168,7 +197,13 @@ function resolve(model: HostModel, text: string, family: 4 | 6, side: 'from' | '
   if (guest) {
     const iface = guest.interfaces.find((i) => i.addresses.some((a) => a.family === family));
     if (!iface) return { ok: false, error: `guest '${text}' has no IPv${family} address` };
-    return { ok: true, value: { zone: iface.zone, ifname: iface.mode === 'bridged' ? iface.bridge : iface.name, addr: iface.addresses.find((a) => a.family === family)!.addr, what: `guest '${text}'` } };
+    return { ok: true, value: { zone: iface.zone, ifname: iface.mode === 'bridged' ? iface.bridge : iface.name, ...(iface.mode === 'bridged' ? { port: iface.name } : {}), addr: iface.addresses.find((a) => a.family === family)!.addr, what: `guest '${text}'` } };
+  }
+  const enslaved = model.bridges.find((b) => b.ports.includes(text));
+  if (enslaved) {
+    const z = model.zones.find((x) => x.name === enslaved.zone)!;
+    const addr = representative(model, z, family);
+    return { ok: true, value: { zone: z.name, ifname: enslaved.name, port: text, ...(addr ? { addr } : {}), what: `interface ${text} (a port of ${enslaved.name})` } };
   }
   const ifzone = model.zones.find((z) => z.interfaces.includes(text));
   if (ifzone) {
@@ -181,7 +216,7 @@ function resolve(model: HostModel, text: string, family: 4 | 6, side: 'from' | '
   const host = [...model.hostInterfaces, ...model.bridges].find((i) => i.addresses.some((x) => x.value === a.value.value && x.family === family));
   if (host) return { ok: true, value: { zone: side === 'to' ? HOST_ZONE : host.zone, ifname: host.name, addr: a.value.addr, what: `the host's address ${a.value.addr}` } };
   const owner = model.guests.flatMap((g) => g.interfaces).find((i) => i.addresses.some((x) => x.value === a.value.value && x.family === family));
-  if (owner) return { ok: true, value: { zone: owner.zone, ifname: owner.mode === 'bridged' ? owner.bridge : owner.name, addr: a.value.addr, what: `guest '${owner.guest}'` } };
+  if (owner) return { ok: true, value: { zone: owner.zone, ifname: owner.mode === 'bridged' ? owner.bridge : owner.name, ...(owner.mode === 'bridged' ? { port: owner.name } : {}), addr: a.value.addr, what: `guest '${owner.guest}'` } };
   const z = model.zones.find((zz) => zz.networks.some((n) => contains(n, a.value.value, family))) ?? model.zones.find((zz) => zz.public);
   if (!z || z.interfaces[0] === undefined) return { ok: false, error: `no zone holds ${a.value.addr}, and no internet-facing zone takes it` };
   return { ok: true, value: { zone: z.name, ifname: z.interfaces[0], addr: a.value.addr, what: `${a.value.addr} in zone '${z.name}'` } };

@@ -33,3 +33,9 @@ export const CT_STATUS = ['expected', 'seen-reply', 'assured', 'confirmed', 'sna
 export const FIB_TYPES = [
   'unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve',
 ] as const;
+
+/** `tcp flags` bits. */
+export const TCP_FLAGS = ['fin', 'syn', 'rst', 'psh', 'ack', 'urg', 'ecn', 'cwr'] as const;
+
+/** `ether type` values nft names (the ones guestwall reads). */
+export const ETHER_TYPES = ['ip', 'arp', 'ip6', 'vlan', '8021q', '8021ad'] as const;

@@ -4,7 +4,7 @@
 import { type HostAddress, type Network, contains } from '../policy/addr.js';
 import type { DocPath, Location } from '../policy/diagnostics.js';
 import { isPublicZone } from '../policy/checks.js';
-import { guestIfName } from '../policy/ifnames.js';
+import { XEN_EMU_SUFFIX, guestIfName } from '../policy/ifnames.js';
 import { type PortRange, portRanges } from '../policy/ports.js';
 import { type Endpoint, endpointList, hostAddresses, nameIndex, resolveEndpoint } from '../policy/references.js';
 import type { Policy, ServiceDef } from '../policy/schema.js';
@@ -55,6 +55,12 @@ interface GuestInterfaceBase {
   index: number;
   /** The stable host-side name (vifname, <target dev>, veth.pair). */
   name: string;
+  /**
+   * Every host-side name this interface's traffic can appear on: `name`, and for Xen HVM guests
+   * also the emulated NIC's tap `<name>-emu` (the guest uses it until its PV drivers load).
+   * Every map and set keyed on guest interfaces holds all of them.
+   */
+  hostNames: string[];
   zone: string;
   mac?: string;
   addresses: HostAddress[];
@@ -190,8 +196,10 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   }));
   const guests: GuestModel[] = Object.entries(p.guests ?? {}).map(([name, g]) => {
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
+      const ifname = guestIfName(name, index, iface.name);
       const base = {
-        guest: name, index, name: guestIfName(name, index, iface.name),
+        guest: name, index, name: ifname,
+        hostNames: g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname],
         addresses: hostAddresses(iface.addresses), src: src(['guests', name, 'interfaces', index]),
         ...(iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {}),
       };
@@ -213,7 +221,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     interfaces: [
       ...hostInterfaces.filter((i) => i.zone === name).map((i) => i.name),
       ...bridges.filter((b) => b.zone === name).map((b) => b.name),
-      ...guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed' && i.zone === name).map((i) => i.name),
+      ...guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed' && i.zone === name).flatMap((i) => i.hostNames),
     ],
     src: src(['zones', name]),
   }));

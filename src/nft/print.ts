@@ -214,7 +214,8 @@ function printOp(op: MatchOp, explicitEq: boolean): string {
 function isBitmask(left: Expr): boolean {
   if (!isObj(left)) return false;
   if ('ct' in left) return left.ct.dir === undefined && BITMASK_CT_KEYS.has(left.ct.key);
-  if ('payload' in left) return left.payload.protocol === 'tcp' && left.payload.field === 'flags';
+  if ('payload' in left) return 'protocol' in left.payload && left.payload.protocol === 'tcp' && left.payload.field === 'flags';
+  if ('&' in left) return isBitmask(left['&'][0]);
   return false;
 }
 
@@ -224,8 +225,14 @@ function printLeft(e: Expr): string {
   const key = onlyKey(e, 'expression');
   switch (key) {
     case 'payload': {
-      const { protocol, field } = (e as Extract<Expr, { payload: unknown }>).payload;
-      return `${keyword(protocol)} ${keyword(field)}`;
+      const pl = (e as Extract<Expr, { payload: unknown }>).payload;
+      if ('base' in pl) return `@${oneOf(pl.base, ['ll', 'nh', 'th'])},${count(pl.offset)},${count(pl.len)}`;
+      return `${keyword(pl.protocol)} ${keyword(pl.field)}`;
+    }
+    case '&': {
+      const [l, flags] = (e as Extract<Expr, { '&': unknown }>)['&'];
+      if (!Array.isArray(flags) || flags.length === 0 || !isBitmask(l)) throw bug('& takes a bitmask field and a flag list', e);
+      return `${printLeft(l)} & (${flags.map(symbol).join(' | ')})`;
     }
     case 'meta': {
       const k = (e as Extract<Expr, { meta: unknown }>).meta.key;

@@ -13,6 +13,10 @@ export type Value = string | number | boolean;
 export type Expr =
   | Value
   | { payload: { protocol: string; field: string } }
+  /** Raw payload bits: `@th,64,128` (for fields nft 1.0.6 has no name for, e.g. the ND target address). */
+  | { payload: { base: 'll' | 'nh' | 'th'; offset: number; len: number } }
+  /** Bitwise and, as in `tcp flags & (syn | ack)`: the right side is a flag list. */
+  | { '&': [Expr, string[]] }
   | { meta: { key: MetaKey } }
   | { ct: { key: string; dir?: 'original' | 'reply' } }
   | { fib: { result: 'oif' | 'oifname' | 'type'; flags: FibFlag[] } }

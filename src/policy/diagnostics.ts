@@ -39,7 +39,10 @@ export const CODES = {
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
   'empty-zone': 'GW103',
-  'bridged-unfiltered': 'GW104',
+  // GW104 'bridged-unfiltered' is retired: guests on one bridge are filtered in the bridge family now.
+  'antispoof-incomplete': 'GW105',
+  'bridge-stateless': 'GW106',
+  'bridge-reject-drop': 'GW107',
 } as const;
 
 export type DiagnosticKind = keyof typeof CODES;

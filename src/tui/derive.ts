@@ -72,7 +72,8 @@ export function zoneOfEndpoint(model: HostModel, name: string): string {
 /** The rules of the zone-pair chain a matrix cell is decided in. */
 export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: string): RuleLine[] {
   const chain = pairChainName(zoneOfEndpoint(model, from), zoneOfEndpoint(model, to));
-  return ruleset.tables.flatMap((t) => t.chains.filter((c) => c.name === chain).flatMap((c) => c.rules.map((r): RuleLine => ({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin }))));
+  // The inet table's pair chain: the bridge table has one of the same name for traffic between bridge ports.
+  return ruleset.tables.filter((t) => t.family === 'inet').flatMap((t) => t.chains.filter((c) => c.name === chain).flatMap((c) => c.rules.map((r): RuleLine => ({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin }))));
 }
 
 /** What the what-if view offers as a source or destination: zones with interfaces, the host, guests. */

@@ -1,5 +1,6 @@
 // What the preview shows: the latest reading of the policy file, and the last version that
 // compiled, so that a file broken mid-edit shows its errors over the last good views.
+import { BASELINE_FEATURES, type KernelFeatures } from '../compile/features.js';
 import { compilePolicyText } from '../compile/pipeline.js';
 import type { HostModel } from '../model/host.js';
 import type { Ruleset } from '../nft/ruleset.js';
@@ -23,9 +24,9 @@ export interface PreviewState {
 }
 
 /** The state after reading the file again: `read` is its text, or why it could not be read. */
-export function nextState(prev: PreviewState | undefined, file: string, read: { text: string } | { error: string }): PreviewState {
+export function nextState(prev: PreviewState | undefined, file: string, read: { text: string } | { error: string }, features: KernelFeatures = BASELINE_FEATURES): PreviewState {
   if ('error' in read) return { file, diagnostics: [], readError: read.error, ...(prev?.good ? { good: prev.good } : {}), stale: true };
-  const r = compilePolicyText(file, read.text);
+  const r = compilePolicyText(file, read.text, features);
   if (r.model && r.compiled) return { file, diagnostics: r.diagnostics, good: { model: r.model, ruleset: r.compiled.ruleset }, stale: false };
   return { file, diagnostics: r.diagnostics, ...(prev?.good ? { good: prev.good } : {}), stale: true };
 }

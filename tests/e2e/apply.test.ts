@@ -43,15 +43,21 @@ async function nft(ns: string, ...args: string[]): Promise<string> {
   return (await execa('ip', ['netns', 'exec', ns, 'nft', ...args])).stdout;
 }
 
-/** Everything in the namespace's ruleset except guestwall's own table, as nft lists it. */
+/** Everything in the namespace's ruleset except guestwall's own tables, as nft lists it. */
 async function foreign(ns: string): Promise<string> {
   const text = await nft(ns, 'list', 'ruleset');
-  return text.replace(/table inet guestwall \{[\s\S]*?\n\}\n?/, '').trim();
+  return text.replace(/table (inet|bridge|arp) guestwall \{[\s\S]*?\n\}\n?/g, '').trim();
 }
 
+/** guestwall's tables (inet, bridge, arp) as nft lists them; undefined when the inet one is not loaded. */
 async function guestwallTable(ns: string): Promise<string | undefined> {
-  const r = await execa('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', 'inet', 'guestwall'], { reject: false });
-  return r.exitCode === 0 ? r.stdout : undefined;
+  const parts: string[] = [];
+  for (const family of ['inet', 'bridge', 'arp']) {
+    const r = await execa('ip', ['netns', 'exec', ns, 'nft', 'list', 'table', family, 'guestwall'], { reject: false });
+    if (r.exitCode !== 0 && family === 'inet') return undefined;
+    parts.push(r.exitCode === 0 ? r.stdout : `(no ${family} guestwall)`);
+  }
+  return parts.join('\n');
 }
 
 async function waitFor(check: () => Promise<boolean>, ms: number): Promise<boolean> {

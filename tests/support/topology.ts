@@ -30,6 +30,8 @@ export interface Link {
   addresses: string[];
   /** The host's own addresses on this link (declared in the policy, or made up here). */
   hostAddresses: string[];
+  /** The far side's MAC, when the policy declares one (a routed guest's: anti-spoofing checks it). */
+  mac?: string;
 }
 
 export interface TopologyPlan {
@@ -105,8 +107,8 @@ export function topologyPlan(model: HostModel, id: string): TopologyPlan {
   model.sourceNat.forEach((s) => s.address && used.add(s.address.addr));
 
   const links: Link[] = [];
-  const add = (ifname: string, zone: string, kind: LinkKind, addresses: string[], hostAddresses: string[]) =>
-    links.push({ ifname, zone, kind, ns: `gw-x-${id}-${links.length + 1}`, addresses, hostAddresses });
+  const add = (ifname: string, zone: string, kind: LinkKind, addresses: string[], hostAddresses: string[], mac?: string) =>
+    links.push({ ifname, zone, kind, ns: `gw-x-${id}-${links.length + 1}`, addresses, hostAddresses, ...(mac !== undefined ? { mac } : {}) });
   const v = (list: readonly { addr: string }[]) => list.map((a) => a.addr);
   for (const i of model.hostInterfaces) add(i.name, i.zone, 'host interface', [], v(i.addresses));
   for (const b of model.bridges) {
@@ -114,7 +116,7 @@ export function topologyPlan(model: HostModel, id: string): TopologyPlan {
     const guests = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === b.name);
     add(b.name, b.zone, 'bridge', guests.flatMap((i) => v(i.addresses)), v(b.addresses));
   }
-  for (const g of model.guests) for (const i of g.interfaces) if (i.mode === 'routed') add(i.name, i.zone, 'routed guest', v(i.addresses), []);
+  for (const g of model.guests) for (const i of g.interfaces) if (i.mode === 'routed') add(i.name, i.zone, 'routed guest', v(i.addresses), [], i.mac);
 
   const owners = new Map<string, Link>();
   for (const l of links) for (const a of l.addresses) owners.set(a, l);
@@ -286,6 +288,8 @@ export async function buildTopology(plan: TopologyPlan, python: string): Promise
       const gw = (family: 4 | 6) => l.hostAddresses.find((a) => familyOf(a) === family)!;
       return ipBatch([
         'link set lo up',
+        // Before the link comes up, so that its link-local address derives from this MAC too.
+        ...(l.mac !== undefined ? [`link set ${FAR_IFNAME} address ${l.mac}`] : []),
         ...l.addresses.map((a) => addrAdd(a, FAR_IFNAME)),
         `link set ${FAR_IFNAME} up`,
         `route add default via ${gw(4)} dev ${FAR_IFNAME} onlink`,

@@ -2,7 +2,7 @@
 // host's programs and files say, with its fix; nothing on the host changes.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type HostFinding, type KernelFeature, doctor, kernelFeatures } from '../../../src/apply/doctor.js';
+import { type HostFinding, type KernelFeature, compilerFeatures, doctor, kernelFeatures } from '../../../src/apply/doctor.js';
 import { doctorCommand } from '../../../src/cli/doctor.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import type { HostModel } from '../../../src/model/host.js';
@@ -283,6 +283,22 @@ describe('kernel features', () => {
     });
     const none = await kernelFeatures(scriptedHost({ nft: false }).sys);
     expect(none['inet-nat']).toEqual({ available: undefined, detail: 'nft: not found' });
+  });
+});
+
+describe('the kernel features a ruleset is compiled for (--kernel-features auto)', () => {
+  it('are what nft -c says the kernel behind the System (and its namespace) can load', async () => {
+    const r = await compilerFeatures(scriptedHost({ missing: ['bridge-conntrack', 'bridge-reject'], netns: 'lab' }).sys);
+    expect(r).toEqual({ features: { bridgeConntrack: false, bridgeMeta: true, bridgeReject: false }, how: 'probed with nft -c in network namespace lab' });
+  });
+
+  it('fall back to the baseline, saying why, when the kernel cannot be asked', async () => {
+    const notRoot = await compilerFeatures(scriptedHost({ root: false }).sys);
+    expect(notRoot.features).toEqual({ bridgeConntrack: false, bridgeMeta: false, bridgeReject: false });
+    expect(notRoot.how).toMatch(/^not root/);
+    const noNft = await compilerFeatures(scriptedHost({ nft: false }).sys);
+    expect(noNft.features).toEqual({ bridgeConntrack: false, bridgeMeta: false, bridgeReject: false });
+    expect(noNft.how).toContain('could not tell bridge-conntrack, bridge-meta, bridge-reject, so taken as missing');
   });
 });
 

@@ -246,7 +246,7 @@ describe('guestwall install on this host (no --root)', () => {
   it('checks the ruleset with nft -c before writing, runs systemctl daemon-reload after, and prints the enable command', async () => {
     const ran: string[] = [];
     const m = cliIo();
-    expect(await installCommand(m.io, POLICY, {}, scriptedHost(root, { 'nft --version': version, 'nft -c': ok, 'systemctl daemon-reload': ok }, ran))).toBe(0);
+    expect(await installCommand(m.io, POLICY, { kernelFeatures: 'baseline' }, scriptedHost(root, { 'nft --version': version, 'nft -c': ok, 'systemctl daemon-reload': ok }, ran))).toBe(0);
     expect(ran).toEqual([
       'nft --version',
       'nft -c -j -f /var/lib/guestwall/install-check.json',
@@ -262,7 +262,7 @@ describe('guestwall install on this host (no --root)', () => {
     const ran: string[] = [];
     const refused = { code: 1, stdout: '', stderr: 'Error: Could not process rule: Operation not supported\n' };
     const m = cliIo();
-    expect(await installCommand(m.io, POLICY, {}, scriptedHost(root, { 'nft --version': version, 'nft -c': refused }, ran))).toBe(1);
+    expect(await installCommand(m.io, POLICY, { kernelFeatures: 'baseline' }, scriptedHost(root, { 'nft --version': version, 'nft -c': refused }, ran))).toBe(1);
     expect(m.stderr()).toContain('the kernel refuses the ruleset: Error: Could not process rule: Operation not supported; nothing was installed');
     expect(ran).not.toContain('systemctl daemon-reload');
     expect(tree(root)).toEqual({});

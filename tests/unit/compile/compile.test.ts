@@ -33,8 +33,9 @@ policies:
   - { from: lan, to: all, action: accept }
 `);
 
-  it('is one inet table called guestwall', () => {
-    expect(ruleset.tables.map((t) => `${t.family} ${t.name}`)).toEqual(['inet guestwall']);
+  it('is the inet, bridge and arp tables called guestwall, all of them always (empty when not needed)', () => {
+    expect(ruleset.tables.map((t) => `${t.family} ${t.name}`)).toEqual(['inet guestwall', 'bridge guestwall', 'arp guestwall']);
+    expect(ruleset.tables.slice(1).map((t) => t.chains.length + t.sets.length)).toEqual([0, 0]);
   });
 
   it('passes established and related first and drops invalid next, in every filter base chain', () => {

@@ -64,13 +64,13 @@ describe('Rules', () => {
   it('scrolls with the arrows and PageDown', async () => {
     const p = preview();
     await p.press('r');
-    expect(p.frame()).toMatch(/lines 1-26 of 123/);
+    expect(p.frame()).toMatch(/lines 1-26 of 172/);
     await p.press(KEYS.down, 'j');
-    expect(p.frame()).toMatch(/lines 3-28 of 123/);
+    expect(p.frame()).toMatch(/lines 3-28 of 172/);
     await p.press(KEYS.pageDown);
-    expect(p.frame()).toMatch(/lines 29-54 of 123/);
+    expect(p.frame()).toMatch(/lines 29-54 of 172/);
     await p.press('G');
-    expect(p.frame()).toMatch(/lines 98-123 of 123/);
+    expect(p.frame()).toMatch(/lines 147-172 of 172/);
   });
 
   it("searches with '/', jumps to the match as you type, and keeps it with Enter", async () => {
@@ -99,7 +99,7 @@ describe('Rules', () => {
     expect(p.frame()).toContain('/qm_');
     expect(p.frame()).toContain('[3 Rules]');
     await p.press(KEYS.escape);
-    expect(p.frame()).toMatch(/lines 1-26 of 123$/m);
+    expect(p.frame()).toMatch(/lines 1-26 of 172$/m);
   });
 });
 
@@ -130,8 +130,8 @@ describe('Problems', () => {
     const p = preview();
     await p.press('p');
     expect(p.frame()).toContain('0 errors, 1 warning');
-    expect(p.frame()).toContain('> policies/homelab-dmz.yaml:30:3 warning: guests');
-    expect(p.frame()).toContain('hint: put guests that must be isolated');
+    expect(p.frame()).toContain('> policies/homelab-dmz.yaml:69:5 warning: policy 5 (dmz -> dmz) rejects');
+    expect(p.frame()).toContain('hint: use action: drop to say what happens');
   });
 });
 

@@ -1,0 +1,189 @@
+// Per-port anti-spoofing: a guest may only send from its declared MAC and addresses (IP, ARP, NDP),
+// and may not act as DHCP server or IPv6 router unless the policy says `router: true`. Every check
+// is one set lookup keyed on the port (`iifname . ether saddr`), never a rule per guest, so its
+// cost does not grow with the number of guests. Bridged ports are checked at bridge prerouting;
+// routed ports in inet prerouting (MAC, DHCP, RA; `fib` checks their addresses) and the arp
+// family (ARP sender).
+import type { GuestInterfaceModel, HostModel } from '../model/host.js';
+import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
+import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
+import { type Finding, warning } from '../policy/diagnostics.js';
+import { formatAddress, parseNetwork } from '../policy/addr.js';
+import { accept, addrElement, counter, drop, match, meta, payload } from './matches.js';
+import { builtin } from './origin.js';
+
+/** The set names, the same in every guestwall table that checks ports. */
+export const SPOOF_SETS = {
+  macPorts: 'mac_ports',
+  macs: 'port_macs',
+  v4Ports: 'v4_ports',
+  v4: 'port_v4',
+  v6Ports: 'v6_ports',
+  v6: 'port_v6',
+  clientPorts: 'client_ports',
+  ndTarget: 'nd_target',
+} as const;
+
+const LINK_LOCAL = 'fe80::/64';
+
+/** IPv6 sent from `::` (before the guest has an address): duplicate address detection and MLD. */
+const UNSPECIFIED_SOURCE_ICMPV6 = ['nd-neighbor-solicit', 'mld-listener-report', 'mld2-listener-report', 'mld-listener-done'];
+
+/** The checks each kind of port gets. */
+export type Checks = 'bridge' | 'inet' | 'arp';
+
+/** The guest ports one table checks, with what it may send. */
+export interface Port {
+  iface: GuestInterfaceModel;
+  router: boolean;
+  v4: string[];
+  /** The IPv6 sources it may use (see ipv6Allowed); empty = unchecked. */
+  v6: string[];
+}
+
+export function guestPorts(model: HostModel, mode: 'bridged' | 'routed'): Port[] {
+  return model.guests.flatMap((g) =>
+    g.interfaces.filter((i) => i.mode === mode).map((iface): Port => {
+      const declared6 = iface.addresses.filter((a) => a.family === 6).map((a) => a.addr);
+      return {
+        iface,
+        router: g.router,
+        v4: iface.addresses.filter((a) => a.family === 4).map((a) => a.addr),
+        v6: ipv6Allowed(declared6, iface.mac),
+      };
+    }),
+  );
+}
+
+/**
+ * The IPv6 sources a port may use: its declared addresses and its EUI-64 link-local one. Without
+ * a MAC the link-local address is unknown, so any fe80::/64 one passes; without a MAC and without
+ * declared addresses nothing can be checked (empty). With a MAC and no declared IPv6 address the
+ * guest still speaks link-local IPv6 (neighbour discovery), from that one address only.
+ */
+function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
+  if (mac !== undefined) return [...new Set([...declared, eui64LinkLocal(mac)])];
+  return declared.length > 0 ? [...declared, LINK_LOCAL] : [];
+}
+
+/** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
+export function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((h) => parseInt(h, 16));
+  const id = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
+  let v = 0xfe80n << 112n;
+  for (const [i, byte] of id.entries()) v |= BigInt(byte) << BigInt(8 * (7 - i));
+  return formatAddress(v, 6);
+}
+
+export interface AntiSpoof {
+  sets: (NamedSet | NamedMap)[];
+  /** The rules of the checking base chain, in order. */
+  rules: Rule[];
+  /** Regular chains the rules jump to (one per port for the ND target check). */
+  chains: Chain[];
+}
+
+const ifPort = (set: string): Stmt => match(meta('iifname'), `@${set}`);
+const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, `@${set}`, '!=');
+
+/** The sets and rules that check `ports`, for one table. */
+export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
+  const o = (id: string, what: string) => builtin(id, what, file);
+  const names = (p: Port) => p.iface.hostNames;
+  const withMac = ports.filter((p) => p.iface.mac !== undefined);
+  const with4 = ports.filter((p) => p.v4.length > 0);
+  const with6 = ports.filter((p) => p.v6.length > 0);
+  const clients = ports.filter((p) => !p.router);
+  const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] =>
+    list.flatMap((p) => names(p).flatMap((n) => values(p).map((v): SetElement => ({ concat: [n, addrElement(v)] }))));
+  const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: list.flatMap(names) });
+
+  const sets: (NamedSet | NamedMap)[] = [];
+  const rules: Rule[] = [];
+  const chains: Chain[] = [];
+  const l2 = checks === 'bridge' || checks === 'inet';
+  const arp = checks === 'bridge' || checks === 'arp';
+  const ip = checks === 'bridge';
+
+  if (l2 || arp) {
+    sets.push(portSet(SPOOF_SETS.macPorts, withMac), { kind: 'set', name: SPOOF_SETS.macs, type: ['ifname', 'ether_addr'], elements: pairs(withMac, (p) => [p.iface.mac!]) });
+  }
+  if (arp || ip) {
+    sets.push(portSet(SPOOF_SETS.v4Ports, with4), { kind: 'set', name: SPOOF_SETS.v4, type: ['ifname', 'ipv4_addr'], elements: pairs(with4, (p) => p.v4) });
+  }
+  if (l2) {
+    rules.push({ stmts: [ifPort(SPOOF_SETS.macPorts), pairNot(payload('ether', 'saddr'), SPOOF_SETS.macs), counter(), drop()], origin: o('spoof-mac', 'a guest sends only from its declared MAC') });
+  }
+  if (arp) {
+    rules.push(
+      { stmts: [ifPort(SPOOF_SETS.macPorts), pairNot(payload('arp', 'saddr ether'), SPOOF_SETS.macs), counter(), drop()], origin: o('spoof-arp-mac', 'ARP from a guest names its own MAC as sender') },
+      {
+        // ARP probes (RFC 5227) come from 0.0.0.0 before the guest uses an address.
+        stmts: [ifPort(SPOOF_SETS.v4Ports), match(payload('arp', 'saddr ip'), '0.0.0.0', '!='), pairNot(payload('arp', 'saddr ip'), SPOOF_SETS.v4), counter(), drop()],
+        origin: o('spoof-arp-ip', "ARP from a guest claims only its own IPv4 addresses (no replies for another guest's address)"),
+      },
+    );
+  }
+  if (l2) {
+    sets.push(portSet(SPOOF_SETS.clientPorts, clients));
+    const notRouter = 'only guests with router: true may';
+    rules.push(
+      { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('udp', 'sport'), 67), match(payload('udp', 'dport'), 68), counter(), drop()], origin: o('rogue-dhcp', `${notRouter} answer DHCP`) },
+      { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('udp', 'sport'), 547), match(payload('udp', 'dport'), 546), counter(), drop()], origin: o('rogue-dhcpv6', `${notRouter} answer DHCPv6`) },
+      { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('icmpv6', 'type'), { set: ['nd-router-advert', 'nd-redirect'] }), counter(), drop()], origin: o('rogue-ra', `${notRouter} send router advertisements or redirects`) },
+      { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('icmp', 'type'), 'redirect'), counter(), drop()], origin: o('rogue-redirect', `${notRouter} send ICMP redirects`) },
+    );
+    // The ND target address: nft 1.0.6 has no name for it (`icmpv6 taddr` came later), and a raw
+    // field cannot be concatenated with the port, so each port's addresses live in a chain of
+    // its own, reached by one map lookup on the port.
+    const ndChains = with6.map((p) => ({ port: p, chain: `nd_${p.iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}` }));
+    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndChains.flatMap(({ port, chain }) => names(port).map((n): [SetElement, Verdict] => [n, { jump: { target: chain } }])) });
+    for (const { port, chain } of ndChains) {
+      chains.push({
+        name: chain,
+        rules: [{ stmts: [match(ND_TARGET, { set: port.v6.map(ndTargetValue) }, '!='), counter(), drop()], origin: o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`) }],
+      });
+    }
+    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: `@${SPOOF_SETS.ndTarget}` } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
+  }
+  if (ip) {
+    sets.push(
+      portSet(SPOOF_SETS.v6Ports, with6),
+      { kind: 'set', name: SPOOF_SETS.v6, type: ['ifname', 'ipv6_addr'], flags: ['interval'], elements: pairs(with6, (p) => p.v6) },
+    );
+    rules.push(
+      { stmts: [ifPort(SPOOF_SETS.v4Ports), match(payload('ip', 'saddr'), '0.0.0.0'), match(payload('udp', 'sport'), 68), match(payload('udp', 'dport'), 67), accept()], origin: o('dhcp-client', 'a guest without an address yet may ask for one (DHCP from 0.0.0.0)') },
+      { stmts: [ifPort(SPOOF_SETS.v4Ports), pairNot(payload('ip', 'saddr'), SPOOF_SETS.v4), counter(), drop()], origin: o('spoof-ipv4', 'a guest sends only from its declared IPv4 addresses') },
+      { stmts: [ifPort(SPOOF_SETS.v6Ports), match(payload('ip6', 'saddr'), '::'), match(payload('icmpv6', 'type'), { set: UNSPECIFIED_SOURCE_ICMPV6 }), accept()], origin: o('dad-mld', 'duplicate address detection and MLD from :: pass') },
+      { stmts: [ifPort(SPOOF_SETS.v6Ports), pairNot(payload('ip6', 'saddr'), SPOOF_SETS.v6), counter(), drop()], origin: o('spoof-ipv6', 'a guest sends only from its declared IPv6 addresses and its link-local one') },
+    );
+  }
+  return { sets, rules, chains };
+}
+
+/** The target address of a neighbour advertisement: 16 bytes at offset 8 of the ICMPv6 header. */
+export const ND_TARGET: Expr = { payload: { base: 'th', offset: 64, len: 128 } };
+
+/** An IPv6 address (or prefix, as a range) as the 128-bit integer a raw payload match compares. */
+export function ndTargetValue(addr: string): SetElement {
+  const r = parseNetwork(addr);
+  if (!r.ok || r.value.family !== 6) throw new Error(`compiler bug: ${addr} is not an IPv6 address`);
+  const hex = (v: bigint) => `0x${v.toString(16).padStart(32, '0')}`;
+  return r.value.start === r.value.end ? hex(r.value.start) : { range: [hex(r.value.start), hex(r.value.end)] };
+}
+
+/** What a port cannot be checked for, said once per guest interface. */
+export function antiSpoofFindings(ports: Port[]): Finding[] {
+  return ports.flatMap((p) => {
+    const gaps: string[] = [];
+    if (p.iface.mac === undefined) gaps.push(`its source MAC${p.v6.length > 0 && p.iface.mode === 'bridged' ? ' and link-local address' : ''} (no mac:)`);
+    if (p.iface.mode === 'bridged') {
+      if (p.v4.length === 0) gaps.push('its IPv4 and ARP sender addresses (no IPv4 address)');
+      if (p.v6.length === 0) gaps.push('its IPv6 source and neighbour-advert addresses (no mac:, no IPv6 address)');
+    } else if (p.v4.length === 0) gaps.push('its ARP sender addresses (no IPv4 address)');
+    if (gaps.length === 0) return [];
+    return [warning('antispoof-incomplete', p.iface.src.path,
+      `guest '${p.iface.guest}' interface ${p.iface.name}: guestwall cannot check ${gaps.join(', ')}, so it may send as someone else there`,
+      'declare the interface\'s mac: and its addresses of both families (the address families it does not use can be blocked with a rule)')];
+  });
+}

@@ -1,0 +1,95 @@
+// The `bridge guestwall` table: what happens between two ports of one bridge (guest to guest, or
+// guest to a host interface enslaved to the bridge), which never passes the inet forward hook
+// unless br_netfilter is loaded. Bridge prerouting checks every guest port's sources; bridge
+// forward sends each frame to its zone's own pair chain (`dmz_to_dmz`) by one map lookup on the
+// port, where the zone's intra-zone policy and rules decide, written by the same code as inet's.
+import type { HostModel } from '../model/host.js';
+import type { Chain, NamedMap, Rule, Table } from '../nft/ruleset.js';
+import type { SetElement, Verdict } from '../nft/types.js';
+import type { Finding } from '../policy/diagnostics.js';
+import { warning } from '../policy/diagnostics.js';
+import { antiSpoof, guestPorts } from './antispoof.js';
+import { ICMPV6_ESSENTIAL } from './dispatch.js';
+import type { KernelFeatures } from './features.js';
+import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
+import { builtin } from './origin.js';
+import { pairChainName, pairChains } from './zones.js';
+
+export const BRIDGE_PORTS_MAP = 'port_zone';
+
+/** Bridge chains run at the bridge family's `filter` priority. */
+const BRIDGE_FILTER_PRIO = -200;
+
+/** Every port of every declared bridge: guest ports (all their host names) and enslaved host interfaces. */
+export function bridgePorts(model: HostModel): { port: string; bridge: string; zone: string }[] {
+  return model.bridges.flatMap((b) => [
+    ...model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === b.name).flatMap((i) => i.hostNames),
+    ...b.ports,
+  ].map((port) => ({ port, bridge: b.name, zone: b.zone })));
+}
+
+export function bridgeTable(model: HostModel, name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
+  // No bridged guest, nothing to check or filter: the table is there (guestwall owns it), empty.
+  if (guestPorts(model, 'bridged').length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
+  const o = (id: string, what: string) => builtin(id, what, model.file);
+  const spoof = antiSpoof(guestPorts(model, 'bridged'), 'bridge', model.file);
+  // Only bridges that forward between a guest and another port need the forward chain's filtering.
+  const filtered = model.bridges.filter((b) => filteredBridge(model, b.name));
+  const ports = bridgePorts(model).filter((p) => filtered.some((b) => b.name === p.bridge));
+  const zones = [...new Set(filtered.map((b) => b.zone))];
+  const pairs = pairChains(model, new Map(), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
+
+  const portMap: NamedMap = {
+    kind: 'map', name: BRIDGE_PORTS_MAP, type: 'ifname', map: 'verdict',
+    elements: ports.map(({ port, zone }): [SetElement, Verdict] => [port, { goto: { target: pairChainName(zone, zone) } }]),
+  };
+  const stateful: Rule[] = features.bridgeConntrack
+    ? [
+        { stmts: [ctState(['established', 'related']), accept()], origin: o('bridge-ct-established', 'replies and related packets of accepted connections pass') },
+        { stmts: [ctState(['invalid']), counter(), drop()], origin: o('bridge-ct-invalid', 'packets conntrack cannot place are dropped') },
+      ]
+    : [];
+  const forward: Chain = {
+    name: 'forward',
+    base: { type: 'filter', hook: 'forward', prio: BRIDGE_FILTER_PRIO, policy: 'accept' },
+    rules: [
+      ...stateful,
+      { stmts: [match(payload('ether', 'type'), 'arp'), accept()], origin: o('bridge-arp', 'ARP between ports passes (its senders are checked at prerouting)') },
+      { stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), accept()], origin: o('bridge-icmpv6-nd', 'IPv6 neighbour discovery and MLD always work') },
+      // Guests get their addresses on the bridge; who may answer is checked at prerouting.
+      { stmts: [match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] }), accept()], origin: o('bridge-dhcp', 'DHCP on the bridge passes (only routers may answer, checked at prerouting)') },
+      { stmts: [match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] }), accept()], origin: o('bridge-dhcpv6', 'DHCPv6 on the bridge passes (only routers may answer, checked at prerouting)') },
+      { stmts: [{ vmap: { key: meta('iifname'), data: `@${BRIDGE_PORTS_MAP}` } }], origin: o('bridge-port-src', 'to the pair chain of the zone of the port the frame came from') },
+      // A port guestwall does not know (attached by hand) still cannot reach a known one unfiltered.
+      { stmts: [{ vmap: { key: meta('oifname'), data: `@${BRIDGE_PORTS_MAP}` } }], origin: o('bridge-port-dst', 'to the pair chain of the zone of the port the frame goes to') },
+    ],
+  };
+  const prerouting: Chain = {
+    name: 'prerouting',
+    base: { type: 'filter', hook: 'prerouting', prio: BRIDGE_FILTER_PRIO, policy: 'accept' },
+    rules: spoof.rules,
+  };
+  const table: Table = {
+    family: 'bridge', name, helpers: [],
+    sets: [...spoof.sets, portMap],
+    chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
+  };
+  return { table, findings: [...pairs.findings, ...statelessFindings(model, pairs.stateless)] };
+}
+
+/** A bridge with a guest port and at least one other port: frames cross it between two ports. */
+function filteredBridge(model: HostModel, bridge: string): boolean {
+  const guestPorts = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === bridge).length;
+  const hostPorts = model.bridges.find((b) => b.name === bridge)?.ports.length ?? 0;
+  return guestPorts > 0 && guestPorts + hostPorts >= 2;
+}
+
+/** Without bridge conntrack, what the bridge pair chains accept is judged packet by packet. */
+function statelessFindings(model: HostModel, statelessChains: Set<string>): Finding[] {
+  return model.bridges.filter((b) => filteredBridge(model, b.name) && statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
+    ...warning('bridge-stateless', b.src.path,
+      `the kernel has no bridge conntrack, so what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
+      'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'),
+    atKey: true,
+  }));
+}

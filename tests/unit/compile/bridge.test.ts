@@ -1,0 +1,247 @@
+import { describe, expect, it } from 'vitest';
+import { eui64LinkLocal, ndTargetValue } from '../../../src/compile/antispoof.js';
+import { BASELINE_FEATURES, FULL_FEATURES, featuresLine } from '../../../src/compile/features.js';
+import { hookProblems } from '../../../src/compile/hooks.js';
+import { compilePolicyText } from '../../../src/compile/pipeline.js';
+import { type Packet, evaluate, evaluateBridge } from '../../../src/explain/evaluate.js';
+import { explainFlow } from '../../../src/explain/flow.js';
+import { printRuleset, printStmt } from '../../../src/nft/print.js';
+import type { NamedMap, NamedSet, Ruleset, Table } from '../../../src/nft/ruleset.js';
+import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
+
+const POLICY = `
+version: 1
+host:
+  interfaces:
+    eth0: { zone: net, addresses: [203.0.113.10/24] }
+zones:
+  net: {}
+  dmz: { networks: [10.0.10.0/24, fd00:10::/64, 203.0.113.16/28] }
+bridges:
+  br-dmz: { zone: dmz, ports: [eth2], addresses: [10.0.10.1/24, fd00:10::1/64] }
+guests:
+  web:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0a", addresses: [10.0.10.10, fd00:10::10] }
+  db:
+    platform: xen
+    xen: { type: hvm }
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, name: xdb, mac: "00:16:3e:00:00:0b", addresses: [10.0.10.11, fd00:10::11] }
+  gw:
+    platform: kvm
+    router: true
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, mac: "52:54:00:00:00:0c", addresses: [10.0.10.12] }
+  mail:
+    platform: xen
+    zone: dmz
+    xen: { type: hvm }
+    interfaces:
+      - { mode: routed, name: xmail, mac: "00:16:3e:00:00:14", addresses: [203.0.113.20] }
+policies:
+  - { from: dmz, to: net, action: accept }
+  - { from: all, to: all, action: reject }
+rules:
+  - { from: web, to: db, service: postgres, action: accept }
+  - { from: web, to: db, service: ping, action: accept }
+services:
+  postgres: { tcp: 5432 }
+`;
+
+function compileWith(yaml: string, features = BASELINE_FEATURES) {
+  const r = compilePolicyText('t.yaml', yaml, features);
+  if (!r.compiled || !r.model) throw new Error(r.diagnostics.map(formatDiagnostic).join('\n'));
+  return { ruleset: r.compiled.ruleset, model: r.model, diagnostics: r.diagnostics };
+}
+
+const table = (rs: Ruleset, family: string): Table => rs.tables.find((t) => t.family === family)!;
+const set = (t: Table, name: string) => t.sets.find((s) => s.name === name) as NamedSet | NamedMap;
+const rules = (t: Table, chain: string) => t.chains.find((c) => c.name === chain)!.rules.map((r) => r.stmts.map(printStmt).join(' '));
+
+const baseline = compileWith(POLICY);
+const full = compileWith(POLICY, FULL_FEATURES);
+const bridge = table(baseline.ruleset, 'bridge');
+
+describe('kernel features are compiler input', () => {
+  it('uses bridge conntrack only when the kernel has it', () => {
+    expect(printRuleset(full.ruleset)).toMatch(/table bridge guestwall \{[^]*ct state established,related accept comment "builtin:bridge-ct-established"/);
+    const bridgeText = printRuleset({ tables: [bridge] });
+    expect(bridgeText).not.toMatch(/\bct\b/);
+    expect(bridgeText).not.toMatch(/reject/);
+  });
+
+  it('refuses, as a compiler bug, what the kernel cannot load', () => {
+    expect(hookProblems(full.ruleset, BASELINE_FEATURES).map((p) => p.message)).toContain('ct in the bridge family needs nf_conntrack_bridge, which the kernel lacks');
+    expect(hookProblems(baseline.ruleset, BASELINE_FEATURES)).toEqual([]);
+  });
+
+  it('says in one line what was used and what is weaker', () => {
+    const line = featuresLine(BASELINE_FEATURES, 'probed with nft -c');
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line).toMatch(/baseline \(probed with nft -c\); weaker without the rest: guest-to-guest filtering on a bridge is stateless/);
+    expect(featuresLine(FULL_FEATURES, 'x')).toBe('guestwall: kernel features: full (x)');
+  });
+});
+
+describe('anti-spoofing on bridge ports, as set lookups keyed on the port', () => {
+  it('declares each port with its MAC and addresses, the Xen HVM -emu tap too', () => {
+    expect(set(bridge, 'port_macs').elements).toEqual([
+      { concat: ['gw-web', '02:00:0a:00:0a:0a'] },
+      { concat: ['xdb', '00:16:3e:00:00:0b'] },
+      { concat: ['xdb-emu', '00:16:3e:00:00:0b'] },
+      { concat: ['gw-gw', '52:54:00:00:00:0c'] },
+    ]);
+    expect(set(bridge, 'port_v4').elements).toContainEqual({ concat: ['xdb-emu', '10.0.10.11'] });
+    expect(set(bridge, 'port_v6').elements).toContainEqual({ concat: ['gw-web', 'fe80::aff:fe00:a0a'] });
+    expect(set(bridge, 'port_v6').elements).toContainEqual({ concat: ['gw-web', 'fd00:10::10'] });
+  });
+
+  it('keeps DHCP and router advertisements to guests declared routers', () => {
+    expect(set(bridge, 'client_ports').elements).toEqual(['gw-web', 'xdb', 'xdb-emu']);
+    const pre = rules(bridge, 'prerouting');
+    expect(pre).toContain('iifname @client_ports udp sport 67 udp dport 68 counter drop');
+    expect(pre).toContain('iifname @client_ports icmpv6 type { nd-router-advert, nd-redirect } counter drop');
+  });
+
+  it('checks in order: MAC, ARP, rogue servers, ND targets, then IP sources (DHCP from 0.0.0.0 and DAD from :: pass)', () => {
+    expect(rules(bridge, 'prerouting')).toEqual([
+      'iifname @mac_ports iifname . ether saddr != @port_macs counter drop',
+      'iifname @mac_ports iifname . arp saddr ether != @port_macs counter drop',
+      'iifname @v4_ports arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @port_v4 counter drop',
+      'iifname @client_ports udp sport 67 udp dport 68 counter drop',
+      'iifname @client_ports udp sport 547 udp dport 546 counter drop',
+      'iifname @client_ports icmpv6 type { nd-router-advert, nd-redirect } counter drop',
+      'iifname @client_ports icmp type redirect counter drop',
+      'icmpv6 type nd-neighbor-advert iifname vmap @nd_target',
+      'iifname @v4_ports ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept',
+      'iifname @v4_ports iifname . ip saddr != @port_v4 counter drop',
+      'iifname @v6_ports ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report, mld-listener-done } accept',
+      'iifname @v6_ports iifname . ip6 saddr != @port_v6 counter drop',
+    ]);
+    expect(rules(bridge, 'nd_gw-web')).toEqual([`@th,64,128 != { ${ndTargetValue('fd00:10::10')}, ${ndTargetValue('fe80::aff:fe00:a0a')} } counter drop`]);
+  });
+
+  it('derives the EUI-64 link-local address from the MAC', () => {
+    expect(eui64LinkLocal('52:54:00:12:34:56')).toBe('fe80::5054:ff:fe12:3456');
+    expect(eui64LinkLocal('02:00:0a:00:0a:0a')).toBe('fe80::aff:fe00:a0a');
+  });
+
+  it('warns about what it cannot check', () => {
+    const r = compileWith(POLICY.replace(', mac: "02:00:0a:00:0a:0a"', ''));
+    const w = r.diagnostics.filter((d) => d.code === 'GW105');
+    expect(w.map((d) => `${d.line}:${d.col} ${d.message}`)).toEqual([
+      "15:9 guest 'web' interface gw-web: guestwall cannot check its source MAC and link-local address (no mac:), so it may send as someone else there",
+    ]);
+    expect(set(table(r.ruleset, 'bridge'), 'port_v6').elements).toContainEqual({ concat: ['gw-web', { prefix: { addr: 'fe80::', len: 64 } }] });
+    expect(baseline.diagnostics.filter((d) => d.code === 'GW105')).toEqual([]);
+  });
+});
+
+describe('filtering between two ports of one bridge', () => {
+  it('dispatches by one map lookup on the port to the zone pair chain, the host port of the bridge too', () => {
+    expect(rules(bridge, 'forward').slice(-2)).toEqual(['iifname vmap @port_zone', 'oifname vmap @port_zone']);
+    expect(set(bridge, 'port_zone').elements.map((e) => (e as [string, unknown])[0])).toEqual(['gw-web', 'xdb', 'xdb-emu', 'gw-gw', 'eth2']);
+  });
+
+  it('without conntrack, mirrors every accept for its replies; reject becomes drop', () => {
+    expect(rules(bridge, 'dmz_to_dmz')).toEqual([
+      'ip saddr 10.0.10.10 ip daddr 10.0.10.11 tcp dport 5432 counter accept',
+      'ip saddr 10.0.10.11 ip daddr 10.0.10.10 tcp sport 5432 tcp flags & (syn | ack) != syn counter accept',
+      'ip6 saddr fd00:10::10 ip6 daddr fd00:10::11 tcp dport 5432 counter accept',
+      'ip6 saddr fd00:10::11 ip6 daddr fd00:10::10 tcp sport 5432 tcp flags & (syn | ack) != syn counter accept',
+      'ip saddr 10.0.10.10 ip daddr 10.0.10.11 icmp type echo-request counter accept',
+      'ip saddr 10.0.10.11 ip daddr 10.0.10.10 icmp type echo-reply counter accept',
+      'ip6 saddr fd00:10::10 ip6 daddr fd00:10::11 icmpv6 type echo-request counter accept',
+      'ip6 saddr fd00:10::11 ip6 daddr fd00:10::10 icmpv6 type echo-reply counter accept',
+      'counter drop',
+    ]);
+    expect(rules(table(full.ruleset, 'bridge'), 'dmz_to_dmz').filter((r) => r.includes('sport'))).toEqual([]);
+    // The inet chain of the same name still rejects.
+    expect(rules(table(baseline.ruleset, 'inet'), 'dmz_to_dmz').at(-1)).toBe('counter reject with icmpx admin-prohibited');
+  });
+
+  it('says what is weaker: GW106 stateless (baseline only), GW107 reject is a drop', () => {
+    const codes = (d: { code: string; line: number }[]) => d.filter((x) => x.code === 'GW106' || x.code === 'GW107').map((x) => `${x.code}:${x.line}`);
+    expect(codes(baseline.diagnostics)).toEqual(['GW106:10', 'GW107:34']);
+    expect(codes(full.diagnostics)).toEqual(['GW107:34']);
+  });
+});
+
+describe('routed guest ports', () => {
+  it('check MAC, DHCP and RA in inet prerouting and the ARP sender in the arp table, the -emu tap too', () => {
+    const inet = table(baseline.ruleset, 'inet');
+    expect(inet.chains.find((c) => c.name === 'antispoof')!.base).toMatchObject({ hook: 'prerouting', policy: 'accept' });
+    expect(rules(inet, 'antispoof')[0]).toBe('iifname @mac_ports iifname . ether saddr != @port_macs counter drop');
+    expect(set(inet, 'routed_guests').elements).toEqual(['xmail', 'xmail-emu']);
+    expect(set(inet, 'zone_src').elements.map((e) => (e as [string, unknown])[0])).toContain('xmail-emu');
+    const arp = table(baseline.ruleset, 'arp');
+    expect(rules(arp, 'input')).toEqual([
+      'iifname @mac_ports iifname . arp saddr ether != @port_macs counter drop',
+      'iifname @v4_ports arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @port_v4 counter drop',
+    ]);
+    expect(set(arp, 'port_v4').elements).toEqual([{ concat: ['xmail', '203.0.113.20'] }, { concat: ['xmail-emu', '203.0.113.20'] }]);
+  });
+});
+
+describe('explain evaluates the bridge table', () => {
+  const frame = (f: Partial<Packet>): Packet => ({ family: 4, iifname: 'gw-web', oifname: 'xdb', saddr: '10.0.10.10', daddr: '10.0.10.11', proto: 'tcp', sport: 40000, dport: 5432, ct: { state: 'new' }, ...f });
+
+  it('passes an allowed service and its replies, and drops what the intra-zone policy rejects', () => {
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({})).verdict).toBe('accept');
+    const reply = frame({ iifname: 'xdb', oifname: 'gw-web', saddr: '10.0.10.11', daddr: '10.0.10.10', sport: 5432, dport: 40000, ct: { state: 'established' } });
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', reply).verdict).toBe('accept');
+    // A bare SYN from the service port is not a reply: stateless, but not open.
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', { ...reply, ct: { state: 'new' } }).verdict).toBe('drop');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ dport: 22 })).verdict).toBe('drop');
+  });
+
+  it('drops a spoofed MAC or source address at bridge prerouting', () => {
+    const mac = evaluateBridge(baseline.ruleset, 'br-dmz', frame({ smac: '02:00:0a:00:0a:99' }));
+    expect(mac.verdict).toBe('drop');
+    expect(mac.decidedBy?.id).toBe('builtin:spoof-mac');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ smac: '02:00:0a:00:0a:0a' })).verdict).toBe('accept');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ saddr: '10.0.10.12' })).decidedBy?.id).toBe('builtin:spoof-ipv4');
+  });
+
+  it('checks neighbour-advert targets', () => {
+    const na = (ndTarget: string): Packet => ({ family: 6, iifname: 'gw-web', oifname: 'xdb', saddr: 'fe80::aff:fe00:a0a', daddr: 'ff02::1', proto: 'icmpv6', icmpType: 'nd-neighbor-advert', ndTarget, ct: { state: 'new' } });
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::10')).verdict).toBe('accept');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::11')).decidedBy?.id).toBe('builtin:spoof-nd-target');
+  });
+
+  it('checks a routed guest MAC in inet prerouting', () => {
+    const p: Packet = { family: 4, iifname: 'xmail', oifname: 'eth0', saddr: '203.0.113.20', daddr: '198.51.100.1', proto: 'udp', sport: 5000, dport: 53, ct: { state: 'new' } };
+    expect(evaluate(baseline.ruleset, 'forward', p).verdict).toBe('accept');
+    expect(evaluate(baseline.ruleset, 'forward', { ...p, smac: '00:16:3e:00:00:99' }).decidedBy?.id).toBe('builtin:spoof-mac');
+  });
+
+  it('tells the bridge story between two guests on one bridge, then the inet pass of br_netfilter', () => {
+    const r = explainFlow(baseline.model, baseline.ruleset, { from: 'web', to: 'db', proto: 'tcp', port: 5432 });
+    if (!r.ok) throw new Error(r.error);
+    expect(r.value.bridge).toBe('br-dmz');
+    expect(r.value.story.join('\n')).toMatch(/from port gw-web to port xdb[^]*bridge dmz_to_dmz: ip saddr 10.0.10.10[^]*br_netfilter/);
+    // The inet pass meets the inet dmz_to_dmz chain, which has the same rule: accepted by both.
+    expect(r.value.evaluation.verdict).toBe('accept');
+    expect(r.value.evaluation.steps.some((s) => s.family === 'inet' && s.chain === 'dmz_to_dmz')).toBe(true);
+    const off = explainFlow(baseline.model, baseline.ruleset, { from: 'web', to: 'db', proto: 'tcp', port: 5432, brNetfilter: false });
+    expect(off.ok && off.value.evaluation.steps.every((s) => s.family === 'bridge')).toBe(true);
+  });
+});
+
+describe('with br_netfilter, the inet forward hook sees bridged frames too', () => {
+  it('lets neighbour discovery and DHCP between ports of one bridge pass there, as the bridge table does', () => {
+    const inet = table(baseline.ruleset, 'inet');
+    expect(set(inet, 'bridged').elements).toEqual([{ concat: ['br-dmz', 'br-dmz'] }]);
+    expect(rules(inet, 'forward').slice(2, 5)).toEqual([
+      'iifname . oifname @bridged icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept',
+      'iifname . oifname @bridged udp sport { 67, 68 } udp dport { 67, 68 } accept',
+      'iifname . oifname @bridged udp sport { 546, 547 } udp dport { 546, 547 } accept',
+    ]);
+    const discover: Packet = { family: 4, iifname: 'gw-web', oifname: 'gw-gw', saddr: '0.0.0.0', daddr: '255.255.255.255', proto: 'udp', sport: 68, dport: 67, ct: { state: 'new' } };
+    const e = evaluateBridge(baseline.ruleset, 'br-dmz', discover, { brNetfilter: true });
+    expect(e.verdict).toBe('accept');
+    expect(e.steps.some((s) => s.family === 'inet' && s.origin?.id === 'builtin:bridged-dhcp' && s.outcome === 'verdict')).toBe(true);
+  });
+});
