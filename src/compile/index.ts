@@ -16,13 +16,6 @@ import { pairChains } from './zones.js';
 
 export const TABLE = 'guestwall';
 
-/** Every table guestwall owns, in the order it writes them. */
-export const OWNED_TABLES = [
-  { family: 'inet', name: TABLE },
-  { family: 'bridge', name: TABLE },
-  { family: 'arp', name: TABLE },
-] as const;
-
 /** Routed guests' sources are checked before anything else sees them (after conntrack's defrag). */
 const ROUTED_ANTISPOOF_PRIO = -150;
 

@@ -60,8 +60,10 @@ const SHRINK_MS = Number(process.env.GW_DIFF_SHRINK_S ?? 300) * 1000;
 /** A source port from the kernel's ephemeral range, for the packets the agents send. */
 const EPHEMERAL_PORT = 40000;
 
-/** Nothing counted and nothing arrived for this long: dropped outside the counted rules. */
+/** Nothing counted and nothing arrived for this long after sending: dropped outside the counted rules. */
 const QUIET_MS = 1_000;
+/** The sender's agent has not even reported sending after this long: give up on it. */
+const SEND_MS = 10_000;
 /** Counted as accepted: this long for the receiver to see it before calling it lost. */
 const DELIVERY_MS = 2_000;
 
@@ -378,6 +380,7 @@ async function sendForReal(topo: Topology, ruleset: Ruleset, probe: Probe, place
       }
     }
     const before = await counters(topo);
+    let sentAt: number | undefined;
     sender.request({ op: 'send', id: sid, proto: probe.proto, family: probe.family, src: probe.saddr, dst: probe.daddr, ...(probe.dport !== undefined ? { port: probe.dport } : { ident: sid & 0xffff }) });
     for (;;) {
       const got = opened.flatMap((o) => o.agent.eventsOf(o.id).filter((e) => e.ev === 'got').map((e) => ({ ns: o.place.ns, to: e.to![0], port: e.to![1], from: e.peer![0] })))[0];
@@ -386,8 +389,11 @@ async function sendForReal(topo: Topology, ruleset: Ruleset, probe: Probe, place
       const hits = [...after].filter(([k, n]) => n !== (before.get(k) ?? 0)).map(([k]) => k).filter((k) => ruleAt(ruleset, k)?.origin.id !== 'builtin:ct-invalid');
       const verdicts = hits.filter((k) => !k.startsWith('dstnat#') && !k.startsWith('srcnat#')).map((k) => ruleAt(ruleset, k)!.stmts.at(-1)!);
       const elapsed = Date.now() - t0;
+      // The quiet time starts when the sender has sent: on a loaded machine its agent may take a while to get to it.
+      if (sentAt === undefined && sender.eventsOf(sid).length > 0) sentAt = Date.now();
+      const quiet = sentAt === undefined ? (elapsed > SEND_MS ? elapsed : 0) : Date.now() - sentAt;
       const known = got !== undefined || replied || verdicts.some((v) => 'drop' in v || 'reject' in v);
-      const timedOut = !known && elapsed > (verdicts.some((v) => 'accept' in v) ? DELIVERY_MS : QUIET_MS);
+      const timedOut = !known && quiet > (verdicts.some((v) => 'accept' in v) ? DELIVERY_MS : QUIET_MS);
       if (known || timedOut) {
         const sent = sender.eventsOf(sid).map((e) => (e.ev === 'error' ? `error ${e.error}` : e.ev));
         return { delivered: got !== undefined || replied, ...(got ? { got } : {}), hits, sender: sent, ms: elapsed, timedOut };

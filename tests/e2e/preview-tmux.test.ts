@@ -58,7 +58,7 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
 
     keys('p');
     s = await waitFor('[4 Problems]');
-    expect(s).toContain('warning: guests');
+    expect(s).toContain('warning: policy 5 (dmz -> dmz) rejects');
 
     keys('w');
     s = await waitFor('[5 What-if]');

@@ -120,7 +120,9 @@ export function topologyPlan(model: HostModel, id: string): TopologyPlan {
 
   const owners = new Map<string, Link>();
   for (const l of links) for (const a of l.addresses) owners.set(a, l);
-  const firstLink = (zone: string) => links.find((l) => l.zone === zone);
+  // Made-up machines never go behind a routed guest's link: its far side is that guest alone,
+  // and anti-spoofing (ARP sender, MAC) refuses any address the policy does not declare for it.
+  const firstLink = (zone: string) => links.find((l) => l.zone === zone && l.kind !== 'routed guest');
   const own = (addr: string, l: Link | undefined) => {
     if (l === undefined || owners.has(addr)) return;
     l.addresses.push(addr);
