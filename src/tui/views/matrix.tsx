@@ -1,12 +1,13 @@
 // Matrix: sources x destinations, each cell what a new connection gets; the cell under the
 // cursor lists the rules of the zone-pair chain that decides it.
 import { Box, type Key, Text } from 'ink';
-import { useRef } from 'react';
-import { type Matrix as MatrixData, type MatrixCell, reachabilityMatrix } from '../../explain/matrix.js';
+import { useEffect, useRef, useState } from 'react';
+import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
 import { cellRules, originPlace } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
+import { runInSlices } from '../work.js';
 import { NftText } from './rules.js';
 
 function move(input: string, key: Key): [number, number] | undefined {
@@ -17,24 +18,48 @@ function move(input: string, key: Key): [number, number] | undefined {
   return undefined;
 }
 
-/** The matrix is worked out only once the view is opened (it runs explain for every cell). */
-export function useMatrix(good: Compiled | undefined, active: boolean) {
-  const cache = useRef<{ good: Compiled; matrix: MatrixData } | undefined>(undefined);
-  const get = () => {
-    if (good && cache.current?.good !== good) cache.current = { good, matrix: reachabilityMatrix(good.model, good.ruleset) };
-    return cache.current?.matrix;
-  };
-  const matrix = active ? get() : undefined;
+/**
+ * The matrix of each policy version, worked out once in the background (a slice at a time, from
+ * the first frame on) and kept across view switches; until it is there the view says how far it is.
+ */
+export function useMatrix(good: Compiled | undefined) {
+  const [computed, setComputed] = useState<{ good: Compiled; matrix?: MatrixData; progress?: MatrixProgress; error?: string }>();
+  const latest = useRef(computed);
+  latest.current = computed;
+  useEffect(() => {
+    if (!good) return undefined;
+    setComputed({ good });
+    let shown = 0;
+    return runInSlices(matrixSteps(good.model, good.ruleset), {
+      // A new frame for the progress at most every 250 ms: frames cost time too.
+      progress: (progress) => {
+        if (performance.now() - shown < 250) return;
+        shown = performance.now();
+        setComputed({ good, progress });
+      },
+      done: (matrix) => setComputed({ good, matrix }),
+      failed: (e) => setComputed({ good, error: e instanceof Error ? e.message : String(e) }),
+    });
+  }, [good]);
+  const now = computed?.good === good ? computed : undefined;
   const [at, step] = useKeyedState<[number, number]>([0, 0]);
   const clamp = (n: number, count: number) => Math.min(Math.max(0, count - 1), Math.max(0, n));
   const onKey: KeyHandler = (input, key) =>
     step(([r, c]) => {
       const d = move(input, key);
-      const m = d && get(); // a key can come before the render that opened the view
+      const m = latest.current?.good === good ? latest.current?.matrix : undefined;
       if (!d || !m) return undefined;
       return [clamp(clamp(r, m.rows.length) + d[0], m.rows.length), clamp(clamp(c, m.cols.length) + d[1], m.cols.length)];
     });
-  return { matrix, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
+  const matrix = now?.matrix;
+  return { matrix, progress: now?.progress, error: now?.error, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
+}
+
+/** What the Matrix view shows until the matrix is there. */
+export function MatrixPending(props: { progress: MatrixProgress | undefined; error: string | undefined }) {
+  if (props.error) return <Paint hue="red">{`the matrix could not be worked out: ${props.error}`}</Paint>;
+  const p = props.progress;
+  return <Paint hue="yellow">{`computing the matrix…${p ? ` ${p.done} of ${p.total} cells` : ''} (explain runs for every cell; keys work meanwhile)`}</Paint>;
 }
 
 const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');

@@ -1,24 +1,50 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup } from 'ink-testing-library';
-import { KEYS, preview } from './helpers.js';
+import { KEYS, preview, resize } from './helpers.js';
 
 afterEach(cleanup);
 
 describe('the help bar and the view keys', () => {
   it('shows the header and the help bar in every view', async () => {
     const p = preview();
-    for (const key of ['1', '2', '3', '4', '5']) {
+    resize(p.stdout, 120, 30);
+    for (const key of ['1', '2', '3', '4', '5', '6']) {
       await p.press(key);
       const lines = p.frame().split('\n');
-      expect(lines[0]).toMatch(/^guestwall preview .*What-if.* policies\/homelab-dmz\.yaml$/);
-      expect(lines.at(-1)).toMatch(/^1-5\/o m r p w views .* q quit$/);
+      expect(lines[0]).toMatch(/^guestwall preview .*What-if.*6 Diff.* policies\/homelab-dmz\.yaml$/);
+      expect(lines.at(-1)).toMatch(/^q quit {2}1-6 views {2}\S/);
     }
   });
 
-  it('switches views with 1-5 and with o m r p w', async () => {
+  it('fits 80x24 in every view: all six views in the header, the help bar last, no line wider than 80', async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    for (const key of ['1', '2', '3', '4', '5', '6']) {
+      await p.press(key);
+      const lines = p.frame().split('\n');
+      expect(lines.length).toBeLessThanOrEqual(23);
+      expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+      expect(lines[0]).toContain('6 Diff');
+      expect(lines.at(-1)).toMatch(/^q quit {2}1-6 views/);
+    }
+  });
+
+  it('lists the keys of the view in the help bar', async () => {
+    const p = preview();
+    await p.press('r');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ PgUp PgDn  / search  n N  f filter');
+    await p.press('f');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  type to narrow  ↑↓ choose  Enter filter  Esc cancel');
+    await p.press('d', 'm', 'z', KEYS.enter);
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ PgUp PgDn  / search  n N  f filter  F clear');
+    await p.press('d');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ scroll  a apply  u update');
+  });
+
+  it('switches views with 1-6 and with o m r p w d', async () => {
     const p = preview();
     expect(p.frame()).toContain('[1 Overview]');
-    const expected: [string, string][] = [['m', '[2 Matrix]'], ['r', '[3 Rules]'], ['p', '[4 Problems]'], ['w', '[5 What-if]'], ['o', '[1 Overview]'], ['3', '[3 Rules]'], ['2', '[2 Matrix]'], ['4', '[4 Problems]'], ['5', '[5 What-if]'], ['1', '[1 Overview]']];
+    const expected: [string, string][] = [['m', '[2 Matrix]'], ['r', '[3 Rules]'], ['p', '[4 Problems]'], ['w', '[5 What-if]'], ['d', '[6 Diff]'], ['o', '[1 Overview]'], ['3', '[3 Rules]'], ['2', '[2 Matrix]'], ['4', '[4 Problems]'], ['5', '[5 What-if]'], ['6', '[6 Diff]'], ['1', '[1 Overview]']];
     for (const [key, tab] of expected) {
       await p.press(key);
       expect(p.frame().split('\n')[0]).toContain(tab);
@@ -107,6 +133,7 @@ describe('Matrix', () => {
   it('shows sources x destinations with the default verdict and the number of exceptions', async () => {
     const p = preview();
     await p.press('m');
+    await p.waitFor('from\\to');
     expect(p.frame()).toMatch(/from\\to +net +lan +dmz +host +asterisk/);
     expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+1 +drop \+1/m);
     expect(p.frame()).toMatch(/^lan +accept +accept/m);
@@ -114,7 +141,9 @@ describe('Matrix', () => {
 
   it('lists the rules that decide the selected cell', async () => {
     const p = preview();
-    await p.press('m', KEYS.down, 'l', 'l', 'j');
+    await p.press('m');
+    await p.waitFor('from\\to');
+    await p.press(KEYS.down, 'l', 'l', 'j');
     expect(p.frame()).toContain('dmz -> dmz: reject by default');
     await p.press(KEYS.up, KEYS.left);
     expect(p.frame()).toContain('lan -> lan: accept by default');
