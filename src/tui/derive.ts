@@ -124,8 +124,8 @@ function chainZones(chain: string): string[] {
 }
 
 /**
- * The rule lines that concern a zone (its chains, and rules whose YAML origin names it) or a
- * guest (rules whose origin names it, or that match its interfaces or addresses), with the
+ * The rule lines that concern a zone (its chains, and in the shared chains the rules whose YAML
+ * origin names it) or a guest (rules whose origin names it, or that match its interfaces or addresses), with the
  * table and chain lines above them.
  */
 export function filterRuleLines(model: HostModel, lines: RuleLine[], filter: RuleFilter): RuleLine[] {
@@ -134,7 +134,11 @@ export function filterRuleLines(model: HostModel, lines: RuleLine[], filter: Rul
   const words = guest ? new Set(guest.interfaces.flatMap((i) => [`"${i.name}"`, ...i.addresses.map((a) => a.addr)])) : new Set<string>();
   const keep = (l: RuleLine): boolean => {
     const c = l.origin ? concerns.get(l.origin.id) : undefined;
-    if (filter.kind === 'zone') return chainZones(l.chain ?? '').includes(filter.name) || (c?.zones.has(filter.name) ?? false);
+    if (filter.kind === 'zone') {
+      // A zone's own chains say it all; in the shared ones (forward, dstnat, srcnat) the YAML origin does.
+      const zones = chainZones(l.chain ?? '');
+      return zones.length > 0 ? zones.includes(filter.name) : (c?.zones.has(filter.name) ?? false);
+    }
     return (c?.guests.has(filter.name) ?? false) || l.text.split(/[\s,{}]+/).some((w) => words.has(w) || words.has(w.replace(/\/\d+$/, '')));
   };
   const out: RuleLine[] = [];

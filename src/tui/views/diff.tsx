@@ -171,10 +171,10 @@ export function Diff(props: { host: HostDoor | undefined; file: string; d: Retur
     if (d.error) return <Paint hue="red">{`the live diff failed: ${d.error}`}</Paint>;
     if (!d.changes) return <Paint hue="gray">press u to work out the live diff</Paint>;
     if (d.changes.length === 0) return <Paint hue="green">{`${host.where} already runs this policy: apply would change nothing`}</Paint>;
-    const room = Math.max(1, props.height - 4 - (d.phase.kind === 'asking' ? 5 : 1));
+    const room = Math.max(1, props.height - 5 - (d.phase.kind === 'asking' ? 6 : 1));
     return (
       <Box flexDirection="column">
-        <Text wrap="truncate">
+        <Text>
           <Paint bold>{`apply would change on ${host.where}: `}</Paint>
           {diffSummaryText(diffSummary(d.changes))}
           {d.computing ? <Paint hue="yellow"> (updating…)</Paint> : null}

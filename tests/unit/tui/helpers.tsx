@@ -33,6 +33,8 @@ export function preview(state: PreviewState = homelab(), opts: { color?: boolean
   return {
     ...r,
     frame: () => r.lastFrame() ?? '',
+    /** The frame with every run of blanks and line breaks as one space: long messages wrap. */
+    flat: () => (r.lastFrame() ?? '').replace(/[\s│┌┐└┘─]+/g, ' '),
     /** Each argument is one key (or a pasted string), sent as a separate chunk like a terminal does. */
     async press(...keys: string[]) {
       await settle();
@@ -46,7 +48,8 @@ export function preview(state: PreviewState = homelab(), opts: { color?: boolean
       const until = Date.now() + ms;
       for (;;) {
         const f = r.lastFrame() ?? '';
-        if (typeof text === 'string' ? f.includes(text) : text.test(f)) return f;
+        const flat = f.replace(/[\s│┌┐└┘─]+/g, ' ');
+        if (typeof text === 'string' ? f.includes(text) || flat.includes(text) : text.test(f) || text.test(flat)) return f;
         if (Date.now() > until) throw new Error(`the preview never showed ${String(text)}; it shows:\n${f}`);
         await sleep(20);
       }
