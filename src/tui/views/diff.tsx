@@ -121,7 +121,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
     lines,
     changes,
     error: result && result.for === good ? result.error : undefined,
-    computing: computing !== undefined,
+    // Also before the effect that starts it has run: the first frame of the view already says so.
+    computing: computing !== undefined || (active && good !== undefined && result?.for !== good),
     top: Math.min(top, Math.max(0, lines.length - visible)),
     secondsLeft: phase.kind === 'pending' ? Math.max(0, Math.ceil((phase.deadline - now) / 1000)) : undefined,
   };

@@ -95,6 +95,8 @@ describe('Diff: what apply would change', () => {
     const slow: HostDoor = { ...h.door, diff: async (rs) => (await gate, h.door.diff(rs)) };
     const p = preview(undefined, { host: slow });
     await p.press('6');
+    await p.waitFor('computing what apply would change on this host…');
+    await p.press();
     expect(p.flat()).toContain('computing what apply would change on this host…');
     release();
     await p.waitFor('apply would change on this host:');
