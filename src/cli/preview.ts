@@ -81,6 +81,9 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
   process.env.CI = '0';
   delete process.env.CONTINUOUS_INTEGRATION;
   for (const key of Object.keys(process.env)) if (key.startsWith('CI_')) delete process.env[key];
+  // React's development build checks every element and keeps a task per fiber: several times
+  // slower per frame. A user's terminal wants the production build (NODE_ENV=development still wins).
+  process.env.NODE_ENV ??= 'production';
   // Loaded here so that the other commands never pay for React.
   const { startPreview } = await import('../tui/start.js');
   const host = previewHost({

@@ -113,7 +113,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
             rules.picker ? (
               <RulePicker {...rules.picker} height={height} />
             ) : (
-              <Rules lines={rules.lines} total={rules.total} {...(rules.filter ? { filter: rules.filter } : {})} top={rules.top} height={height} query={rules.query} typing={rules.typing} />
+              <Rules lines={rules.lines} total={rules.total} {...(rules.filter ? { filter: rules.filter } : {})} top={rules.top} width={columns} height={height} query={rules.query} typing={rules.typing} />
             )
           ) : view === 'diff' ? (
             <Diff host={host} file={state.file} d={diff} height={height} />

@@ -3,12 +3,12 @@
 import { Box, type Key, Text } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
-import { cellRules, originPlace } from '../derive.js';
+import { cellRules } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
 import { runInSlices } from '../work.js';
-import { NftText } from './rules.js';
+import { RuleRow } from './rules.js';
 
 function move(input: string, key: Key): [number, number] | undefined {
   if (key.upArrow || input === 'k') return [-1, 0];
@@ -122,17 +122,7 @@ export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number;
       </Text>
       <Paint hue="gray">{`${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`}</Paint>
       {rules.slice(0, room).map((l, i) => (
-        <Box key={i}>
-          <Box flexGrow={1} flexShrink={1}>
-            <Text wrap="truncate">
-              {'  '}
-              <NftText text={l.text} />
-            </Text>
-          </Box>
-          <Box flexShrink={0} marginLeft={1}>
-            <Paint hue="gray">{l.origin ? originPlace(l.origin) : ''}</Paint>
-          </Box>
-        </Box>
+        <RuleRow key={i} line={l} width={props.width} indent="  " />
       ))}
       {rules.length > room ? <Paint hue="gray">{`  … ${rules.length - room} more (see Rules)`}</Paint> : null}
     </Box>
