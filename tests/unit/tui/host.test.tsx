@@ -109,7 +109,7 @@ describe('Diff: what apply would change', () => {
     const h = fakeHost();
     const p = preview(undefined, { host: h.door });
     await p.press('d');
-    await p.waitFor('apply would change');
+    await p.waitFor(/^apply would change/m);
     await p.press('a');
     const f = p.flat();
     expect(f).toMatch(/Apply policies\/homelab-dmz\.yaml to this host\? It changes \d+ to add, 0 to remove in table inet guestwall, chain input/);
@@ -135,7 +135,7 @@ describe('Diff: what apply would change', () => {
     const h = fakeHost();
     const p = preview(undefined, { host: h.door });
     await p.press('d');
-    await p.waitFor('apply would change');
+    await p.waitFor(/^apply would change/m);
     await p.press('a', 'y');
     await p.waitFor('c keeps it, x rolls back');
     await p.press('x');
@@ -149,7 +149,7 @@ describe('Diff: what apply would change', () => {
       const h = fakeHost();
       const p = preview(undefined, { host: h.door });
       await p.press('d');
-      await p.waitFor('apply would change');
+      await p.waitFor(/^apply would change/m);
       await p.press('a', key);
       expect(p.frame()).not.toContain('y apply, n or Esc cancel');
       expect(h.live.calls.some((c) => c.startsWith('nft -j -f') || c.startsWith('nft -c'))).toBe(false);
@@ -160,7 +160,7 @@ describe('Diff: what apply would change', () => {
     const h = fakeHost({ refuse: 'Error: Could not process rule: Operation not supported' });
     const p = preview(undefined, { host: h.door });
     await p.press('d');
-    await p.waitFor('apply would change');
+    await p.waitFor(/^apply would change/m);
     await p.press('a', 'y');
     await p.waitFor('apply failed: the kernel refuses the ruleset: Error: Could not process rule: Operation not supported; nothing was changed (the running kernel lacks a feature');
     expect(h.kernel.loaded).toBeUndefined();
@@ -173,7 +173,7 @@ describe('Diff: what apply would change', () => {
     const p = preview(undefined, { host: h.door });
     resize(p.stdout, 80, 24);
     await p.press('d');
-    await p.waitFor('apply would change');
+    await p.waitFor(/^apply would change/m);
     await p.press('a');
     const lines = p.frame().split('\n');
     expect(lines.length).toBeLessThanOrEqual(23);
