@@ -29,7 +29,10 @@ describe.skipIf(skipReason !== undefined)(`preview: diff and apply in a namespac
     await addNamespace(ns);
     await execa('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: FOREIGN });
   });
+  let last: ReturnType<typeof preview> | undefined;
   afterEach(async () => {
+    // A diff still running has a scratch namespace to delete: let it finish first.
+    await last?.waitFor(/^(?![\s\S]*computing what apply)/, 30_000);
     cleanup();
     await deleteNamespace(ns);
     await rm(dir, { recursive: true, force: true });
@@ -42,7 +45,7 @@ describe.skipIf(skipReason !== undefined)(`preview: diff and apply in a namespac
 
   it('shows the live diff, applies after the confirmation, keeps it with c; other tables untouched', async () => {
     const foreign = (await nft('list', 'table', 'ip', 'other')).stdout;
-    const p = preview(undefined, { host: door(60) });
+    const p = (last = preview(undefined, { host: door(60) }));
     await p.press('d');
     await p.waitFor(`apply would change on network namespace ${ns}:`, 20_000);
     expect(p.frame()).toContain('+ not loaded yet: everything below is new');
@@ -60,7 +63,7 @@ describe.skipIf(skipReason !== undefined)(`preview: diff and apply in a namespac
   });
 
   it('rolls back with x', async () => {
-    const p = preview(undefined, { host: door(60) });
+    const p = (last = preview(undefined, { host: door(60) }));
     await p.press('d');
     await p.waitFor(/^apply would change/m, 20_000);
     await p.press('a');
@@ -73,7 +76,7 @@ describe.skipIf(skipReason !== undefined)(`preview: diff and apply in a namespac
   });
 
   it('comes back by itself when nobody confirms, and says so', async () => {
-    const p = preview(undefined, { host: door(2) });
+    const p = (last = preview(undefined, { host: door(2) }));
     await p.press('d');
     await p.waitFor(/^apply would change/m, 20_000);
     await p.press('a', 'y');

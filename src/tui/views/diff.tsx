@@ -38,6 +38,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
   const compute = (what: Compiled) => {
     if (!host || host.unavailable) return;
     const mine = ++generation.current;
+    // The diff from before an apply, confirm or rollback is no longer true: show none until the new one.
+    setResult(undefined);
     setComputing(what);
     host.diff(what.ruleset).then(
       (changes) => mine === generation.current && setResult({ for: what, changes }),
@@ -178,7 +180,6 @@ export function Diff(props: { host: HostDoor | undefined; file: string; d: Retur
         <Text>
           <Paint bold>{`apply would change on ${host.where}: `}</Paint>
           {diffSummaryText(diffSummary(d.changes))}
-          {d.computing ? <Paint hue="yellow"> (updating…)</Paint> : null}
         </Text>
         {d.lines.slice(d.top, d.top + room).map((l, i) => (
           <Text key={d.top + i} wrap="truncate">
