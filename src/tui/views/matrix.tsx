@@ -47,9 +47,12 @@ export function useMatrix(good: Compiled | undefined) {
   const onKey: KeyHandler = (input, key) =>
     step(([r, c]) => {
       const d = move(input, key);
+      if (!d) return undefined;
+      // Keys typed while the matrix is still being worked out move the cursor all the same.
       const m = latest.current?.good === good ? latest.current?.matrix : undefined;
-      if (!d || !m) return undefined;
-      return [clamp(clamp(r, m.rows.length) + d[0], m.rows.length), clamp(clamp(c, m.cols.length) + d[1], m.cols.length)];
+      const rows = m?.rows.length ?? Number.MAX_SAFE_INTEGER;
+      const cols = m?.cols.length ?? Number.MAX_SAFE_INTEGER;
+      return [clamp(clamp(r, rows) + d[0], rows), clamp(clamp(c, cols) + d[1], cols)];
     });
   const matrix = now?.matrix;
   return { matrix, progress: now?.progress, error: now?.error, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
