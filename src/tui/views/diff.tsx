@@ -56,7 +56,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
     if (phase.kind !== 'pending' || !host) return undefined;
     const tick = setInterval(() => {
       setNow(host.now());
-      if (host.now() > phase.deadline + 1000) {
+      // The timer looks every 500 ms and then restores: give it a moment before reading the host again.
+      if (host.now() > phase.deadline + 2000) {
         setPhase({ kind: 'done', message: 'not confirmed in time: the rollback timer restored the previous ruleset' });
         if (good) compute(good);
       }
@@ -87,7 +88,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
       if (input === 'n' || key.escape) setPhase({ kind: 'none' });
       return true; // the question takes every key
     }
-    if (p.kind === 'busy') return input !== 'q' && !/^[1-6omrpwd]$/.test(input) ? true : false;
+    // While nft works, keys other than the views and q do nothing (a second `a` must not apply twice).
+    if (p.kind === 'busy') return input !== 'q' && !/^[1-6omrpwd]$/.test(input);
     if (p.kind === 'pending') {
       if (input === 'c') {
         run('confirming', async () => {
