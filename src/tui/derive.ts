@@ -101,7 +101,8 @@ interface Concerns {
 
 /** For each YAML origin id (`rules[3]`, `forwards[0]`, ...), the zones and guests it names. */
 function originConcerns(model: HostModel): Map<string, Concerns> {
-  const guestsAt = (addrs: string[]) => model.guests.filter((g) => g.interfaces.some((i) => i.addresses.some((a) => addrs.includes(a.addr)))).map((g) => g.name);
+  const owner = new Map(model.guests.flatMap((g) => g.interfaces.flatMap((i) => i.addresses.map((a) => [a.addr, g.name] as const))));
+  const guestsAt = (addrs: string[]) => addrs.flatMap((a) => (owner.has(a) ? [owner.get(a)!] : []));
   const ofPlaces = (places: { zone: string; v4?: string[]; v6?: string[] }[]): Concerns => ({
     zones: new Set(places.map((p) => p.zone)),
     guests: new Set(places.flatMap((p) => guestsAt([...(p.v4 ?? []), ...(p.v6 ?? [])]))),
