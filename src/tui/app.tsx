@@ -62,7 +62,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
   const rules = useRules(lines, good?.model, height);
   const problems = useProblems(state.diagnostics, height);
   const whatIf = useWhatIf(good);
-  const diff = useDiff(host, good, view === 'diff', height);
+  const diff = useDiff(host, good, state.stale, view === 'diff', height);
   const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey, diff: diff.onKey };
   const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : VIEWS.find((v) => v.id === view)!.help;
   // An apply waiting for confirmation is said on every view: the timer rolls back whatever the user looks at.

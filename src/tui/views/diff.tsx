@@ -22,7 +22,8 @@ export type ApplyPhase =
   | { kind: 'done'; message: string }
   | { kind: 'failed'; message: string };
 
-export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, active: boolean, height: number) {
+/** `stale`: the file as it is now does not compile, so `good` is an older version that must not be applied. */
+export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, stale: boolean, active: boolean, height: number) {
   const [result, setResult] = useState<DiffResult>();
   const [computing, setComputing] = useState<Compiled>();
   const [phase, setPhaseState] = useState<ApplyPhase>({ kind: 'none' });
@@ -109,7 +110,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
       }
     }
     if (input === 'a' && p.kind !== 'pending') {
-      if (changes && changes.length > 0) setPhase({ kind: 'asking', changes });
+      if (stale) setPhase({ kind: 'failed', message: 'the file as saved now does not compile; these views show the last version that did, and apply only applies the file as it is: fix it first (see 4 Problems)' });
+      else if (changes && changes.length > 0) setPhase({ kind: 'asking', changes });
       return true;
     }
     if (input === 'u' && p.kind !== 'pending') {

@@ -8,7 +8,8 @@ import type { System } from '../../../src/apply/system.js';
 import { previewHost } from '../../../src/cli/preview.js';
 import type { HostDoor } from '../../../src/tui/host.js';
 import { type FakeSystem, fakeSystem } from '../../support/fake-system.js';
-import { KEYS, preview, resize } from './helpers.js';
+import { nextState } from '../../../src/tui/state.js';
+import { HOMELAB, KEYS, homelab, homelabText, preview, resize } from './helpers.js';
 
 afterEach(cleanup);
 
@@ -166,6 +167,18 @@ describe('Diff: what apply would change', () => {
     expect(h.kernel.loaded).toBeUndefined();
     await p.press('r');
     expect(p.frame()).toContain('[3 Rules]');
+  });
+
+  it('refuses to apply the last good version while the file as saved has errors', async () => {
+    const h = fakeHost();
+    const broken = nextState(homelab(), HOMELAB, { text: homelabText.replace('zone: lan', 'zone: lann') });
+    const p = preview(broken, { host: h.door });
+    await p.press('d');
+    await p.waitFor(/^apply would change/m);
+    await p.press('a');
+    expect(p.flat()).toContain('apply failed: the file as saved now does not compile');
+    expect(p.flat()).not.toContain('y apply, n or Esc cancel');
+    expect(h.live.calls.some((c) => c.startsWith('nft -j -f') || c.startsWith('nft -c'))).toBe(false);
   });
 
   it('fits 80x24 with the confirmation open', async () => {
