@@ -16,7 +16,8 @@ async function listTable(sys: System, family: string, name: string): Promise<{ t
   return { text: text.stdout, json: json.stdout };
 }
 
-export async function diffRuleset(live: System, host: System, ruleset: Ruleset, scratchFile: string): Promise<Change[]> {
+/** `enter` gives the System of the scratch namespace (tests hand in a fake one). */
+export async function diffRuleset(live: System, host: System, ruleset: Ruleset, scratchFile: string, enter?: (netns: string) => System): Promise<Change[]> {
   if (!live.isRoot()) throw new ApplyError('guestwall diff needs root to read the live ruleset', 'run it with sudo, or as root', 2);
   await nftVersion(live);
   return withScratchNamespace(host, async (scratch) => {
@@ -35,5 +36,5 @@ export async function diffRuleset(live: System, host: System, ruleset: Ruleset, 
       changes.push(...diffListings(parseListing(now.text, now.json), parseListing(next.text, next.json)));
     }
     return changes;
-  });
+  }, enter);
 }

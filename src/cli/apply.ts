@@ -32,7 +32,7 @@ export interface ApplyCliOptions extends CompileForHostOptions {
 }
 
 /** The rollback timer of this build of guestwall: next to this file in dist/, or in dist/ when run from sources. */
-function timerCommand(): string[] {
+export function timerCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   const script = here.endsWith('.js')
     ? join(dirname(here), '..', 'apply', 'rollback-timer.js')

@@ -166,11 +166,15 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
 
   program
     .command('preview')
-    .description('browse the policy in the terminal: overview, matrix, rules, problems, what-if; reloads when the file changes')
+    .description('browse the policy in the terminal: overview, matrix, rules, problems, what-if, live diff and apply; reloads when the file changes')
     .argument('<file>', 'policy file')
+    .option('--netns <name>', 'diff against and apply to this network namespace (a lab, or the tests)')
+    .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
+    .addOption(new Option('--confirm <seconds>', 'an apply from the preview rolls back by itself unless confirmed within this time').argParser(seconds).default(60))
+    .option('--force', 'apply even if the lockout guard objects')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { kernelFeatures: FeatureChoice }) => {
-      code = await previewCommand(io, file, { kernelFeatures: opts.kernelFeatures });
+    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice }) => {
+      code = await previewCommand(io, file, opts);
     });
 
   program

@@ -170,8 +170,19 @@ function hostAddressIn(model: HostModel, zone: string, family: 4 | 6): string | 
   return (inZone ?? all.flatMap((i) => i.addresses).find((a) => a.family === family))?.addr;
 }
 
-/** An address that stands for "some machine in this zone": inside its first network, not a declared one. */
+// Representative addresses, worked out once per model, zone and family: the matrix asks for
+// them hundreds of times, and a model never changes once built.
+const representatives = new WeakMap<HostModel, Map<string, string | undefined>>();
 function representative(model: HostModel, z: ZoneModel, family: 4 | 6): string | undefined {
+  let known = representatives.get(model);
+  if (!known) representatives.set(model, (known = new Map()));
+  const key = `${z.name}/${family}`;
+  if (!known.has(key)) known.set(key, findRepresentative(model, z, family));
+  return known.get(key);
+}
+
+/** An address that stands for "some machine in this zone": inside its first network, not a declared one. */
+function findRepresentative(model: HostModel, z: ZoneModel, family: 4 | 6): string | undefined {
   const net = z.networks.find((n) => n.family === family);
   if (!net) return z.public ? (family === 4 ? '198.51.100.1' : '2001:db8:ffff::1') : undefined;
   const used = new Set([...model.hostInterfaces, ...model.bridges, ...model.guests.flatMap((g) => g.interfaces)].flatMap((i) => i.addresses.map((a) => a.value)));

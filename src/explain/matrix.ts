@@ -70,6 +70,24 @@ function unnamedPort(model: HostModel): number {
 }
 
 export function reachabilityMatrix(model: HostModel, ruleset: Ruleset, family: 4 | 6 = 4): Matrix {
+  const steps = matrixSteps(model, ruleset, family);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/** How far a matrix being worked out in steps has come. */
+export interface MatrixProgress {
+  done: number;
+  total: number;
+}
+
+/**
+ * The same matrix worked out one cell per step, so that a caller (the preview) can spread the
+ * work over several turns of the event loop and stay responsive; returns the matrix at the end.
+ */
+export function* matrixSteps(model: HostModel, ruleset: Ruleset, family: 4 | 6 = 4): Generator<MatrixProgress, Matrix, void> {
   const zones = model.zones.filter((z) => z.interfaces.length > 0).map((z) => z.name);
   const probes = probesOf(model, family);
   const named = (side: 'from' | 'to') => (g: HostModel['guests'][number]) =>
@@ -87,6 +105,7 @@ export function reachabilityMatrix(model: HostModel, ruleset: Ruleset, family: 4
   };
 
   const cells: MatrixCell[] = [];
+  const total = rows.length * cols.length - 1; // the host to itself has no cell
   for (const from of rows) {
     for (const to of cols) {
       if (from === 'host' && to === 'host') continue;
@@ -104,6 +123,7 @@ export function reachabilityMatrix(model: HostModel, ruleset: Ruleset, family: 4
         exceptions.push({ label: p.label, verdict: v, ...(p.via ? { forwarded: true } : {}) });
       }
       cells.push({ from, to, ...(verdict ? { verdict } : {}), exceptions });
+      yield { done: cells.length, total };
     }
   }
   return { family, rows, cols, cells };

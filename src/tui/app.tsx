@@ -4,20 +4,23 @@ import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useState } from 'react';
 import { overviewTree, ruleLines } from './derive.js';
 import { type KeyHandler, splitKeys, useKeyedState } from './keys.js';
+import type { HostDoor } from './host.js';
 import type { PreviewState } from './state.js';
 import { ColorContext, Paint } from './theme.js';
-import { Matrix, useMatrix } from './views/matrix.js';
+import { Matrix, MatrixPending, useMatrix } from './views/matrix.js';
 import { Overview, useOverview } from './views/overview.js';
 import { Problems, useProblems } from './views/problems.js';
-import { Rules, useRules } from './views/rules.js';
+import { RulePicker, Rules, rulesHelp, useRules } from './views/rules.js';
 import { WhatIf, useWhatIf } from './views/whatif.js';
+import { Diff, diffHelp, useDiff } from './views/diff.js';
 
 export const VIEWS = [
   { id: 'overview', title: 'Overview', keys: ['1', 'o'], help: '↑↓ PgUp PgDn scroll' },
   { id: 'matrix', title: 'Matrix', keys: ['2', 'm'], help: '←↑↓→ select a cell' },
-  { id: 'rules', title: 'Rules', keys: ['3', 'r'], help: '↑↓ PgUp PgDn scroll  / search  n N next' },
+  { id: 'rules', title: 'Rules', keys: ['3', 'r'], help: '' },
   { id: 'problems', title: 'Problems', keys: ['4', 'p'], help: '↑↓ select' },
   { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change  digits port' },
+  { id: 'diff', title: 'Diff', keys: ['6', 'd'], help: '' },
 ] as const;
 export type ViewId = (typeof VIEWS)[number]['id'];
 
@@ -39,9 +42,11 @@ export interface AppProps {
   state: PreviewState;
   color?: boolean;
   initialView?: ViewId;
+  /** The live diff and apply; without it the Diff view says it is not available. */
+  host?: HostDoor;
 }
 
-export function App({ state, color = true, initialView = 'overview' }: AppProps) {
+export function App({ state, color = true, initialView = 'overview', host }: AppProps) {
   const { exit } = useApp();
   const { columns, rows } = useTerminalSize();
   const [view, step] = useKeyedState<ViewId>(initialView);
@@ -53,11 +58,15 @@ export function App({ state, color = true, initialView = 'overview' }: AppProps)
   const tree = useMemo(() => (good ? overviewTree(good.model) : []), [good]);
   const lines = useMemo(() => (good ? ruleLines(good.ruleset) : []), [good]);
   const overview = useOverview(tree, height);
-  const matrix = useMatrix(good, view === 'matrix');
-  const rules = useRules(lines, height);
+  const matrix = useMatrix(good);
+  const rules = useRules(lines, good?.model, height);
   const problems = useProblems(state.diagnostics, height);
   const whatIf = useWhatIf(good);
-  const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey };
+  const diff = useDiff(host, good, state.stale, view === 'diff', height);
+  const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey, diff: diff.onKey };
+  const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : VIEWS.find((v) => v.id === view)!.help;
+  // An apply waiting for confirmation is said on every view: the timer rolls back whatever the user looks at.
+  const pending = diff.phase.kind === 'pending' && view !== 'diff' ? `applied: 6 then c keeps it, x rolls back; rolls back by itself in ${diff.secondsLeft} s` : undefined;
 
   useInput((chunk, chunkKey) => {
     for (const [input, key] of splitKeys(chunk, chunkKey)) {
@@ -94,10 +103,20 @@ export function App({ state, color = true, initialView = 'overview' }: AppProps)
             <Paint hue="red">{`${state.file} has not compiled yet; its problems are under 4 Problems.`}</Paint>
           ) : view === 'overview' ? (
             <Overview lines={tree} top={overview.top} height={height} />
-          ) : view === 'matrix' && good && matrix.matrix ? (
-            <Matrix good={good} matrix={matrix.matrix} row={matrix.row} col={matrix.col} width={columns} height={height} />
+          ) : view === 'matrix' && good ? (
+            matrix.matrix ? (
+              <Matrix good={good} matrix={matrix.matrix} row={matrix.row} col={matrix.col} width={columns} height={height} />
+            ) : (
+              <MatrixPending progress={matrix.progress} error={matrix.error} />
+            )
           ) : view === 'rules' ? (
-            <Rules lines={lines} top={rules.top} height={height} query={rules.query} typing={rules.typing} />
+            rules.picker ? (
+              <RulePicker {...rules.picker} height={height} />
+            ) : (
+              <Rules lines={rules.lines} total={rules.total} {...(rules.filter ? { filter: rules.filter } : {})} top={rules.top} width={columns} height={height} query={rules.query} typing={rules.typing} />
+            )
+          ) : view === 'diff' ? (
+            <Diff host={host} file={state.file} d={diff} height={height} />
           ) : view === 'problems' ? (
             <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} height={height} />
           ) : good ? (
@@ -105,7 +124,14 @@ export function App({ state, color = true, initialView = 'overview' }: AppProps)
           ) : null}
         </Box>
         <Text wrap="truncate">
-          <Paint hue="gray">{`1-5/o m r p w views  ${VIEWS.find((v) => v.id === view)!.help}  q quit`}</Paint>
+          <Paint hue="gray">{'q quit  1-6 views  '}</Paint>
+          {pending ? (
+            <Paint hue="yellow" bold>
+              {pending}
+            </Paint>
+          ) : (
+            <Paint hue="gray">{help}</Paint>
+          )}
         </Text>
       </Box>
     </ColorContext.Provider>

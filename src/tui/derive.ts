@@ -5,6 +5,7 @@ import { HOST_ZONE, type HostModel } from '../model/host.js';
 import { printStmt } from '../nft/print.js';
 import type { Origin, Ruleset } from '../nft/ruleset.js';
 import type { HostAddress } from '../policy/addr.js';
+import type { Change } from '../nft/diff.js';
 
 export interface TreeLine {
   depth: number;
@@ -42,6 +43,8 @@ export interface RuleLine {
   kind: 'table' | 'chain' | 'rule';
   text: string;
   origin?: Origin;
+  /** The chain a rule or chain line belongs to. */
+  chain?: string;
 }
 
 /** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin. */
@@ -51,8 +54,8 @@ export function ruleLines(ruleset: Ruleset): RuleLine[] {
     out.push({ kind: 'table', text: `table ${t.family} ${t.name}` });
     for (const c of t.chains) {
       const base = c.base ? `  # ${c.base.type} hook ${c.base.hook} priority ${c.base.prio} policy ${c.base.policy}` : '';
-      out.push({ kind: 'chain', text: `chain ${c.name}${base}` });
-      for (const r of c.rules) out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin });
+      out.push({ kind: 'chain', text: `chain ${c.name}${base}`, chain: c.name });
+      for (const r of c.rules) out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name });
     }
   }
   return out;
@@ -79,4 +82,97 @@ export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: 
 /** What the what-if view offers as a source or destination: zones with interfaces, the host, guests. */
 export function endpoints(model: HostModel): string[] {
   return [...model.zones.filter((z) => z.interfaces.length > 0).map((z) => z.name), HOST_ZONE, ...model.guests.map((g) => g.name)];
+}
+
+/** What the Rules view can be narrowed to: a zone (or the host) or a guest. */
+export interface RuleFilter {
+  kind: 'zone' | 'guest';
+  name: string;
+}
+
+/** Every zone, the host, then every guest: what the filter picker offers. */
+export function filterChoices(model: HostModel): RuleFilter[] {
+  return [...model.zones.map((z): RuleFilter => ({ kind: 'zone', name: z.name })), { kind: 'zone', name: HOST_ZONE }, ...model.guests.map((g): RuleFilter => ({ kind: 'guest', name: g.name }))];
+}
+
+interface Concerns {
+  zones: Set<string>;
+  guests: Set<string>;
+}
+
+/** For each YAML origin id (`rules[3]`, `forwards[0]`, ...), the zones and guests it names. */
+function originConcerns(model: HostModel): Map<string, Concerns> {
+  const owner = new Map(model.guests.flatMap((g) => g.interfaces.flatMap((i) => i.addresses.map((a) => [a.addr, g.name] as const))));
+  const guestsAt = (addrs: string[]) => addrs.flatMap((a) => (owner.has(a) ? [owner.get(a)!] : []));
+  const ofPlaces = (places: { zone: string; v4?: string[]; v6?: string[] }[]): Concerns => ({
+    zones: new Set(places.map((p) => p.zone)),
+    guests: new Set(places.flatMap((p) => guestsAt([...(p.v4 ?? []), ...(p.v6 ?? [])]))),
+  });
+  const join = (a: Concerns, b: Concerns): Concerns => ({ zones: new Set([...a.zones, ...b.zones]), guests: new Set([...a.guests, ...b.guests]) });
+  const out = new Map<string, Concerns>();
+  for (const p of model.policies) out.set(`policies[${p.index}]`, join(ofPlaces(p.from), ofPlaces(p.to)));
+  for (const r of model.rules) out.set(`rules[${r.index}]`, join(ofPlaces(r.from), ofPlaces(r.to)));
+  for (const f of model.forwards) out.set(`forwards[${f.index}]`, { zones: new Set([...f.from, f.targetZone]), guests: new Set(f.guest ? [f.guest] : []) });
+  for (const n of model.sourceNat) out.set(`nat.${n.kind}[${n.index}]`, join(ofPlaces(n.from), { zones: new Set([n.to]), guests: new Set() }));
+  return out;
+}
+
+/** The zones a chain is about, by its name: `from_<zone>`, `<from>_to_<to>`, and the host's input and output. */
+function chainZones(chain: string): string[] {
+  if (chain.startsWith('from_')) return [chain.slice(5)];
+  if (chain.includes('_to_')) return chain.split('_to_');
+  if (chain === 'input' || chain === 'output') return [HOST_ZONE];
+  return [];
+}
+
+/**
+ * The rule lines that concern a zone (its chains, and in the shared chains the rules whose YAML
+ * origin names it) or a guest (rules whose origin names it, or that match its interfaces or addresses), with the
+ * table and chain lines above them.
+ */
+export function filterRuleLines(model: HostModel, lines: RuleLine[], filter: RuleFilter): RuleLine[] {
+  const concerns = originConcerns(model);
+  const guest = filter.kind === 'guest' ? model.guests.find((g) => g.name === filter.name) : undefined;
+  const words = guest ? new Set(guest.interfaces.flatMap((i) => [`"${i.name}"`, ...i.addresses.map((a) => a.addr)])) : new Set<string>();
+  const keep = (l: RuleLine): boolean => {
+    const c = l.origin ? concerns.get(l.origin.id) : undefined;
+    if (filter.kind === 'zone') {
+      // A zone's own chains say it all; in the shared ones (forward, dstnat, srcnat) the YAML origin does.
+      const zones = chainZones(l.chain ?? '');
+      return zones.length > 0 ? zones.includes(filter.name) : (c?.zones.has(filter.name) ?? false);
+    }
+    return (c?.guests.has(filter.name) ?? false) || l.text.split(/[\s,{}]+/).some((w) => words.has(w) || words.has(w.replace(/\/\d+$/, '')));
+  };
+  const out: RuleLine[] = [];
+  let table: RuleLine | undefined;
+  let chain: RuleLine | undefined;
+  for (const l of lines) {
+    if (l.kind === 'table') [table, chain] = [l, undefined];
+    else if (l.kind === 'chain') chain = l;
+    else if (keep(l)) {
+      if (table) out.push(table);
+      if (chain) out.push(chain);
+      [table, chain] = [undefined, undefined];
+      out.push(l);
+    }
+  }
+  return out;
+}
+
+export interface DiffSummary {
+  added: number;
+  removed: number;
+  /** The chains and sets that change, in order. */
+  places: string[];
+}
+
+/** What a live diff amounts to, for the confirmation before an apply. */
+export function diffSummary(changes: Change[]): DiffSummary {
+  return { added: changes.filter((c) => c.kind === '+').length, removed: changes.filter((c) => c.kind === '-').length, places: [...new Set(changes.map((c) => c.where))] };
+}
+
+/** "12 to add, 3 to remove in chain input, set zone_src and 2 more" */
+export function diffSummaryText(s: DiffSummary, most = 3): string {
+  const places = s.places.length > most ? `${s.places.slice(0, most).join(', ')} and ${s.places.length - most} more` : s.places.join(', ');
+  return `${s.added} to add, ${s.removed} to remove${places ? ` in ${places}` : ''}`;
 }

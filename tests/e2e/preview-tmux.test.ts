@@ -1,5 +1,6 @@
-// guestwall preview on a real terminal: the built binary in a tmux session (100x30), driven
-// through every view of the homelab example with send-keys, reading the screen with capture-pane.
+// guestwall preview on a real terminal: the built binary in a tmux session (80x24, the smallest
+// terminal it is made for), driven through every view of the homelab example with send-keys,
+// reading the screen with capture-pane.
 // Needs `npm run build` first (npm test does it). The session is killed by name even on failure.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,8 +30,10 @@ async function waitFor(text: string | RegExp, ms = 10_000): Promise<string> {
   throw new Error(`the screen never showed ${String(text)}; it shows:\n${last}`);
 }
 
+let namespace: string | undefined;
 afterAll(() => {
   if (hasTmux) spawnSync('tmux', ['kill-session', '-t', session]);
+  if (namespace) spawnSync('ip', ['netns', 'del', namespace]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -38,11 +41,19 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
   it('goes through every view of the homelab example, reloads on save, and quits cleanly with q', async () => {
     writeFileSync(policy, readFileSync('policies/homelab-dmz.yaml', 'utf8'));
     const bin = resolve('bin/guestwall.js');
-    tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `node ${bin} preview ${policy}; echo "preview exited $?"; sleep 30`);
+    // The live diff reads a namespace of its own (as root) or says why it cannot (not root).
+    const root = process.getuid?.() === 0;
+    const ns = `gw-tmux-${process.pid}`;
+    if (root) execFileSync('ip', ['netns', 'add', ns]);
+    namespace = root ? ns : undefined;
+    const target = root ? ` --netns ${ns} --state-dir ${join(dir, 'state')}` : '';
+    tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', `node ${bin} preview ${policy}${target}; echo "preview exited $?"; sleep 30`);
 
     let s = await waitFor('[1 Overview]');
     expect(s).toContain('└ mail  xen pv  routed  gw-mail  203.0.113.20');
-    expect(s).toMatch(/1-5\/o m r p w views .* q quit/);
+    expect(s).toMatch(/^q quit {2}1-6 views {2}↑↓ PgUp PgDn scroll/m);
+    expect(s).toContain('6 Diff');
+    expect(Math.max(...s.split('\n').map((l) => l.length))).toBeLessThanOrEqual(80);
 
     keys('m');
     s = await waitFor('[2 Matrix]');
@@ -55,6 +66,11 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
     keys('/', 'dmz_to_lan', 'Enter');
     s = await waitFor('search "dmz_to_lan": 1 matching');
     expect(s.split('\n')[1]).toMatch(/^\* {3}chain dmz_to_lan/);
+    keys('f', 'mail', 'Enter');
+    s = await waitFor('(guest mail; 123 without the filter, F clears)');
+    expect(s).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} cou… homelab\.yaml:83$/m);
+    keys('F');
+    await waitFor(/lines \d+-\d+ of 123 /);
 
     keys('p');
     s = await waitFor('[4 Problems]');
@@ -66,11 +82,26 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
     keys('Right');
     await waitFor('verdict: ACCEPT');
 
+    keys('d');
+    if (root) {
+      s = await waitFor(`apply would change on network namespace ${ns}:`);
+      expect(s).toContain('+ not loaded yet: everything below is new');
+      keys('a');
+      await waitFor(`Apply ${policy.slice(0, 20)}`);
+      keys('y');
+      await waitFor('c keeps it, x rolls back');
+      keys('c');
+      await waitFor('confirmed: the new ruleset stays');
+      await waitFor(`network namespace ${ns} already runs this policy`);
+    } else {
+      s = await waitFor('Live diff and apply are unavailable: not running as root');
+    }
+
     // Saving a broken file keeps the view and shows the error; fixing it clears the banner.
     keys('r');
     await waitFor('[3 Rules]');
     writeFileSync(policy, readFileSync('policies/homelab-dmz.yaml', 'utf8').replace('zone: lan', 'zone: lann'));
-    s = await waitFor('has 1 error (see 4 Problems); showing the last good version');
+    s = await waitFor('has 1 error (see 4 Problems); showing the l');
     expect(s).toContain('[3 Rules]');
     writeFileSync(policy, readFileSync('policies/homelab-dmz.yaml', 'utf8'));
     await waitFor(/^(?![\s\S]*showing the last good version)[\s\S]*\[3 Rules\]/);

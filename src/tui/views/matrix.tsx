@@ -1,13 +1,14 @@
 // Matrix: sources x destinations, each cell what a new connection gets; the cell under the
 // cursor lists the rules of the zone-pair chain that decides it.
 import { Box, type Key, Text } from 'ink';
-import { useRef } from 'react';
-import { type Matrix as MatrixData, type MatrixCell, reachabilityMatrix } from '../../explain/matrix.js';
-import { cellRules, originPlace } from '../derive.js';
+import { useEffect, useRef, useState } from 'react';
+import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
+import { cellRules } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
-import { NftText } from './rules.js';
+import { runInSlices } from '../work.js';
+import { RuleRow } from './rules.js';
 
 function move(input: string, key: Key): [number, number] | undefined {
   if (key.upArrow || input === 'k') return [-1, 0];
@@ -17,24 +18,51 @@ function move(input: string, key: Key): [number, number] | undefined {
   return undefined;
 }
 
-/** The matrix is worked out only once the view is opened (it runs explain for every cell). */
-export function useMatrix(good: Compiled | undefined, active: boolean) {
-  const cache = useRef<{ good: Compiled; matrix: MatrixData } | undefined>(undefined);
-  const get = () => {
-    if (good && cache.current?.good !== good) cache.current = { good, matrix: reachabilityMatrix(good.model, good.ruleset) };
-    return cache.current?.matrix;
-  };
-  const matrix = active ? get() : undefined;
+/**
+ * The matrix of each policy version, worked out once in the background (a slice at a time, from
+ * the first frame on) and kept across view switches; until it is there the view says how far it is.
+ */
+export function useMatrix(good: Compiled | undefined) {
+  const [computed, setComputed] = useState<{ good: Compiled; matrix?: MatrixData; progress?: MatrixProgress; error?: string }>();
+  const latest = useRef(computed);
+  latest.current = computed;
+  useEffect(() => {
+    if (!good) return undefined;
+    setComputed({ good });
+    let shown = 0;
+    return runInSlices(matrixSteps(good.model, good.ruleset), {
+      // A new frame for the progress at most every 250 ms: frames cost time too.
+      progress: (progress) => {
+        if (performance.now() - shown < 250) return;
+        shown = performance.now();
+        setComputed({ good, progress });
+      },
+      done: (matrix) => setComputed({ good, matrix }),
+      failed: (e) => setComputed({ good, error: e instanceof Error ? e.message : String(e) }),
+    });
+  }, [good]);
+  const now = computed?.good === good ? computed : undefined;
   const [at, step] = useKeyedState<[number, number]>([0, 0]);
   const clamp = (n: number, count: number) => Math.min(Math.max(0, count - 1), Math.max(0, n));
   const onKey: KeyHandler = (input, key) =>
     step(([r, c]) => {
       const d = move(input, key);
-      const m = d && get(); // a key can come before the render that opened the view
-      if (!d || !m) return undefined;
-      return [clamp(clamp(r, m.rows.length) + d[0], m.rows.length), clamp(clamp(c, m.cols.length) + d[1], m.cols.length)];
+      if (!d) return undefined;
+      // Keys typed while the matrix is still being worked out move the cursor all the same.
+      const m = latest.current?.good === good ? latest.current?.matrix : undefined;
+      const rows = m?.rows.length ?? Number.MAX_SAFE_INTEGER;
+      const cols = m?.cols.length ?? Number.MAX_SAFE_INTEGER;
+      return [clamp(clamp(r, rows) + d[0], rows), clamp(clamp(c, cols) + d[1], cols)];
     });
-  return { matrix, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
+  const matrix = now?.matrix;
+  return { matrix, progress: now?.progress, error: now?.error, row: clamp(at[0], matrix?.rows.length ?? 0), col: clamp(at[1], matrix?.cols.length ?? 0), onKey };
+}
+
+/** What the Matrix view shows until the matrix is there. */
+export function MatrixPending(props: { progress: MatrixProgress | undefined; error: string | undefined }) {
+  if (props.error) return <Paint hue="red">{`the matrix could not be worked out: ${props.error}`}</Paint>;
+  const p = props.progress;
+  return <Paint hue="yellow">{`computing the matrix…${p ? ` ${p.done} of ${p.total} cells` : ''} (explain runs for every cell; keys work meanwhile)`}</Paint>;
 }
 
 const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');
@@ -97,17 +125,7 @@ export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number;
       </Text>
       <Paint hue="gray">{`${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`}</Paint>
       {rules.slice(0, room).map((l, i) => (
-        <Box key={i}>
-          <Box flexGrow={1} flexShrink={1}>
-            <Text wrap="truncate">
-              {'  '}
-              <NftText text={l.text} />
-            </Text>
-          </Box>
-          <Box flexShrink={0} marginLeft={1}>
-            <Paint hue="gray">{l.origin ? originPlace(l.origin) : ''}</Paint>
-          </Box>
-        </Box>
+        <RuleRow key={i} line={l} width={props.width} indent="  " />
       ))}
       {rules.length > room ? <Paint hue="gray">{`  … ${rules.length - room} more (see Rules)`}</Paint> : null}
     </Box>

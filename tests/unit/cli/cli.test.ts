@@ -155,8 +155,17 @@ describe('the README', () => {
 
   it('opens with the install-and-run command and the test command', () => {
     const firstBlock = readme.split('```sh\n')[1]!.split('```')[0]!;
-    expect(firstBlock).toContain('npm ci && npm run example');
+    expect(firstBlock.split('\n')[0]).toMatch(/^npm ci && npm run preview +#/);
     expect(firstBlock).toContain('npm test');
+    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.preview).toBe('node bin/guestwall.js preview policies/homelab-dmz.yaml');
+  });
+
+  it('runs the main job without a terminal: npm run preview prints the plain summary and exits 0', async () => {
+    const r = await execa('npm', ['run', '--silent', 'preview'], { reject: false, stdin: 'ignore' });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('guestwall preview policies/homelab-dmz.yaml: 0 errors, 1 warning');
+    expect(r.stdout).toMatch(/^Matrix:$/m);
   });
 
   it('tours a policy that checks clean and compiles', async () => {

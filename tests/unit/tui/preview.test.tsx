@@ -50,10 +50,10 @@ describe('colour and terminal size', () => {
     chalk.level = 3;
     try {
       const coloured = preview(homelab(), { color: true, view: 'matrix' });
-      await coloured.press();
+      await coloured.waitFor('from\\to');
       expect(coloured.frame()).toMatch(/\x1b\[3\dm/);
       const plain = preview(homelab(), { color: false, view: 'matrix' });
-      await plain.press();
+      await plain.waitFor('from\\to');
       expect(plain.frame()).not.toMatch(/\x1b\[/);
       expect(plain.frame()).toContain('>drop');
     } finally {

@@ -1,24 +1,50 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup } from 'ink-testing-library';
-import { KEYS, preview } from './helpers.js';
+import { KEYS, preview, resize } from './helpers.js';
 
 afterEach(cleanup);
 
 describe('the help bar and the view keys', () => {
   it('shows the header and the help bar in every view', async () => {
     const p = preview();
-    for (const key of ['1', '2', '3', '4', '5']) {
+    resize(p.stdout, 120, 30);
+    for (const key of ['1', '2', '3', '4', '5', '6']) {
       await p.press(key);
       const lines = p.frame().split('\n');
-      expect(lines[0]).toMatch(/^guestwall preview .*What-if.* policies\/homelab-dmz\.yaml$/);
-      expect(lines.at(-1)).toMatch(/^1-5\/o m r p w views .* q quit$/);
+      expect(lines[0]).toMatch(/^guestwall preview .*What-if.*6 Diff.* policies\/homelab-dmz\.yaml$/);
+      expect(lines.at(-1)).toMatch(/^q quit {2}1-6 views {2}\S/);
     }
   });
 
-  it('switches views with 1-5 and with o m r p w', async () => {
+  it('fits 80x24 in every view: all six views in the header, the help bar last, no line wider than 80', async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    for (const key of ['1', '2', '3', '4', '5', '6']) {
+      await p.press(key);
+      const lines = p.frame().split('\n');
+      expect(lines.length).toBeLessThanOrEqual(23);
+      expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+      expect(lines[0]).toContain('6 Diff');
+      expect(lines.at(-1)).toMatch(/^q quit {2}1-6 views/);
+    }
+  });
+
+  it('lists the keys of the view in the help bar', async () => {
+    const p = preview();
+    await p.press('r');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ PgUp PgDn  / search  n N  f filter');
+    await p.press('f');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  type to narrow  ↑↓ choose  Enter filter  Esc cancel');
+    await p.press('d', 'm', 'z', KEYS.enter);
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ PgUp PgDn  / search  n N  f filter  F clear');
+    await p.press('d');
+    expect(p.frame().split('\n').at(-1)).toBe('q quit  1-6 views  ↑↓ scroll  a apply  u update');
+  });
+
+  it('switches views with 1-6 and with o m r p w d', async () => {
     const p = preview();
     expect(p.frame()).toContain('[1 Overview]');
-    const expected: [string, string][] = [['m', '[2 Matrix]'], ['r', '[3 Rules]'], ['p', '[4 Problems]'], ['w', '[5 What-if]'], ['o', '[1 Overview]'], ['3', '[3 Rules]'], ['2', '[2 Matrix]'], ['4', '[4 Problems]'], ['5', '[5 What-if]'], ['1', '[1 Overview]']];
+    const expected: [string, string][] = [['m', '[2 Matrix]'], ['r', '[3 Rules]'], ['p', '[4 Problems]'], ['w', '[5 What-if]'], ['d', '[6 Diff]'], ['o', '[1 Overview]'], ['3', '[3 Rules]'], ['2', '[2 Matrix]'], ['4', '[4 Problems]'], ['5', '[5 What-if]'], ['6', '[6 Diff]'], ['1', '[1 Overview]']];
     for (const [key, tab] of expected) {
       await p.press(key);
       expect(p.frame().split('\n')[0]).toContain(tab);
@@ -103,10 +129,55 @@ describe('Rules', () => {
   });
 });
 
+describe('Rules filtered by zone or guest', () => {
+  it('f opens a picker of zones and guests that narrows as you type; Enter shows only that zone\'s rules', async () => {
+    const p = preview();
+    resize(p.stdout, 120, 80);
+    await p.press('r', 'f');
+    expect(p.frame()).toContain('show only the rules of: _  (10 matching zones and guests)');
+    expect(p.frame()).toMatch(/> zone net\n +zone lan\n +zone dmz\n +zone host\n +guest asterisk/);
+    await p.press('d', 'm');
+    expect(p.frame()).toContain('show only the rules of: dm_  (1 matching zones and guests)');
+    await p.press(KEYS.enter);
+    const f = p.frame();
+    expect(f).toContain('lines 1-73 of 73 (zone dmz; 123 without the filter, F clears)');
+    const chains = [...f.matchAll(/^ {4}chain (\S+)/gm)].map((m) => m[1]);
+    expect(chains).toEqual(['from_dmz', 'net_to_dmz', 'lan_to_dmz', 'dmz_to_net', 'dmz_to_lan', 'dmz_to_dmz', 'dmz_to_host', 'host_to_dmz', 'dstnat', 'srcnat']);
+    // In the shared NAT chains only what the YAML says about dmz: the forwards to its guests and its masquerade.
+    expect(f).toMatch(/ip daddr 203\.0\.113\.10 tcp dport 5060-5061 counter dnat ip to 10\.0\.10\.10 +homelab-dmz\.yaml:90/);
+    expect(f).toMatch(/ip saddr 10\.0\.10\.0\/24 counter masquerade +homelab-dmz\.yaml:97/);
+  });
+
+  it('shows a guest\'s rules: those its YAML names it in, and those that match its interface', async () => {
+    const p = preview();
+    await p.press('r', 'f', ...'mail', KEYS.enter);
+    const f = p.frame();
+    expect(f).toContain('lines 1-6 of 6 (guest mail; 123 without the filter, F clears)');
+    expect(f).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} counter accept +homelab-dmz\.yaml:83$/m);
+    expect(f).toMatch(/iifname \{ "br-dmz", "gw-mail" \} oifname "eth0"/);
+    expect(f).not.toContain('10.0.10.10');
+  });
+
+  it('searches within the filter, F clears it, and Esc closes the picker without filtering', async () => {
+    const p = preview();
+    await p.press('r', 'f', ...'lan', KEYS.enter, '/', ...'accept', KEYS.enter);
+    expect(p.frame()).toMatch(/of \d+ \(zone lan; 123 without the filter, F clears\) {2}search "accept": \d+ matching/);
+    await p.press('F');
+    expect(p.frame()).toMatch(/lines 1-26 of 123 {2}search "accept"/);
+    await p.press('f', 'd', KEYS.escape);
+    expect(p.frame()).toMatch(/lines 1-26 of 123/);
+    await p.press('f', ...'zzz');
+    expect(p.frame()).toContain('no zone or guest has that name');
+    await p.press(KEYS.enter);
+    expect(p.frame()).toMatch(/lines 1-26 of 123/);
+  });
+});
+
 describe('Matrix', () => {
   it('shows sources x destinations with the default verdict and the number of exceptions', async () => {
     const p = preview();
     await p.press('m');
+    await p.waitFor('from\\to');
     expect(p.frame()).toMatch(/from\\to +net +lan +dmz +host +asterisk/);
     expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+1 +drop \+1/m);
     expect(p.frame()).toMatch(/^lan +accept +accept/m);
@@ -114,7 +185,9 @@ describe('Matrix', () => {
 
   it('lists the rules that decide the selected cell', async () => {
     const p = preview();
-    await p.press('m', KEYS.down, 'l', 'l', 'j');
+    await p.press('m');
+    await p.waitFor('from\\to');
+    await p.press(KEYS.down, 'l', 'l', 'j');
     expect(p.frame()).toContain('dmz -> dmz: reject by default');
     await p.press(KEYS.up, KEYS.left);
     expect(p.frame()).toContain('lan -> lan: accept by default');
