@@ -75,11 +75,17 @@ async function sh(ns: string, cmd: string, ...args: string[]): Promise<string> {
   return (await execa('ip', ['netns', 'exec', ns, cmd, ...args])).stdout;
 }
 
+/** Every namespace made here, deleted in afterAll even when building a lab failed halfway. */
+const made = new Set<string>();
+
 async function buildLab(brNetfilter: 0 | 1, rulesetFile: string): Promise<Lab> {
   const id = namespaceName('gw-bp');
   const ns = { web: `${id}-w`, db: `${id}-d`, gw: `${id}-g`, mail: `${id}-m` };
   const host = `${id}-h`;
-  for (const n of [host, ...Object.values(ns)]) await execa('ip', ['netns', 'add', n]);
+  for (const n of [host, ...Object.values(ns)]) {
+    made.add(n);
+    await execa('ip', ['netns', 'add', n]);
+  }
   await sh(host, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', `net.bridge.bridge-nf-call-iptables=${brNetfilter}`, `net.bridge.bridge-nf-call-ip6tables=${brNetfilter}`);
   const bridged = ['web', 'db', 'gw'] as const;
   await ipBatch([
@@ -129,7 +135,8 @@ for (const brNetfilter of [0, 1] as const) {
     }, 30_000);
     afterAll(async () => {
       for (const a of agents) await a.stop();
-      if (lab) for (const n of [lab.host, ...Object.values(lab.ns)]) await deleteNamespace(n);
+      for (const n of made) await deleteNamespace(n);
+      made.clear();
       if (dir) await rm(dir, { recursive: true, force: true });
     });
 
