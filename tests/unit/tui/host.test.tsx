@@ -17,12 +17,13 @@ type Doc = { nftables: Record<string, Record<string, unknown>>[] };
 const state = statePaths('/state');
 
 /** `nft list table` text and `nft -j list ruleset` JSON of a loaded document, enough for listing.ts and diff.ts. */
-function listing(doc: Doc | undefined) {
-  const items = (doc?.nftables ?? []).flatMap((c) => (c.add ? [c.add] : []));
+function listing(doc: Doc | undefined, family = 'inet') {
+  const inFamily = (i: Record<string, unknown>) => Object.values(i).every((v) => (v as { family?: string }).family === family);
+  const items = (doc?.nftables ?? []).flatMap((c) => (c.add ? [c.add] : [])).filter(inFamily);
   const chains = items.filter((i) => i.chain).map((i) => i.chain as { name: string; hook?: string; policy?: string });
   const rules = items.filter((i) => i.rule).map((i) => i.rule as { chain: string; comment: string; expr: unknown });
   const text = doc
-    ? `table inet guestwall {\n${chains.map((c) => `\tchain ${c.name} {\n${c.hook ? `\t\ttype filter hook ${c.hook} priority 0; policy ${c.policy};\n` : ''}${rules.filter((r) => r.chain === c.name).map((r) => `\t\t${JSON.stringify(r.expr)} comment "${r.comment}"\n`).join('')}\t}\n`).join('')}}\n`
+    ? `table ${family} guestwall {\n${chains.map((c) => `\tchain ${c.name} {\n${c.hook ? `\t\ttype filter hook ${c.hook} priority 0; policy ${c.policy};\n` : ''}${rules.filter((r) => r.chain === c.name).map((r) => `\t\t${JSON.stringify(r.expr)} comment "${r.comment}"\n`).join('')}\t}\n`).join('')}}\n`
     : undefined;
   return { text, json: JSON.stringify({ nftables: items }) };
 }
@@ -35,9 +36,9 @@ function fakeHost(opts: { root?: boolean; refuse?: string } = {}) {
     answer(cmd, args, files) {
       const line = [cmd, ...args].join(' ');
       if (line === 'nft --version') return 'nftables v1.0.6';
-      if (line === 'nft -j list ruleset') return listing(kernel.loaded).json;
-      if (line === 'nft list table inet guestwall') return kernel.loaded ? listing(kernel.loaded).text! : { code: 1, stderr: 'Error: No such file or directory' };
-      if (line === 'nft -j list table inet guestwall') return kernel.loaded ? listing(kernel.loaded).json : { code: 1, stderr: 'Error: No such file or directory' };
+      if (line === 'nft -j list ruleset') return JSON.stringify({ nftables: ['inet', 'bridge', 'arp'].flatMap((f) => (JSON.parse(listing(kernel.loaded, f).json) as Doc).nftables) });
+      const table = /^nft (-j )?list table (inet|bridge|arp) guestwall$/.exec(line);
+      if (table) return kernel.loaded ? (table[1] ? listing(kernel.loaded, table[2]).json : listing(kernel.loaded, table[2]).text!) : { code: 1, stderr: 'Error: No such file or directory' };
       if (line.startsWith('nft -c -j -f ')) return opts.refuse ? { code: 1, stderr: opts.refuse } : '';
       if (line.startsWith('nft -j -f ')) {
         kernel.before.push(kernel.loaded);
@@ -69,8 +70,8 @@ function fakeHost(opts: { root?: boolean; refuse?: string } = {}) {
           loaded = JSON.parse(files.get(args[2]!)!) as Doc;
           return '';
         }
-        if (line === 'nft list table inet guestwall') return listing(loaded).text!;
-        if (line === 'nft -j list table inet guestwall') return listing(loaded).json;
+        const table = /^nft (-j )?list table (inet|bridge|arp) guestwall$/.exec(line);
+        if (table) return table[1] ? listing(loaded, table[2]).json : listing(loaded, table[2]).text!;
         return undefined;
       },
     }).sys;
