@@ -53,7 +53,10 @@ async function unavailable(): Promise<string | undefined> {
 function receiverNames(p: Policy): string[] {
   const dmz = Object.entries(p.guests ?? {}).filter(([, g]) => g.zone === 'dmz' || g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === 'br-dmz'));
   const middle = (xs: [string, unknown][]) => xs[Math.floor((xs.length - 1) / 2)]?.[0];
-  const routed = middle(dmz.filter(([, g]) => g.interfaces[0]!.mode === 'routed'));
+  // Prefer a routed guest whose port guestwall's port-up hook configures (KVM, Xen) over LXC's own.
+  const routedAll = dmz.filter(([, g]) => g.interfaces[0]!.mode === 'routed');
+  const hooked = routedAll.filter(([, g]) => g.platform !== 'lxc');
+  const routed = middle(hooked.length > 0 ? hooked : routedAll);
   const bridged = middle(dmz.filter(([, g]) => g.interfaces[0]!.mode === 'bridged'));
   if (routed === undefined || bridged === undefined) throw new Error('the bench policy needs a routed and a bridged guest in the DMZ (at least 10 guests)');
   return [routed, bridged];
