@@ -1,6 +1,7 @@
 // The dataplane bench's results as data, a markdown table and an SVG chart. Pure: the caller
 // writes the files. Ratios are taken per round (the shapes of one round ran back to back), then
 // summarised like the figures: median with min and max.
+import type { Walk } from './walk.js';
 
 export const SHAPES = ['none', 'conntrack', 'conntrack-nat', 'guestwall', 'linear'] as const;
 export type Shape = (typeof SHAPES)[number];
@@ -38,6 +39,8 @@ export interface SizeResult {
   elements: Record<'guestwall' | 'linear', number>;
   /** Rules the routed receiver's packets walk through in the linear dispatch (forward iifname list + oifname list). */
   linearDispatchRules: number;
+  /** Rules the bench's new-flow packet walks, per shape and receiver (bench/dataplane/walk.ts). */
+  walks: Record<Shape, Partial<Record<'routed' | 'bridged', Walk>>>;
   receivers: { guest: string; mode: string; addr: string; hostIfname: string }[];
   /** Sampled packets on which the linear shape was checked against the maps with explain. */
   verdictChecks: number;
@@ -114,6 +117,13 @@ const fmt = (x: number, scale: number) => {
 const cell = (s: Summary | undefined, scale: number) => (s ? `${fmt(s.median, scale)} (${fmt(s.min, scale)}-${fmt(s.max, scale)})` : 'n/a');
 const ratioCell = (s: Summary | undefined) => (s ? `${s.median.toFixed(3)} (${s.min.toFixed(2)}-${s.max.toFixed(2)})` : 'n/a');
 
+const walkCell = (w: Walk | undefined) => (w ? `${w.prerouting} + ${w.forward} + ${w.postrouting} = **${w.total}**` : 'n/a');
+
+/** One line per receiver: the rules its new-flow packet walks in each shape. */
+export function walkLines(walks: SizeResult['walks']): string[] {
+  return (['routed', 'bridged'] as const).map((mode) => `${mode}: ${SHAPES.map((s) => `${LETTER[s]} ${walkCell(walks[s][mode]).replaceAll('**', '')}`).join(', ')}`);
+}
+
 export function markdown(results: SizeResult[], meta: { runs: number; windows: string; machine: string; measures: readonly Measure[] }): string {
   const out: string[] = [];
   out.push(`## dataplane (median of ${meta.runs} rounds, min-max; ${meta.windows})`, '');
@@ -128,11 +138,21 @@ export function markdown(results: SizeResult[], meta: { runs: number; windows: s
     }
     out.push('');
   }
+  out.push('### Rules evaluated per new flow (explain\'s count: prerouting + forward + postrouting = total; not a timing)', '');
+  out.push(`| guests | receiver | ${SHAPES.map((s) => SHAPE_LABEL[s]).join(' | ')} |`);
+  out.push(`| ---: | --- | ${SHAPES.map(() => '---:').join(' | ')} |`);
+  for (const r of results) {
+    for (const mode of ['routed', 'bridged'] as const) {
+      if (!r.walks) continue;
+      out.push(`| ${r.guests} | ${mode} | ${SHAPES.map((s) => walkCell(r.walks[s][mode])).join(' | ')} |`);
+    }
+  }
+  out.push('');
   out.push('### The rulesets', '');
   out.push("| guests | guestwall rules | guestwall set/map elements | linear rules | linear set elements | linear: dispatch rules a routed-guest packet walks | explain checks (linear = maps) | conntrack entries after a new-flow run (a / b / b' / c / d, median) |");
   out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    const ct = SHAPES.map((s) => summary(r.rounds.map((x) => x.conntrackEntries[s])).median.toFixed(0)).join(' / ');
+    const ct = r.rounds.length ? SHAPES.map((s) => summary(r.rounds.map((x) => x.conntrackEntries[s])).median.toFixed(0)).join(' / ') : 'n/a';
     out.push(`| ${r.guests} | ${r.rules.guestwall} | ${r.elements.guestwall} | ${r.rules.linear} | ${r.elements.linear} | ${r.linearDispatchRules} | ${r.verdictChecks} agree | ${ct} |`);
   }
   out.push('');
