@@ -27,7 +27,7 @@ export function compile(model: HostModel): Compiled {
     name: TABLE,
     helpers: h.objects,
     sets: d.sets,
-    chains: [...d.chains, ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
+    chains: [...d.chains, ...pairs.chains, n.dstnat, n.srcnat, ...n.chains, ...(h.chain ? [h.chain] : [])],
   };
   const ruleset: Ruleset = { tables: [table] };
   // Bugs in the compiler if they throw: users cannot cause them.
