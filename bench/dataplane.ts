@@ -41,7 +41,8 @@ const RULES_ONLY = env.GW_BENCH_DP_RULES_ONLY === '1';
 const MAX_BULK_BYTES = 16 * 2 ** 30;
 const UDP_PORT = 9000;
 const TCP_PORT = 5201;
-const RESULTS = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bench/results/' : './results/', import.meta.url));
+/** GW_BENCH_DP_OUT=DIR/ writes the results there instead of bench/results/ (trial runs). */
+const RESULTS = env.GW_BENCH_DP_OUT ? `${env.GW_BENCH_DP_OUT.replace(/\/?$/, '/')}` : fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bench/results/' : './results/', import.meta.url));
 
 const onPath = async (cmd: string) => (await execa('sh', ['-c', `command -v ${cmd}`], { reject: false })).exitCode === 0;
 
@@ -240,7 +241,7 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
       const g = await execa('ip', ['netns', 'exec', to.ns, 'sh', '-c', 'ip -s link; grep Udp /proc/net/snmp'], { reject: false, all: true });
       throw new Error(`${String(e)}\n${dump.all}\n${g.all}`);
     });
-    return { pps: r.pps, entries: await conntrackCount(topo.host) };
+    return { pps: r.pps, cpuNs: r.cpuNsPerPacket, entries: await conntrackCount(topo.host) };
   };
   const bulk = async () => {
     await flushConntrack(binaries!, topo.host);
@@ -254,19 +255,24 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   for (let k = 0; k < RUNS; k++) {
     const start = (roundBase + k) % SHAPES.length;
     const order = [...SHAPES.slice(start), ...SHAPES.slice(0, start)];
-    const round: Round = { round: k, order, values: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} }, conntrackEntries: { none: 0, conntrack: 0, 'conntrack-nat': 0, guestwall: 0, linear: 0 } };
+    const round: Round = { round: k, order, values: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} }, conntrackEntries: { none: 0, conntrack: 0, 'conntrack-nat': 0, guestwall: 0, linear: 0 }, cpuNs: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} } };
     for (const shape of order) {
       await loadShape(topo.host, shape, docs);
       if (MEASURED.includes('newflow-routed')) {
         const r = await flow(routed);
         round.values[shape]['newflow-routed'] = r.pps;
+        round.cpuNs![shape]['newflow-routed'] = r.cpuNs;
         round.conntrackEntries[shape] = r.entries;
       }
-      if (MEASURED.includes('newflow-bridged')) round.values[shape]['newflow-bridged'] = (await flow(bridged)).pps;
+      if (MEASURED.includes('newflow-bridged')) {
+        const r = await flow(bridged);
+        round.values[shape]['newflow-bridged'] = r.pps;
+        round.cpuNs![shape]['newflow-bridged'] = r.cpuNs;
+      }
       if (MEASURED.includes('bulk-routed')) round.values[shape]['bulk-routed'] = await bulk();
     }
     const v = round.values;
-    process.stderr.write(`  round ${k + 1}/${RUNS} (${order.join(' ')}): new flows to the routed guest ${SHAPES.map((s) => `${s} ${((v[s]['newflow-routed'] ?? 0) / 1000).toFixed(0)}k`).join(', ')}\n`);
+    process.stderr.write(`  round ${k + 1}/${RUNS} (${order.join(' ')}): new flows to the routed guest ${SHAPES.map((s) => `${s} ${((v[s]['newflow-routed'] ?? 0) / 1000).toFixed(0)}k ${(round.cpuNs![s]['newflow-routed'] ?? 0).toFixed(0)}ns`).join(', ')}\n`);
     result.rounds.push(round);
   }
   await loadShape(topo.host, 'none', docs);

@@ -28,6 +28,8 @@ export interface Round {
   order: Shape[];
   /** Packets per second (new-flow) or bits per second (bulk), per shape and measure. */
   values: Record<Shape, Partial<Record<Measure, number>>>;
+  /** The sender's CPU time per new-flow packet (ns), per shape and new-flow measure: see FlowRun.cpuNsPerPacket. */
+  cpuNs?: Record<Shape, Partial<Record<Measure, number>>>;
   /** Conntrack entries in the host namespace after the routed new-flow run, per shape. */
   conntrackEntries: Record<Shape, number>;
 }
@@ -84,6 +86,21 @@ export function ratio(r: SizeResult, top: Shape, bottom: Shape, m: Measure): Sum
   return xs.length ? summary(xs) : undefined;
 }
 
+export function cpuFigure(r: SizeResult, shape: Shape, m: Measure): Summary | undefined {
+  const xs = r.rounds.map((x) => x.cpuNs?.[shape][m]).filter((v): v is number => v !== undefined);
+  return xs.length ? summary(xs) : undefined;
+}
+
+/** CPU per packet of `top` over `bottom`, per round: >1 means `top` costs more. */
+export function cpuRatio(r: SizeResult, top: Shape, bottom: Shape, m: Measure): Summary | undefined {
+  const xs = r.rounds.flatMap((x) => {
+    const a = x.cpuNs?.[top][m];
+    const b = x.cpuNs?.[bottom][m];
+    return a !== undefined && b !== undefined && b > 0 ? [a / b] : [];
+  });
+  return xs.length ? summary(xs) : undefined;
+}
+
 export interface Target {
   what: string;
   guests: number;
@@ -135,6 +152,19 @@ export function markdown(results: SizeResult[], meta: { runs: number; windows: s
     out.push(`| ---: | ${SHAPES.map(() => '---:').join(' | ')} | ${RATIOS.map(() => '---:').join(' | ')} |`);
     for (const r of results) {
       out.push(`| ${r.guests} | ${SHAPES.map((s) => cell(figure(r, s, m), l.scale)).join(' | ')} | ${RATIOS.map(([a, b]) => ratioCell(ratio(r, a, b, m))).join(' | ')} |`);
+    }
+    out.push('');
+  }
+  for (const m of meta.measures.filter((x) => x.startsWith('newflow'))) {
+    if (!results.some((r) => cpuFigure(r, 'guestwall', m))) continue;
+    out.push(`### Sender CPU time per packet, ${MEASURE_LABEL[m].title.replace('New-flow rate, ', '').replace(/^UDP/, 'new UDP flows')} (ns; less hostage to load than the rate)`, '');
+    out.push(`| guests | ${SHAPES.map((s) => SHAPE_LABEL[s]).join(' | ')} | c/b | c/b' | c-b' (ns) |`);
+    out.push(`| ---: | ${SHAPES.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+    for (const r of results) {
+      const c = cpuFigure(r, 'guestwall', m);
+      const bp = cpuFigure(r, 'conntrack-nat', m);
+      const diff = c && bp ? (c.median - bp.median).toFixed(0) : 'n/a';
+      out.push(`| ${r.guests} | ${SHAPES.map((s) => cell(cpuFigure(r, s, m), 1)).join(' | ')} | ${ratioCell(cpuRatio(r, 'guestwall', 'conntrack', m))} | ${ratioCell(cpuRatio(r, 'guestwall', 'conntrack-nat', m))} | ${diff} |`);
     }
     out.push('');
   }
