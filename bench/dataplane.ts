@@ -21,10 +21,12 @@ import { evaluate, type Packet } from '../src/explain/evaluate.js';
 import type { GuestInterfaceModel, HostModel } from '../src/model/host.js';
 import { toNftJson } from '../src/nft/json.js';
 import type { Ruleset } from '../src/nft/ruleset.js';
+import { builtin } from '../src/compile/origin.js';
+import { newFlowWalk } from './dataplane/walk.js';
 import type { Policy } from '../src/policy/schema.js';
 import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
 import { compareVerdicts, linearDispatch, samplePackets, type SampledPacket } from './linear.js';
-import { MEASURES, type Measure, type Round, SHAPES, type Shape, type SizeResult, chartSvg, markdown } from './dataplane/report.js';
+import { MEASURES, type Measure, type Round, SHAPES, type Shape, type SizeResult, chartSvg, markdown, walkLines } from './dataplane/report.js';
 import { type BenchTopology, buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
 import { type Binaries, type Windows, bulkRun, compilePrograms, conntrackCount, conntrackMax, flushConntrack, killRunning, newFlowRun } from './dataplane/traffic.js';
 
@@ -34,10 +36,13 @@ const RUNS = Math.max(1, Number(env.GW_BENCH_RUNS ?? 5));
 const MEASURED: Measure[] = (env.GW_BENCH_DP_MEASURES ?? MEASURES.join(',')).split(',').filter((m): m is Measure => (MEASURES as readonly string[]).includes(m));
 const FLOW_WINDOW: Windows = { warmupMs: Number(env.GW_BENCH_DP_WARMUP_MS ?? 200), windowMs: Number(env.GW_BENCH_DP_WINDOW_MS ?? 800) };
 const BULK_WINDOW: Windows = { warmupMs: 300, windowMs: Number(env.GW_BENCH_DP_BULK_MS ?? 1000) };
+/** GW_BENCH_DP_RULES_ONLY=1: compile and count the rules each shape walks, no namespaces, no traffic (no root needed). */
+const RULES_ONLY = env.GW_BENCH_DP_RULES_ONLY === '1';
 const MAX_BULK_BYTES = 16 * 2 ** 30;
 const UDP_PORT = 9000;
 const TCP_PORT = 5201;
-const RESULTS = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bench/results/' : './results/', import.meta.url));
+/** GW_BENCH_DP_OUT=DIR/ writes the results there instead of bench/results/ (trial runs). */
+const RESULTS = env.GW_BENCH_DP_OUT ? `${env.GW_BENCH_DP_OUT.replace(/\/?$/, '/')}` : fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bench/results/' : './results/', import.meta.url));
 
 const onPath = async (cmd: string) => (await execa('sh', ['-c', `command -v ${cmd}`], { reject: false })).exitCode === 0;
 
@@ -53,7 +58,10 @@ async function unavailable(): Promise<string | undefined> {
 function receiverNames(p: Policy): string[] {
   const dmz = Object.entries(p.guests ?? {}).filter(([, g]) => g.zone === 'dmz' || g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === 'br-dmz'));
   const middle = (xs: [string, unknown][]) => xs[Math.floor((xs.length - 1) / 2)]?.[0];
-  const routed = middle(dmz.filter(([, g]) => g.interfaces[0]!.mode === 'routed'));
+  // Prefer a routed guest whose port guestwall's port-up hook configures (KVM, Xen) over LXC's own.
+  const routedAll = dmz.filter(([, g]) => g.interfaces[0]!.mode === 'routed');
+  const hooked = routedAll.filter(([, g]) => g.platform !== 'lxc');
+  const routed = middle(hooked.length > 0 ? hooked : routedAll);
   const bridged = middle(dmz.filter(([, g]) => g.interfaces[0]!.mode === 'bridged'));
   if (routed === undefined || bridged === undefined) throw new Error('the bench policy needs a routed and a bridged guest in the DMZ (at least 10 guests)');
   return [routed, bridged];
@@ -71,14 +79,21 @@ function benchPolicy(guests: number): { policy: Policy; receivers: string[] } {
 }
 
 /** Shape (b): connection tracking and nothing else, in a table of its own. */
-const CONNTRACK_ONLY = {
-  nftables: [
-    { metainfo: { json_schema_version: 1 } },
-    { add: { table: { family: 'inet', name: 'gwbench' } } },
-    { add: { chain: { family: 'inet', table: 'gwbench', name: 'forward', type: 'filter', hook: 'forward', prio: 0, policy: 'accept' } } },
-    { add: { rule: { family: 'inet', table: 'gwbench', chain: 'forward', expr: [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, { accept: null }] } } },
-    { add: { rule: { family: 'inet', table: 'gwbench', chain: 'forward', expr: [{ accept: null }] } } },
-  ],
+const CONNTRACK_ONLY: Ruleset = {
+  tables: [{
+    family: 'inet',
+    name: 'gwbench',
+    helpers: [],
+    sets: [],
+    chains: [{
+      name: 'forward',
+      base: { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' },
+      rules: [
+        { stmts: [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, { accept: null }], origin: builtin('bench-ct', 'replies pass', 'bench') },
+        { stmts: [{ accept: null }], origin: builtin('bench-accept', 'everything else passes', 'bench') },
+      ],
+    }],
+  }],
 };
 
 /**
@@ -86,12 +101,15 @@ const CONNTRACK_ONLY = {
  * forwards or masquerade has them, and they make the kernel set up a NAT binding for every new
  * connection: the floor for a NAT-ing stateful firewall, which guestwall's ruleset is.
  */
-const CONNTRACK_NAT = {
-  nftables: [
-    ...CONNTRACK_ONLY.nftables,
-    { add: { chain: { family: 'inet', table: 'gwbench', name: 'dstnat', type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } } },
-    { add: { chain: { family: 'inet', table: 'gwbench', name: 'srcnat', type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } } },
-  ],
+const CONNTRACK_NAT: Ruleset = {
+  tables: [{
+    ...CONNTRACK_ONLY.tables[0]!,
+    chains: [
+      ...CONNTRACK_ONLY.tables[0]!.chains,
+      { name: 'dstnat', base: { type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' }, rules: [] },
+      { name: 'srcnat', base: { type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' }, rules: [] },
+    ],
+  }],
 };
 
 const countRules = (r: Ruleset) => r.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
@@ -179,24 +197,31 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
     if (v !== 'accept') throw new Error(`guestwall's ruleset would ${v} the bench's own packet ${JSON.stringify(s.packet)}`);
   }
 
-  // The shapes as nftables JSON files, loaded with `nft -j -f` (one transaction each).
-  const docs: Record<Shape, string | undefined> = { none: undefined, conntrack: undefined, 'conntrack-nat': undefined, guestwall: undefined, linear: undefined };
-  for (const [shape, doc] of [['conntrack', CONNTRACK_ONLY], ['conntrack-nat', CONNTRACK_NAT], ['guestwall', toNftJson(ruleset)], ['linear', toNftJson(linear)]] as const) {
-    docs[shape] = binaries!.scratch(`${shape}-${guests}.json`);
-    await writeFile(docs[shape]!, JSON.stringify(doc));
-  }
+  // Rules evaluated per new flow, per shape and receiver: counted by explain, immune to CPU noise.
+  const shapeRulesets: Record<Shape, Ruleset> = { none: { tables: [] }, conntrack: CONNTRACK_ONLY, 'conntrack-nat': CONNTRACK_NAT, guestwall: ruleset, linear };
+  const walks = Object.fromEntries(SHAPES.map((shape) => [shape, Object.fromEntries(rx.map((i, k) => [i.mode, newFlowWalk(shapeRulesets[shape], samples[k * 2]!.packet)]))])) as SizeResult['walks'];
+  process.stderr.write(`dataplane: ${guests} guests: rules evaluated per new flow (prerouting + forward + postrouting):\n${walkLines(walks).map((l) => `  ${l}\n`).join('')}`);
+
   const routedRx = rx.find((i) => i.mode === 'routed')!;
   const result: SizeResult = {
     guests,
     rules: { guestwall: countRules(ruleset), linear: countRules(linear) },
     elements: { guestwall: countElements(ruleset), linear: countElements(linear) },
     linearDispatchRules: linearWalk(ruleset, wanIf, routedRx.name),
+    walks,
     receivers: [],
     verdictChecks: samples.length,
     rounds: [],
     loadavg: { before: loadavg().map((x) => x.toFixed(2)).join(' '), after: '' },
   };
 
+  if (RULES_ONLY) return result;
+  // The shapes as nftables JSON files, loaded with `nft -j -f` (one transaction each).
+  const docs: Record<Shape, string | undefined> = { none: undefined, conntrack: undefined, 'conntrack-nat': undefined, guestwall: undefined, linear: undefined };
+  for (const [shape, doc] of [['conntrack', toNftJson(CONNTRACK_ONLY)], ['conntrack-nat', toNftJson(CONNTRACK_NAT)], ['guestwall', toNftJson(ruleset)], ['linear', toNftJson(linear)]] as const) {
+    docs[shape] = binaries!.scratch(`${shape}-${guests}.json`);
+    await writeFile(docs[shape]!, JSON.stringify(doc));
+  }
   process.stderr.write(`dataplane: ${guests} guests: building the namespaces...\n`);
   topology = await buildTopology(model, rx);
   const topo = topology;
@@ -216,7 +241,7 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
       const g = await execa('ip', ['netns', 'exec', to.ns, 'sh', '-c', 'ip -s link; grep Udp /proc/net/snmp'], { reject: false, all: true });
       throw new Error(`${String(e)}\n${dump.all}\n${g.all}`);
     });
-    return { pps: r.pps, entries: await conntrackCount(topo.host) };
+    return { pps: r.pps, cpuNs: r.cpuNsPerPacket, entries: await conntrackCount(topo.host) };
   };
   const bulk = async () => {
     await flushConntrack(binaries!, topo.host);
@@ -230,19 +255,24 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   for (let k = 0; k < RUNS; k++) {
     const start = (roundBase + k) % SHAPES.length;
     const order = [...SHAPES.slice(start), ...SHAPES.slice(0, start)];
-    const round: Round = { round: k, order, values: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} }, conntrackEntries: { none: 0, conntrack: 0, 'conntrack-nat': 0, guestwall: 0, linear: 0 } };
+    const round: Round = { round: k, order, values: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} }, conntrackEntries: { none: 0, conntrack: 0, 'conntrack-nat': 0, guestwall: 0, linear: 0 }, cpuNs: { none: {}, conntrack: {}, 'conntrack-nat': {}, guestwall: {}, linear: {} } };
     for (const shape of order) {
       await loadShape(topo.host, shape, docs);
       if (MEASURED.includes('newflow-routed')) {
         const r = await flow(routed);
         round.values[shape]['newflow-routed'] = r.pps;
+        round.cpuNs![shape]['newflow-routed'] = r.cpuNs;
         round.conntrackEntries[shape] = r.entries;
       }
-      if (MEASURED.includes('newflow-bridged')) round.values[shape]['newflow-bridged'] = (await flow(bridged)).pps;
+      if (MEASURED.includes('newflow-bridged')) {
+        const r = await flow(bridged);
+        round.values[shape]['newflow-bridged'] = r.pps;
+        round.cpuNs![shape]['newflow-bridged'] = r.cpuNs;
+      }
       if (MEASURED.includes('bulk-routed')) round.values[shape]['bulk-routed'] = await bulk();
     }
     const v = round.values;
-    process.stderr.write(`  round ${k + 1}/${RUNS} (${order.join(' ')}): new flows to the routed guest ${SHAPES.map((s) => `${s} ${((v[s]['newflow-routed'] ?? 0) / 1000).toFixed(0)}k`).join(', ')}\n`);
+    process.stderr.write(`  round ${k + 1}/${RUNS} (${order.join(' ')}): new flows to the routed guest ${SHAPES.map((s) => `${s} ${((v[s]['newflow-routed'] ?? 0) / 1000).toFixed(0)}k ${(round.cpuNs![s]['newflow-routed'] ?? 0).toFixed(0)}ns`).join(', ')}\n`);
     result.rounds.push(round);
   }
   await loadShape(topo.host, 'none', docs);
@@ -252,17 +282,18 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   return result;
 }
 
-const why = await unavailable();
+const why = RULES_ONLY ? undefined : await unavailable();
 if (why !== undefined) {
   console.log(`\n## dataplane\n\nskipped: ${why}`);
   process.exit(0);
 }
 
+const benchStarted = Date.now();
 const results: SizeResult[] = [];
 try {
   const stale = await sweepStaleNamespaces();
   if (stale.length) process.stderr.write(`dataplane: removed namespaces a killed bench left behind: ${stale.join(' ')}\n`);
-  binaries = await compilePrograms();
+  if (!RULES_ONLY) binaries = await compilePrograms();
   const n = cpus().length;
   const cpuPair: [number, number] = n >= 2 ? [0, 1] : [-1, -1];
   for (const [i, guests] of SIZES.entries()) results.push(await measureSize(guests, cpuPair, i));
@@ -273,6 +304,11 @@ try {
 const machine = `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), kernel ${(await execa('uname', ['-r'])).stdout}, node ${process.version}; sender pinned to CPU 0 (it also does the forwarding, in softirq), receiver to CPU 1. Load average before/after each size: ${results.map((r) => `${r.guests}: ${r.loadavg.before} / ${r.loadavg.after}`).join('; ')}.`;
 const windows = `new flows: ${FLOW_WINDOW.warmupMs} ms warm-up + ${FLOW_WINDOW.windowMs} ms counted, conntrack emptied before every run; bulk TCP: ${BULK_WINDOW.warmupMs} ms + ${BULK_WINDOW.windowMs} ms`;
 const md = markdown(results, { runs: RUNS, windows, machine, measures: MEASURED });
+const took = `took ${((Date.now() - benchStarted) / 1000).toFixed(0)} s (sizes ${SIZES.join(', ')}; ${RUNS} rounds: GW_BENCH_SIZES, GW_BENCH_RUNS)`;
+if (RULES_ONLY) {
+  console.log(`\n${md}\ndataplane: rules only (GW_BENCH_DP_RULES_ONLY=1), nothing written; ${took}`);
+  process.exit(0);
+}
 await mkdir(RESULTS, { recursive: true });
 await writeFile(`${RESULTS}dataplane.md`, `${md}\n![new-flow rate against guests](dataplane.svg)\n`);
 await writeFile(
@@ -283,3 +319,4 @@ const chartMeasure: Measure = MEASURED.includes('newflow-routed') ? 'newflow-rou
 await writeFile(`${RESULTS}dataplane.svg`, chartSvg(results, chartMeasure, `median of ${RUNS} rounds per point, shapes back to back, order rotated; ${cpus().length}-CPU shared machine`));
 console.log(`\n${md}`);
 console.log(`written: ${RESULTS}dataplane.{md,json,svg}`);
+console.log(`dataplane: ${took}`);

@@ -1,6 +1,7 @@
 // The dataplane bench's results as data, a markdown table and an SVG chart. Pure: the caller
 // writes the files. Ratios are taken per round (the shapes of one round ran back to back), then
 // summarised like the figures: median with min and max.
+import type { Walk } from './walk.js';
 
 export const SHAPES = ['none', 'conntrack', 'conntrack-nat', 'guestwall', 'linear'] as const;
 export type Shape = (typeof SHAPES)[number];
@@ -27,6 +28,8 @@ export interface Round {
   order: Shape[];
   /** Packets per second (new-flow) or bits per second (bulk), per shape and measure. */
   values: Record<Shape, Partial<Record<Measure, number>>>;
+  /** The sender's CPU time per new-flow packet (ns), per shape and new-flow measure: see FlowRun.cpuNsPerPacket. */
+  cpuNs?: Record<Shape, Partial<Record<Measure, number>>>;
   /** Conntrack entries in the host namespace after the routed new-flow run, per shape. */
   conntrackEntries: Record<Shape, number>;
 }
@@ -38,6 +41,8 @@ export interface SizeResult {
   elements: Record<'guestwall' | 'linear', number>;
   /** Rules the routed receiver's packets walk through in the linear dispatch (forward iifname list + oifname list). */
   linearDispatchRules: number;
+  /** Rules the bench's new-flow packet walks, per shape and receiver (bench/dataplane/walk.ts). */
+  walks: Record<Shape, Partial<Record<'routed' | 'bridged', Walk>>>;
   receivers: { guest: string; mode: string; addr: string; hostIfname: string }[];
   /** Sampled packets on which the linear shape was checked against the maps with explain. */
   verdictChecks: number;
@@ -81,6 +86,21 @@ export function ratio(r: SizeResult, top: Shape, bottom: Shape, m: Measure): Sum
   return xs.length ? summary(xs) : undefined;
 }
 
+export function cpuFigure(r: SizeResult, shape: Shape, m: Measure): Summary | undefined {
+  const xs = r.rounds.map((x) => x.cpuNs?.[shape][m]).filter((v): v is number => v !== undefined);
+  return xs.length ? summary(xs) : undefined;
+}
+
+/** CPU per packet of `top` over `bottom`, per round: >1 means `top` costs more. */
+export function cpuRatio(r: SizeResult, top: Shape, bottom: Shape, m: Measure): Summary | undefined {
+  const xs = r.rounds.flatMap((x) => {
+    const a = x.cpuNs?.[top][m];
+    const b = x.cpuNs?.[bottom][m];
+    return a !== undefined && b !== undefined && b > 0 ? [a / b] : [];
+  });
+  return xs.length ? summary(xs) : undefined;
+}
+
 export interface Target {
   what: string;
   guests: number;
@@ -101,10 +121,22 @@ export function targets(results: SizeResult[]): Target[] {
     ["(not in the issue) new-flow rate within 5% of the conntrack + nat floor (b') (routed guest)", 'newflow-routed', 0.05, 'conntrack-nat'],
     ["(not in the issue) new-flow rate within 5% of the conntrack + nat floor (b') (bridged guest)", 'newflow-bridged', 0.05, 'conntrack-nat'],
   ];
-  return rows.map(([what, m, tol, floor]) => {
+  const byRate = rows.map(([what, m, tol, floor]): Target => {
     const measured = ratio(last, 'guestwall', floor, m);
     return { what, guests: last.guests, ...(measured ? { measured, met: measured.median >= 1 - tol, conclusive: measured.min >= 1 - tol || measured.max < 1 - tol } : {}) };
   });
+  // The same 5% on the sender's CPU time per packet (floor/c: 1 means guestwall costs nothing more).
+  const cpuRows: [string, Measure, Shape][] = [
+    ['new-flow CPU per packet within 5% of the conntrack-only floor (b) (routed guest; floor/c)', 'newflow-routed', 'conntrack'],
+    ['new-flow CPU per packet within 5% of the conntrack-only floor (b) (bridged guest; floor/c)', 'newflow-bridged', 'conntrack'],
+    ["(not in the issue) new-flow CPU per packet within 5% of the conntrack + nat floor (b') (routed guest; floor/c)", 'newflow-routed', 'conntrack-nat'],
+  ];
+  const byCpu = cpuRows.flatMap(([what, m, floor]): Target[] => {
+    const inv = cpuRatio(last, floor, 'guestwall', m);
+    if (!inv) return [];
+    return [{ what, guests: last.guests, measured: inv, met: inv.median >= 0.95, conclusive: inv.min >= 0.95 || inv.max < 0.95 }];
+  });
+  return [...byRate, ...byCpu];
 }
 
 const fmt = (x: number, scale: number) => {
@@ -113,6 +145,13 @@ const fmt = (x: number, scale: number) => {
 };
 const cell = (s: Summary | undefined, scale: number) => (s ? `${fmt(s.median, scale)} (${fmt(s.min, scale)}-${fmt(s.max, scale)})` : 'n/a');
 const ratioCell = (s: Summary | undefined) => (s ? `${s.median.toFixed(3)} (${s.min.toFixed(2)}-${s.max.toFixed(2)})` : 'n/a');
+
+const walkCell = (w: Walk | undefined) => (w ? `${w.prerouting} + ${w.forward} + ${w.postrouting} = **${w.total}**` : 'n/a');
+
+/** One line per receiver: the rules its new-flow packet walks in each shape. */
+export function walkLines(walks: SizeResult['walks']): string[] {
+  return (['routed', 'bridged'] as const).map((mode) => `${mode}: ${SHAPES.map((s) => `${LETTER[s]} ${walkCell(walks[s][mode]).replaceAll('**', '')}`).join(', ')}`);
+}
 
 export function markdown(results: SizeResult[], meta: { runs: number; windows: string; machine: string; measures: readonly Measure[] }): string {
   const out: string[] = [];
@@ -128,11 +167,34 @@ export function markdown(results: SizeResult[], meta: { runs: number; windows: s
     }
     out.push('');
   }
+  for (const m of meta.measures.filter((x) => x.startsWith('newflow'))) {
+    if (!results.some((r) => cpuFigure(r, 'guestwall', m))) continue;
+    out.push(`### Sender CPU time per packet, ${MEASURE_LABEL[m].title.replace('New-flow rate, ', '').replace(/^UDP/, 'new UDP flows')} (ns; less hostage to load than the rate)`, '');
+    out.push(`| guests | ${SHAPES.map((s) => SHAPE_LABEL[s]).join(' | ')} | c/b | c/b' | c-b' (ns) |`);
+    out.push(`| ---: | ${SHAPES.map(() => '---:').join(' | ')} | ---: | ---: | ---: |`);
+    for (const r of results) {
+      const c = cpuFigure(r, 'guestwall', m);
+      const bp = cpuFigure(r, 'conntrack-nat', m);
+      const diff = c && bp ? (c.median - bp.median).toFixed(0) : 'n/a';
+      out.push(`| ${r.guests} | ${SHAPES.map((s) => cell(cpuFigure(r, s, m), 1)).join(' | ')} | ${ratioCell(cpuRatio(r, 'guestwall', 'conntrack', m))} | ${ratioCell(cpuRatio(r, 'guestwall', 'conntrack-nat', m))} | ${diff} |`);
+    }
+    out.push('');
+  }
+  out.push('### Rules evaluated per new flow (explain\'s count: prerouting + forward + postrouting = total; not a timing)', '');
+  out.push(`| guests | receiver | ${SHAPES.map((s) => SHAPE_LABEL[s]).join(' | ')} |`);
+  out.push(`| ---: | --- | ${SHAPES.map(() => '---:').join(' | ')} |`);
+  for (const r of results) {
+    for (const mode of ['routed', 'bridged'] as const) {
+      if (!r.walks) continue;
+      out.push(`| ${r.guests} | ${mode} | ${SHAPES.map((s) => walkCell(r.walks[s][mode])).join(' | ')} |`);
+    }
+  }
+  out.push('');
   out.push('### The rulesets', '');
   out.push("| guests | guestwall rules | guestwall set/map elements | linear rules | linear set elements | linear: dispatch rules a routed-guest packet walks | explain checks (linear = maps) | conntrack entries after a new-flow run (a / b / b' / c / d, median) |");
   out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    const ct = SHAPES.map((s) => summary(r.rounds.map((x) => x.conntrackEntries[s])).median.toFixed(0)).join(' / ');
+    const ct = r.rounds.length ? SHAPES.map((s) => summary(r.rounds.map((x) => x.conntrackEntries[s])).median.toFixed(0)).join(' / ') : 'n/a';
     out.push(`| ${r.guests} | ${r.rules.guestwall} | ${r.elements.guestwall} | ${r.rules.linear} | ${r.elements.linear} | ${r.linearDispatchRules} | ${r.verdictChecks} agree | ${ct} |`);
   }
   out.push('');

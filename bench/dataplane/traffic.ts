@@ -88,6 +88,13 @@ export interface FlowRun {
   windowMs: number;
   sent: number;
   senderMs: number;
+  /**
+   * The sender's CPU time per packet sent (ns): its syscalls plus the forwarding the kernel does
+   * in its context on its CPU (this kernel has no IRQ time accounting, so softirq work run on
+   * the way out of sendmmsg is charged to it; work deferred to ksoftirqd is not). Other
+   * processes taking the CPU away lower the rate but not this figure.
+   */
+  cpuNsPerPacket: number;
 }
 
 /**
@@ -105,9 +112,9 @@ export async function newFlowRun(
   if (s.exitCode !== 0) throw new Error(`udp-flood failed: ${s.stderr}`);
   if (r.exitCode !== 0) throw new Error(`udp-count failed: ${r.stderr}`);
   const got = lastJson<{ packets: number; ms: number; error?: string }>(r.stdout, 'udp-count');
-  const sent = lastJson<{ sent: number; ms: number }>(s.stdout, 'udp-flood');
+  const sent = lastJson<{ sent: number; ms: number; cpuMs: number }>(s.stdout, 'udp-flood');
   if (got.error) throw new Error(`udp-count: ${got.error} (sent ${sent.sent})`);
-  return { pps: got.ms > 0 ? (got.packets / got.ms) * 1000 : 0, received: got.packets, windowMs: got.ms, sent: sent.sent, senderMs: sent.ms };
+  return { pps: got.ms > 0 ? (got.packets / got.ms) * 1000 : 0, received: got.packets, windowMs: got.ms, sent: sent.sent, senderMs: sent.ms, cpuNsPerPacket: sent.sent > 0 ? (sent.cpuMs * 1e6) / sent.sent : 0 };
 }
 
 export interface BulkRun {

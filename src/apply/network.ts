@@ -55,10 +55,16 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
     ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
   ].map((r) => ({ dst: r.dst, ...(r.dev !== undefined ? { dev: r.dev } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
   const proxies = (await ipJson<IpNeigh>(sys, ['neigh', 'show', 'proxy'])).map((n) => ({ address: n.dst, dev: n.dev }));
+  // One sysctl process per 500 keys, not one per key: a host with thousands of routed ports has
+  // thousands of proxy_arp keys. `-e` skips keys whose interface is not there; lines are "key = value".
   const sysctls: Record<string, string> = {};
-  for (const key of keys) {
-    const r = await sys.run('sysctl', ['-n', key]);
-    if (r.code === 0) sysctls[key] = r.stdout.trim();
+  for (let i = 0; i < keys.length; i += 500) {
+    const chunk = new Set(keys.slice(i, i + 500));
+    const r = await sys.run('sysctl', ['-e', ...chunk]);
+    for (const line of r.stdout.split('\n')) {
+      const m = /^(\S+) = (.*)$/.exec(line);
+      if (m && chunk.has(m[1]!)) sysctls[m[1]!] = m[2]!.trim();
+    }
   }
   return { links, addresses, routes, proxies, sysctls };
 }

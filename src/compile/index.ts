@@ -8,9 +8,11 @@ import { type Finding, warning } from '../policy/diagnostics.js';
 import { antiSpoof, antiSpoofFindings, guestPorts } from './antispoof.js';
 import { bridgeTable } from './bridge.js';
 import { checkHooks } from './hooks.js';
-import { dispatch } from './dispatch.js';
+import { ROUTED_GUESTS_SET, dispatch } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
+import { match, meta } from './matches.js';
 import { helpers, nat } from './nat.js';
+import { builtin } from './origin.js';
 import { shadowFindings } from './shadow.js';
 import { pairChains } from './zones.js';
 
@@ -39,14 +41,18 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const antispoofChain: Chain = {
     name: 'antispoof',
     base: { type: 'filter', hook: 'prerouting', prio: ROUTED_ANTISPOOF_PRIO, policy: 'accept' },
-    rules: routedSpoof.rules,
+    // Every arriving packet meets this chain; only those from a routed guest port have anything to check.
+    rules: [
+      { stmts: [match(meta('iifname'), `@${ROUTED_GUESTS_SET}`, '!='), { return: null }], origin: builtin('antispoof-gate', 'only packets from routed guest ports are checked here', model.file) },
+      ...routedSpoof.rules,
+    ],
   };
   const inet: Table = {
     family: 'inet',
     name: TABLE,
     helpers: h.objects,
     sets: [...d.sets, ...routedSpoof.sets],
-    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...(h.chain ? [h.chain] : [])],
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains, ...(h.chain ? [h.chain] : [])],
   };
   const bridge = bridgeTable(model, TABLE, features);
   const arp: Table = {

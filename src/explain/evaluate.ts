@@ -99,6 +99,14 @@ export interface NatEvaluation {
   notes: string[];
 }
 
+/** The filter chains on prerouting alone (anti-spoofing, helpers), with every step the packet takes there. */
+export function evaluatePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const { oifname: _, ...arriving } = packet;
+  const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
+  const r = runHook(pre, baseChains(ruleset, 'filter', 'prerouting', packet.family, pre.notes), 'prerouting', false);
+  return { ...r, steps: pre.steps, notes: pre.notes };
+}
+
 /**
  * The filter verdict on `path`. Every table's filter base chains on the hook see the packet, in
  * priority order (lowest first). Coexistence hangs on this: a drop or reject in any base chain
@@ -111,10 +119,8 @@ export function evaluate(ruleset: Ruleset, path: Path, packet: Packet, env: Eval
   // A packet that arrives (input, forward) first meets the filter chains on prerouting
   // (anti-spoofing). They are in the trace only when they stop it: passing them is the rule.
   if (path !== 'output') {
-    const { oifname: _, ...arriving } = packet;
-    const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
-    const r = runHook(pre, baseChains(ruleset, 'filter', 'prerouting', packet.family, pre.notes), 'prerouting', false);
-    if (r.verdict !== 'accept') return { ...r, steps: pre.steps, notes: pre.notes };
+    const pre = evaluatePrerouting(ruleset, packet, env);
+    if (pre.verdict !== 'accept') return pre;
   }
   const r = runHook(ctx, baseChains(ruleset, 'filter', path, packet.family, ctx.notes), path, true);
   return { ...r, steps: ctx.steps, notes: ctx.notes };

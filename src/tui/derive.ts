@@ -3,7 +3,7 @@
 import { pairChainName } from '../compile/zones.js';
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import { printStmt } from '../nft/print.js';
-import type { Origin, Ruleset } from '../nft/ruleset.js';
+import type { Chain, Origin, Ruleset } from '../nft/ruleset.js';
 import type { HostAddress } from '../policy/addr.js';
 import type { Change } from '../nft/diff.js';
 
@@ -75,8 +75,20 @@ export function zoneOfEndpoint(model: HostModel, name: string): string {
 /** The rules of the zone-pair chain a matrix cell is decided in. */
 export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: string): RuleLine[] {
   const chain = pairChainName(zoneOfEndpoint(model, from), zoneOfEndpoint(model, to));
-  // The inet table's pair chain: the bridge table has one of the same name for traffic between bridge ports.
-  return ruleset.tables.filter((t) => t.family === 'inet').flatMap((t) => t.chains.filter((c) => c.name === chain).flatMap((c) => c.rules.map((r): RuleLine => ({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin }))));
+  // The inet table's pair chain (the bridge table has one of the same name for traffic between
+  // bridge ports). A rule that jumps (the compiler's gate in front of port-forward accepts) is
+  // followed by the rules it jumps to: they decide the cell as much as the chain's own.
+  return ruleset.tables.filter((t) => t.family === 'inet').flatMap((t) => {
+    const byName = new Map(t.chains.map((c) => [c.name, c]));
+    const lines = (c: Chain, depth: number): RuleLine[] =>
+      c.rules.flatMap((r) => {
+        const line: RuleLine = { kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin };
+        const target = r.stmts.flatMap((s) => ('jump' in s ? [s.jump.target] : []))[0];
+        const sub = target !== undefined && depth < 4 ? byName.get(target) : undefined;
+        return sub ? [line, ...lines(sub, depth + 1)] : [line];
+      });
+    return t.chains.filter((c) => c.name === chain).flatMap((c) => lines(c, 0));
+  });
 }
 
 /** What the what-if view offers as a source or destination: zones with interfaces, the host, guests. */

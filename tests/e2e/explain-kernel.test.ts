@@ -323,6 +323,22 @@ function burstOf(ruleset: Ruleset, key: string): number {
   return Infinity;
 }
 
+/** 'dstnat' or 'srcnat' for those base chains and the chains they jump to (the compiler's gated groups); else the chain itself. */
+function natChainOf(ruleset: Ruleset, chain: string): string {
+  const chains = ruleset.tables[0]!.chains;
+  for (const base of ['dstnat', 'srcnat']) {
+    const seen = new Set<string>();
+    const walk = (name: string) => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      for (const r of chains.find((c) => c.name === name)?.rules ?? []) for (const st of r.stmts) if ('jump' in st) walk(st.jump.target);
+    };
+    walk(base);
+    if (seen.has(chain)) return base;
+  }
+  return chain;
+}
+
 // ---- What the kernel does --------------------------------------------------------------------
 
 type Counters = Map<string, number>;
@@ -387,7 +403,7 @@ async function sendForReal(topo: Topology, ruleset: Ruleset, probe: Probe, place
       const replied = sender.eventsOf(sid).some((e) => e.ev === 'reply');
       const after = await counters(topo);
       const hits = [...after].filter(([k, n]) => n !== (before.get(k) ?? 0)).map(([k]) => k).filter((k) => ruleAt(ruleset, k)?.origin.id !== 'builtin:ct-invalid');
-      const verdicts = hits.filter((k) => !k.startsWith('dstnat#') && !k.startsWith('srcnat#')).map((k) => ruleAt(ruleset, k)!.stmts.at(-1)!);
+      const verdicts = hits.filter((k) => !['dstnat', 'srcnat'].includes(natChainOf(ruleset, k.split('#')[0]!))).map((k) => ruleAt(ruleset, k)!.stmts.at(-1)!);
       const elapsed = Date.now() - t0;
       // The quiet time starts when the sender has sent: on a loaded machine its agent may take a while to get to it.
       if (sentAt === undefined && sender.eventsOf(sid).length > 0) sentAt = Date.now();
@@ -434,7 +450,7 @@ function disagreements(ruleset: Ruleset, pred: Prediction, k: KernelOutcome): st
       out.push(`explain says it arrives at ${at.addr} port ${at.port} on ${at.what}, the kernel delivered it to ${k.got.to} port ${k.got.port} in ${k.got.ns}`);
     }
   }
-  const chainOf = (key: string) => key.split('#')[0]!;
+  const chainOf = (key: string) => natChainOf(ruleset, key.split('#')[0]!);
   const compare = (what: string, expected: string[], actual: string[]) => {
     const [want, got] = [[...expected].sort(), [...actual].sort()];
     if (JSON.stringify(want) !== JSON.stringify(got)) {

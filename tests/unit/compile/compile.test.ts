@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hookProblems } from '../../../src/compile/hooks.js';
+import { evaluateNat } from '../../../src/explain/evaluate.js';
 import type { Ruleset } from '../../../src/nft/ruleset.js';
 import { chain, chainText, compileYaml, ruleCount } from '../../support/compile.js';
 
@@ -175,36 +176,54 @@ nat:
     - { from: [lan, dmz], to: net }
 `);
 
-  it('DNATs the public address to the guest, keeping port ranges', () => {
-    expect(chainText(chain(ruleset, 'dstnat') && ruleset, 'dstnat')).toEqual([
-      'ip daddr 203.0.113.10 tcp dport 5060-5061 counter dnat ip to 10.0.10.10',
+  it('DNATs the public address to the guest, keeping port ranges; only connections to a forwarded port walk the DNAT rules', () => {
+    expect(chainText(ruleset, 'dstnat')).toEqual([
+      'tcp dport { 5060-5061, 8443 } jump dstnat_tcp',
       'ip daddr 203.0.113.10 udp dport { 5060, 10000-20000 } counter dnat ip to 10.0.10.10',
+    ]);
+    expect(chainText(ruleset, 'dstnat_tcp')).toEqual([
+      'ip daddr 203.0.113.10 tcp dport 5060-5061 counter dnat ip to 10.0.10.10',
       'ip daddr 203.0.113.10 tcp dport 8443 counter dnat ip to 10.0.10.10:443',
     ]);
     expect(chain(ruleset, 'dstnat').base).toMatchObject({ type: 'nat', hook: 'prerouting', prio: -100 });
   });
 
-  it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone', () => {
-    const fromNet = chainText(ruleset, 'net_to_dmz');
+  it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone, behind one ct status dnat rule', () => {
+    expect(chainText(ruleset, 'net_to_dmz').slice(0, 2)).toEqual(['ct status dnat jump net_to_dmz_dnat', 'meta nfproto ipv6 jump net_to_dmz_ip6']);
+    const fromNet = chainText(ruleset, 'net_to_dmz_dnat');
     expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 udp dport { 5060, 10000-20000 } counter accept');
     expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
-    expect(chainText(ruleset, 'lan_to_dmz')).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
+    expect(chainText(ruleset, 'lan_to_dmz_dnat')).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
   });
 
   it('opens the same ports on the guest IPv6 address without NAT, and nothing else on v6', () => {
-    const v6 = chainText(ruleset, 'net_to_dmz').filter((r) => r.includes('ip6'));
-    expect(v6).toEqual([
+    expect(chainText(ruleset, 'net_to_dmz_ip6')).toEqual([
       'ip6 daddr fd00:10::10 tcp dport 5060-5061 counter accept',
       'ip6 daddr fd00:10::10 udp dport { 5060, 10000-20000 } counter accept',
       'ip6 daddr fd00:10::10 tcp dport 8443 counter accept',
     ]);
+    expect(chainText(ruleset, 'net_to_dmz').filter((r) => r.includes('ip6 daddr'))).toEqual([]);
   });
 
-  it('masquerades hairpin connections on the guest segment, and the zones named to the uplink', () => {
-    const src = chainText(ruleset, 'srcnat');
-    expect(src).toContain('ct status dnat iifname "br-dmz" oifname "br-dmz" ip daddr 10.0.10.10 tcp dport 443 counter masquerade');
-    expect(src).toContain('iifname "br-lan" oifname "eth0" meta nfproto ipv4 counter masquerade');
-    expect(src).toContain('iifname "br-dmz" oifname "eth0" meta nfproto ipv4 counter masquerade');
+  it('masquerades hairpin connections on the guest segment, and the zones named to the uplink, each group behind one rule', () => {
+    expect(chainText(ruleset, 'srcnat')).toEqual(['ct status dnat jump srcnat_hairpin', 'oifname "eth0" jump srcnat_out_net']);
+    expect(chainText(ruleset, 'srcnat_hairpin')).toContain('ct status dnat iifname "br-dmz" oifname "br-dmz" ip daddr 10.0.10.10 tcp dport 443 counter masquerade');
+    expect(chainText(ruleset, 'srcnat_out_net')).toEqual([
+      'iifname "br-lan" oifname "eth0" meta nfproto ipv4 counter masquerade',
+      'iifname "br-dmz" oifname "eth0" meta nfproto ipv4 counter masquerade',
+    ]);
+  });
+
+  it('walks a connection that nothing translates past the NAT rules in one rule per group', () => {
+    const p = { family: 4 as const, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp' as const, sport: 4000, dport: 9000, ct: { state: 'new' as const } };
+    const pre = evaluateNat(ruleset, 'prerouting', p);
+    expect(pre.translation).toBeUndefined();
+    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => x.chain)).toEqual(['dstnat', 'dstnat']);
+    const post = evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-dmz' });
+    expect(post.steps.filter((x) => x.rule !== undefined).map((x) => x.text)).toEqual(['ct status dnat jump srcnat_hairpin', 'oifname "eth0" jump srcnat_out_net']);
+    // A forwarded one still reaches its DNAT rule, and its reply path its accept.
+    const fwd = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', proto: 'tcp', dport: 8443 });
+    expect(fwd.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 443 });
   });
 
   it('runs no conntrack helper unless the policy asks for one', () => {
