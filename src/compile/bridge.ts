@@ -11,9 +11,11 @@ import { warning } from '../policy/diagnostics.js';
 import { antiSpoof, guestPorts } from './antispoof.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
-import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
-import { builtin } from './origin.js';
-import { pairChainName, pairChains } from './zones.js';
+import type { PortRange } from '../policy/ports.js';
+import type { Stmt } from '../nft/types.js';
+import { accept, counter, ctState, daddr, drop, match, meta, oneOrSet, payload, portElement, saddr } from './matches.js';
+import { builtin, originOf } from './origin.js';
+import { NOT_BARE_SYN, pairChainName, pairChains } from './zones.js';
 
 export const BRIDGE_PORTS_MAP = 'port_zone';
 
@@ -37,7 +39,7 @@ export function bridgeTable(model: HostModel, name: string, features: KernelFeat
   const filtered = model.bridges.filter((b) => filteredBridge(model, b.name));
   const ports = bridgePorts(model).filter((p) => filtered.some((b) => b.name === p.bridge));
   const zones = [...new Set(filtered.map((b) => b.zone))];
-  const pairs = pairChains(model, new Map(), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
+  const pairs = pairChains(model, hairpinAccepts(model, filtered.map((b) => b.name), features), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
 
   const portMap: NamedMap = {
     kind: 'map', name: BRIDGE_PORTS_MAP, type: 'ifname', map: 'verdict',
@@ -75,6 +77,38 @@ export function bridgeTable(model: HostModel, name: string, features: KernelFeat
     chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
   return { table, findings: [...pairs.findings, ...statelessFindings(model, pairs.stateless)] };
+}
+
+/**
+ * A hairpin between two guests of one bridge: with br_netfilter, the kernel DNATs the frame in
+ * the inet hooks and then bridges it straight to the target (br_nf_pre_routing_finish_bridge), so
+ * it meets this table's pair chain, not a routed path. The forward's target port must pass there:
+ * only DNATed connections when the bridge has conntrack; without it, the target address and port
+ * (and their replies) by their look, which opens to the bridge's own guests no more than the
+ * hairpin forward already does through the public address.
+ */
+function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFeatures): Map<string, Rule[]> {
+  const out = new Map<string, Rule[]>();
+  for (const f of model.forwards) {
+    if (!f.hairpin || f.publicV4.length === 0 || f.targetInterface === undefined || !bridges.includes(f.targetInterface)) continue;
+    const origin = originOf(f.src, `forward ${f.index + 1}: ${f.from.join(',')} -> ${f.guest ?? f.targetV4}`);
+    const chain = pairChainName(f.targetZone, f.targetZone);
+    const rules = out.get(chain) ?? [];
+    for (const proto of ['tcp', 'udp'] as const) {
+      const ports: PortRange[] = f.toPort !== undefined ? [[f.toPort, f.toPort]] : f[proto];
+      if (f[proto].length === 0) continue;
+      const to = match(payload(proto, 'dport'), oneOrSet(ports.map(portElement)));
+      if (features.bridgeConntrack) {
+        rules.push({ stmts: [match({ ct: { key: 'status' } }, ['dnat'], 'in'), daddr(4, [f.targetV4]), to, counter(), accept()], origin });
+        continue;
+      }
+      rules.push({ stmts: [daddr(4, [f.targetV4]), to, counter(), accept()], origin });
+      const back: Stmt[] = [saddr(4, [f.targetV4]), match(payload(proto, 'sport'), oneOrSet(ports.map(portElement))), ...(proto === 'tcp' ? [NOT_BARE_SYN] : [])];
+      rules.push({ stmts: [...back, counter(), accept()], origin });
+    }
+    out.set(chain, rules);
+  }
+  return out;
 }
 
 /** A bridge with a guest port and at least one other port: frames cross it between two ports. */
