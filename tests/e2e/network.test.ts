@@ -147,6 +147,8 @@ describe.skipIf(skipReason !== undefined)(`host network setup in namespaces${ski
     expect((await applyNetwork(realSystem(host), setup)).done).toEqual([]);
 
     // The guest, as its snippet configures it.
+    // The guest uses the MAC its snippet declares: the ruleset's anti-spoofing drops any other.
+    await ipIn(mail, 'link', 'set', 'far', 'address', '00:16:3e:00:00:14');
     await ipIn(mail, 'address', 'add', '203.0.113.20/32', 'dev', 'far');
     await ipIn(mail, '-6', 'address', 'add', '2001:db8:10::20/128', 'dev', 'far', 'nodad');
     await ipIn(mail, 'route', 'add', '169.254.0.1', 'dev', 'far');
