@@ -170,11 +170,14 @@ async function nft(ns: string, args: string[]): Promise<void> {
 }
 
 async function loadShape(ns: string, shape: Shape, docs: Record<Shape, string | undefined>): Promise<void> {
-  for (const t of ['guestwall', 'gwbench']) await execa('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', t], { reject: false });
+  for (const [family, t] of [['inet', 'guestwall'], ['bridge', 'guestwall'], ['arp', 'guestwall'], ['inet', 'gwbench']]) {
+    await execa('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', family!, t!], { reject: false });
+  }
   const file = docs[shape];
   if (file !== undefined) await nft(ns, ['-j', '-f', file]);
   const tables = (await execa('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'])).stdout.trim();
-  const want = shape === 'none' ? '' : shape === 'conntrack' || shape === 'conntrack-nat' ? 'table inet gwbench' : 'table inet guestwall';
+  // guestwall owns three tables (inet, bridge, arp), all loaded in one transaction.
+  const want = shape === 'none' ? '' : shape === 'conntrack' || shape === 'conntrack-nat' ? 'table inet gwbench' : 'table inet guestwall\ntable bridge guestwall\ntable arp guestwall';
   if (tables !== want) throw new Error(`shape ${shape}: expected "${want}" in ${ns}, found "${tables}"`);
 }
 

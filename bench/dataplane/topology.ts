@@ -155,6 +155,8 @@ export async function buildTopology(model: HostModel, receivers: GuestInterfaceM
       await execa('ip', ['netns', 'add', ns]);
       namespaces.push(ns);
       await ipBatch(host, [`link add ${i.name} type veth peer name eth0 netns ${ns}`]);
+      // The guest sends from the MAC its snippet declares: guestwall's anti-spoofing drops any other (ARP included).
+      if (i.mac !== undefined) await ipBatch(ns, [`link set eth0 address ${i.mac}`]);
       const a = v4(i)!;
       if (i.mode === 'routed') {
         await ipBatch(ns, ['link set lo up', `addr add ${a.addr}/32 dev eth0`, 'link set eth0 up', `route add ${ROUTED_GATEWAY_V4} dev eth0`, `route add default via ${ROUTED_GATEWAY_V4}`]);
