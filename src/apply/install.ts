@@ -3,13 +3,13 @@
 // the unit is nft and a few lines of sh. Everything is written under a root directory ('/' for
 // this host, a directory tree for tests and image builders), each file atomically.
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type NetworkFile, NETWORK_PATHS } from '../emit/network-files.js';
 import { HOOK_PATHS, HOOKS_DIR } from '../emit/paths.js';
 import { fillTemplate } from '../emit/template.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
+import { templatesDir } from './templates.js';
 import { checkJson, nftMessage, nftVersion } from './nft.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 import type { System } from './system.js';
@@ -39,8 +39,7 @@ export function unitTemplateFile(): string {
 
 /** A file under templates/ in this package ("hooks/port-up"). */
 export function templateFile(rel: string): string {
-  const up = import.meta.url.endsWith('/dist/src/apply/install.js') ? '../../../' : '../../';
-  return fileURLToPath(new URL(`${up}templates/${rel}`, import.meta.url));
+  return join(templatesDir(), rel);
 }
 
 export interface InstallInput {

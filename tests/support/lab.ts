@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import type { GuestInterfaceModel, GuestModel, HostModel } from '../../src/model/host.js';
-import { Agent, topologyId } from './topology.js';
+import { Agent, ipBatch, topologyId } from './topology.js';
 
 export interface Endpoint {
   /** "internet", "lan-peer", a guest's name, or "host". */
@@ -63,19 +63,6 @@ const live = new Set<Lab>();
 export async function disposeAllLabs(): Promise<void> {
   for (const l of [...live]) await l.dispose();
 }
-
-async function ipBatch(lines: string[], ns?: string): Promise<void> {
-  if (lines.length === 0) return;
-  const r = await execa('ip', [...(ns ? ['-n', ns] : []), '-batch', '-'], { input: `${lines.join('\n')}\n`, reject: false });
-  if (r.exitCode !== 0) throw new Error(`ip -batch${ns ? ` -n ${ns}` : ''} failed: ${r.stderr}\n${lines.join('\n')}`);
-}
-
-async function sysctl(ns: string, settings: string[]): Promise<void> {
-  await execa('ip', ['netns', 'exec', ns, 'sysctl', '-qw', ...settings]);
-}
-
-const prefixLen = (cidr: string) => Number(cidr.split('/')[1]);
-const bare = (cidr: string) => cidr.split('/')[0]!;
 
 /** Wait until no IPv6 address in `ns` is tentative (DAD done), at most `ms`. */
 async function dadDone(ns: string, ms = 10_000): Promise<void> {
@@ -262,4 +249,3 @@ export async function buildLab(model: HostModel, setup: LabSetup, python: string
   return lab;
 }
 
-export { prefixLen, bare, sysctl };

@@ -196,7 +196,7 @@ export async function disposeAllTopologies(): Promise<void> {
 }
 
 /** `ip -batch -` with one command a line, optionally inside a namespace; fails loudly. */
-async function ipBatch(lines: string[], ns?: string): Promise<void> {
+export async function ipBatch(lines: string[], ns?: string): Promise<void> {
   if (lines.length === 0) return;
   const r = await execa('ip', [...(ns ? ['-n', ns] : []), '-batch', '-'], { input: lines.join('\n') + '\n', reject: false });
   if (r.exitCode !== 0) throw new Error(`ip -batch${ns ? ` in ${ns}` : ''} failed: ${r.stderr}\n${lines.join('\n')}`);
