@@ -1,8 +1,10 @@
 // YAML text -> validated Policy + located diagnostics. The YAML document is kept so that every
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
-import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode, type Pair } from 'yaml';
+import { isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import { readBlockYaml } from './block-yaml.js';
 import { checkPolicy } from './checks.js';
 import { CODES, type Diagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
+import { offsetOf, type Placed, placedFromYaml } from './placed.js';
 import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
 import { schemaFindings } from './schema-findings.js';
@@ -14,6 +16,8 @@ export const MAX_ALIAS_COUNT = 200;
 
 export interface LoadedPolicy {
   file: string;
+  /** Which reader read the text: the fast one for plain block YAML, or the `yaml` library. */
+  reader: 'block' | 'yaml';
   /** Present when the policy has no errors (warnings may remain). */
   policy?: Policy;
   diagnostics: Diagnostic[];
@@ -28,6 +32,7 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
   if (bytes > MAX_POLICY_BYTES) {
     return {
       file,
+      reader: 'yaml',
       locate: noLocate,
       diagnostics: [
         { ...top, code: CODES['input-too-large'], kind: 'input-too-large', severity: 'error',
@@ -37,19 +42,69 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
   }
 
   const lines = new LineCounter();
-  // yaml's own duplicate-key check is quadratic in a map's size; duplicateKeys() below is linear.
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
-  const pairs = pairIndex();
   const at = (offset: number): Location => {
     const p = lines.linePos(offset);
     return { file, line: p.line, col: p.col };
   };
-  const locate = (path: DocPath, atKey = false): Location => {
-    const offset = offsetOf(doc, path, atKey, pairs);
-    return offset === undefined ? top : at(offset);
-  };
+  const read = readYaml(text, lines, at, top);
+  const { reader, data } = read;
+  const locate = locator(read.placed, top, at);
+  if (read.problems) return { file, reader, locate, diagnostics: read.problems };
   const place = (f: Finding): Diagnostic => placeFinding(f, locate);
 
+  const parsed = Policy.safeParse(data);
+  if (!parsed.success) {
+    // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
+    const findings = schemaFindings(parsed.error.issues, data);
+    const rest = salvage(data, parsed.error.issues);
+    if (rest) findings.push(...checkPolicy(rest.policy, rest.known));
+    return { file, reader, locate, diagnostics: sortDiagnostics(findings.map(place)) };
+  }
+  const findings = checkPolicy(parsed.data);
+  const diagnostics = sortDiagnostics(findings.map(place));
+  const failed = diagnostics.some((d) => d.severity === 'error');
+  return failed ? { file, reader, locate, diagnostics } : { file, reader, locate, diagnostics, policy: parsed.data };
+}
+
+interface ReadText {
+  reader: LoadedPolicy['reader'];
+  placed: Placed | undefined;
+  data?: unknown;
+  /** Why the text could not be read (then there is no data). */
+  problems?: Diagnostic[];
+}
+
+/** The policy's data and where each part of it is written: by the block reader when it can, else by `yaml`. */
+function readYaml(text: string, lines: LineCounter, at: (offset: number) => Location, top: Location): ReadText {
+  const fast = readBlockYaml(text);
+  if (fast) {
+    // Lines counted as `yaml` counts them: each starts after a newline.
+    lines.addNewLine(0);
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) lines.addNewLine(nl + 1);
+    return { reader: 'block', placed: fast.placed, data: fast.data };
+  }
+  // yaml's own duplicate-key check is quadratic in a map's size; duplicateKeys() below is linear.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
+  const placed = placedFromYaml(doc.contents);
+  const syntax = yamlSyntax(doc, text, at);
+  if (syntax.length > 0) return { reader: 'yaml', placed, problems: syntax };
+  try {
+    return { reader: 'yaml', placed, data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (e) {
+    return { reader: 'yaml', placed, problems: [aliasProblem(doc, e, at) ?? { ...top, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
+      message: `the policy cannot be read: ${firstLine(String(e))}` }] };
+  }
+}
+
+function locator(placed: Placed | undefined, top: Location, at: (offset: number) => Location): LoadedPolicy['locate'] {
+  return (path, atKey = false) => {
+    const offset = offsetOf(placed, path, atKey);
+    return offset === undefined ? top : at(offset);
+  };
+}
+
+/** What `yaml` found wrong with the text: syntax errors, or else keys written twice. */
+function yamlSyntax(doc: Document, text: string, at: (offset: number) => Location): Diagnostic[] {
   // An unclosed '[' or '{' leaves every collection around it unclosed too; the first says it.
   const unclosed = (e: { message: string }) => /^Flow (sequence|map) in block collection/.exec(e.message)?.[1];
   let seenUnclosed = false;
@@ -72,29 +127,7 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
       ...(hint ? { hint } : {}),
     };
   });
-  if (syntax.length === 0) syntax.push(...duplicateKeys(doc, at));
-  if (syntax.length > 0) return { file, locate, diagnostics: syntax };
-
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  } catch (e) {
-    return { file, locate, diagnostics: [aliasProblem(doc, e, at) ?? { ...top, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
-      message: `the policy cannot be read: ${firstLine(String(e))}` }] };
-  }
-
-  const parsed = Policy.safeParse(data);
-  if (!parsed.success) {
-    // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
-    const findings = schemaFindings(parsed.error.issues, data);
-    const rest = salvage(data, parsed.error.issues);
-    if (rest) findings.push(...checkPolicy(rest.policy, rest.known));
-    return { file, locate, diagnostics: sortDiagnostics(findings.map(place)) };
-  }
-  const findings = checkPolicy(parsed.data);
-  const diagnostics = sortDiagnostics(findings.map(place));
-  const failed = diagnostics.some((d) => d.severity === 'error');
-  return failed ? { file, locate, diagnostics } : { file, locate, diagnostics, policy: parsed.data };
+  return syntax.length > 0 ? syntax : duplicateKeys(doc, at);
 }
 
 export function placeFinding(f: Finding, locate: (path: DocPath, atKey?: boolean) => Location): Diagnostic {
@@ -153,52 +186,6 @@ function aliasProblem(doc: Document, e: unknown, at: (offset: number) => Locatio
       message: `the policy expands YAML aliases more than ${MAX_ALIAS_COUNT} times; refusing it`, hint: 'write the repeated parts out, or use fewer anchors' }
     : { ...loc, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
       message: `YAML syntax: alias '*${dangling}' refers to no anchor before it`, hint: `define '&${dangling}' earlier in the file, or write the value out` };
-}
-
-/** The source offset of the node at `path` (of its key with atKey), or of its closest existing parent. */
-function offsetOf(doc: Document, path: DocPath, atKey: boolean, pairs: PairIndex): number | undefined {
-  let node: unknown = doc.contents;
-  let best = rangeStart(node);
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i]!;
-    if (!node || typeof node !== 'object' || !('items' in node)) break;
-    const items = (node as { items: unknown[] }).items;
-    let next: unknown;
-    let keyNode: unknown;
-    if (isMap(node)) {
-      const pair = pairs(node, String(seg));
-      if (!pair) break;
-      keyNode = pair.key;
-      next = pair.value;
-    } else if (typeof seg === 'number') {
-      next = items[seg];
-    } else break;
-    const last = i === path.length - 1;
-    if (last && atKey && keyNode) return rangeStart(keyNode);
-    const start = rangeStart(next) ?? rangeStart(keyNode);
-    if (start === undefined) break;
-    best = start;
-    node = next;
-  }
-  return best;
-}
-
-type PairIndex = (map: object, key: string) => Pair | undefined;
-
-/** Key lookup in a YAML map, indexed once per map: locating thousands of findings stays linear. */
-function pairIndex(): PairIndex {
-  const index = new WeakMap<object, Map<string, Pair>>();
-  return (map, key) => {
-    let byKey = index.get(map);
-    if (!byKey) {
-      byKey = new Map();
-      for (const p of (map as { items: unknown[] }).items) {
-        if (isPair(p) && isScalar(p.key) && !byKey.has(String(p.key.value))) byKey.set(String(p.key.value), p);
-      }
-      index.set(map, byKey);
-    }
-    return byKey.get(key);
-  };
 }
 
 /** Every key written twice in one mapping, at the second place, pointing back at the first. */
