@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { execa } from 'execa';
 
 export interface RunResult {
   code: number;
@@ -46,6 +45,8 @@ export function realSystem(netns?: string): System {
     ...(netns !== undefined ? { netns } : {}),
     async run(cmd, args) {
       const [c, a] = wrap(cmd, args);
+      // Loaded on first use: commands that run nothing (check, compile, explain) start faster.
+      const { execa } = await import('execa');
       const r = await execa(c, a, { reject: false, stdin: 'ignore', stripFinalNewline: false });
       if (r.failed && r.exitCode === undefined) {
         return { code: 127, stdout: '', stderr: `${cmd}: ${r.code === 'ENOENT' ? 'not found' : (r.shortMessage ?? 'could not start')}` };

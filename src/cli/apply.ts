@@ -11,7 +11,8 @@ import { type System, realSystem } from '../apply/system.js';
 import { networkSetup } from '../emit/network.js';
 import { formatChanges } from '../nft/diff.js';
 import { EXIT, type Io, reportError } from './io.js';
-import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
+import type { FeatureChoice } from '../compile/features.js';
+import { compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface HostOptions {
   netns?: string;

@@ -8,7 +8,8 @@ import { type System, realSystem } from '../apply/system.js';
 import { EXIT, type Io } from './io.js';
 import { snippetTemplates } from './guest.js';
 import { networkOutput } from './network.js';
-import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
+import type { FeatureChoice } from '../compile/features.js';
+import { compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface CompileOptions {
   format: 'json' | 'nft';

@@ -7,7 +7,8 @@ import { NETWORK_PATHS } from '../emit/network-files.js';
 import { originMap } from '../nft/ruleset.js';
 import { EXIT, type Io, reportError } from './io.js';
 import { networkOutput } from './network.js';
-import { type FeatureChoice, compiledPolicy, kernelFeaturesFor } from './policy-file.js';
+import type { FeatureChoice } from '../compile/features.js';
+import { compiledPolicy, kernelFeaturesFor } from './policy-file.js';
 
 export interface InstallCliOptions {
   root?: string;

@@ -1,16 +1,10 @@
 // The guestwall command line: parse, call, print, exit code. Each command lives in its own file.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { applyCommand, confirmCommand, diffCommand, rollbackCommand } from './apply.js';
-import { check } from './check.js';
-import { compileCommand } from './compile.js';
-import { doctorCommand } from './doctor.js';
-import { explainCommand, matrixCommand } from './explain.js';
-import { guestCommand } from './guest.js';
-import { installCommand, uninstallCommand } from './install.js';
-import { FEATURE_CHOICES, type FeatureChoice } from './policy-file.js';
+import { FEATURE_CHOICES, type FeatureChoice } from '../compile/features.js';
 import { EXIT, type Io, processIo } from './io.js';
-import { previewCommand } from './preview.js';
-import { schemaCommand } from './schema.js';
+
+// Each command's module is loaded when that command runs: `check` and `compile` do not wait for
+// what `apply` or `preview` need (execa, the TUI).
 
 export const VERSION = '0.1.0';
 
@@ -48,8 +42,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .argument('<file...>', 'policy files')
     .option('--json', 'print the diagnostics as JSON')
     .option('--strict', 'fail on warnings too')
-    .action((files: string[], opts: { json?: boolean; strict?: boolean }) => {
-      code = check(io, files, opts);
+    .action(async (files: string[], opts: { json?: boolean; strict?: boolean }) => {
+      code = (await import('./check.js')).check(io, files, opts);
     });
 
   program
@@ -60,7 +54,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json, network/ (the host network setup) and guests/<guest>/<snippet> to DIR instead of stdout')
     .addOption(featuresOption())
     .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice }) => {
-      code = await compileCommand(io, file, opts);
+      code = await (await import('./compile.js')).compileCommand(io, file, opts);
     });
 
   program
@@ -68,8 +62,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description("print one guest's snippet: the xl.cfg vif line (Xen), <interface> XML (KVM) or lxc.net.* lines (LXC) with its stable interface names")
     .argument('<file>', 'policy file')
     .argument('<name>', 'the guest, as named under guests:')
-    .action((file: string, name: string) => {
-      code = guestCommand(io, file, name);
+    .action(async (file: string, name: string) => {
+      code = (await import('./guest.js')).guestCommand(io, file, name);
     });
 
   const hostOptions = (c: Command) =>
@@ -88,7 +82,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .option('--no-network', 'only the ruleset: leave bridges, routes, proxy entries and sysctls as they are')
       .addOption(featuresOption()),
   ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean; kernelFeatures: FeatureChoice }) => {
-    code = await applyCommand(io, file, opts);
+    code = await (await import('./apply.js')).applyCommand(io, file, opts);
   });
 
   program
@@ -98,7 +92,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--netns <name>', 'check inside this network namespace (a lab, or the tests)')
     .option('--json', 'print the findings as JSON')
     .action(async (file: string | undefined, opts: { netns?: string; json?: boolean }) => {
-      code = await doctorCommand(io, file, opts);
+      code = await (await import('./doctor.js')).doctorCommand(io, file, opts);
     });
 
   hostOptions(
@@ -108,7 +102,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .argument('<file>', 'policy file')
       .addOption(featuresOption()),
   ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice }) => {
-    code = await diffCommand(io, file, opts);
+    code = await (await import('./apply.js')).diffCommand(io, file, opts);
   });
 
   program
@@ -118,7 +112,7 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--root <dir>', 'install into this directory tree instead of / (tests, image builders)')
     .addOption(featuresOption())
     .action(async (file: string, opts: { root?: string; kernelFeatures: FeatureChoice }) => {
-      code = await installCommand(io, file, opts);
+      code = await (await import('./install.js')).installCommand(io, file, opts);
     });
 
   program
@@ -127,16 +121,16 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--root <dir>', 'uninstall from this directory tree instead of /')
     .option('--purge', 'also remove the last known good ruleset')
     .action(async (opts: { root?: string; purge?: boolean }) => {
-      code = await uninstallCommand(io, opts);
+      code = await (await import('./install.js')).uninstallCommand(io, opts);
     });
 
   hostOptions(program.command('confirm').description('keep what apply --confirm loaded')).action(async (opts: { netns?: string; stateDir?: string }) => {
-    code = await confirmCommand(io, opts);
+    code = await (await import('./apply.js')).confirmCommand(io, opts);
   });
 
   hostOptions(program.command('rollback').description("restore guestwall's tables as they were before the last apply")).action(
     async (opts: { netns?: string; stateDir?: string }) => {
-      code = await rollbackCommand(io, opts);
+      code = await (await import('./apply.js')).rollbackCommand(io, opts);
     },
   );
 
@@ -150,8 +144,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
     .option('--json', 'print the verdict and the trace as JSON')
-    .action((file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean }) => {
-      code = explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean }) => {
+      code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
     });
 
   program
@@ -160,8 +154,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .argument('<file>', 'policy file')
     .addOption(new Option('--family <n>', 'IP version').choices(['4', '6']).default('4'))
     .option('--json', 'print the matrix as JSON')
-    .action((file: string, opts: { family: string; json?: boolean }) => {
-      code = matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}) });
+    .action(async (file: string, opts: { family: string; json?: boolean }) => {
+      code = (await import('./explain.js')).matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}) });
     });
 
   program
@@ -174,14 +168,14 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .option('--force', 'apply even if the lockout guard objects')
     .addOption(featuresOption())
     .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice }) => {
-      code = await previewCommand(io, file, opts);
+      code = await (await import('./preview.js')).previewCommand(io, file, opts);
     });
 
   program
     .command('schema')
     .description('print the JSON Schema of the policy language (for editors)')
-    .action(() => {
-      code = schemaCommand(io);
+    .action(async () => {
+      code = (await import('./schema.js')).schemaCommand(io);
     });
 
   try {

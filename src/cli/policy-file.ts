@@ -2,7 +2,7 @@
 // takes a FILE starts here, so they all refuse a broken policy the same way.
 import { compilerFeatures } from '../apply/doctor.js';
 import type { System } from '../apply/system.js';
-import { BASELINE_FEATURES, FULL_FEATURES, type KernelFeatures, featuresLine } from '../compile/features.js';
+import { BASELINE_FEATURES, type FeatureChoice, FULL_FEATURES, type KernelFeatures, featuresLine } from '../compile/features.js';
 import { compilePolicyText } from '../compile/pipeline.js';
 import type { HostModel } from '../model/host.js';
 import type { Ruleset } from '../nft/ruleset.js';
@@ -10,10 +10,6 @@ import { formatDiagnostic } from '../policy/diagnostics.js';
 import { EXIT, type Io, readPolicy } from './io.js';
 
 export type Loaded = { model: HostModel; ruleset: Ruleset; text: string } | { exit: number };
-
-/** `--kernel-features`: ask the kernel the ruleset is for, or name a set. */
-export type FeatureChoice = 'auto' | 'baseline' | 'full';
-export const FEATURE_CHOICES: FeatureChoice[] = ['auto', 'baseline', 'full'];
 
 /**
  * The kernel features to compile for, with one stderr line saying which and what is weaker.

@@ -13,7 +13,8 @@ import { type PreviewState, nextState } from '../tui/state.js';
 import { plainSummary } from '../tui/summary.js';
 import { timerCommand } from './apply.js';
 import { EXIT, type Io, processIo, readPolicy } from './io.js';
-import { type FeatureChoice, kernelFeaturesFor } from './policy-file.js';
+import type { FeatureChoice } from '../compile/features.js';
+import { kernelFeaturesFor } from './policy-file.js';
 
 export interface PreviewOptions {
   /** Default: both stdin and stdout are terminals (and the Io is the real one). */

@@ -32,3 +32,7 @@ export function featuresLine(f: KernelFeatures, how: string): string {
   const weaker = keys.filter((k) => !f[k]).flatMap((k) => WEAKER_WITHOUT[k] ?? []);
   return `guestwall: kernel features: ${label} (${how})${weaker.length ? `; weaker without the rest: ${weaker.join('; ')}` : ''}`;
 }
+
+/** `--kernel-features`: ask the kernel the ruleset is for, or name a set. */
+export type FeatureChoice = 'auto' | 'baseline' | 'full';
+export const FEATURE_CHOICES: FeatureChoice[] = ['auto', 'baseline', 'full'];
