@@ -8,7 +8,7 @@ import type { GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
-import { formatAddress, parseNetwork } from '../policy/addr.js';
+import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
 import { accept, addrElement, counter, drop, match, meta, payload } from './matches.js';
 import { builtin } from './origin.js';
 
@@ -41,18 +41,19 @@ export interface Port {
   v6: string[];
 }
 
-export function guestPorts(model: HostModel, mode: 'bridged' | 'routed'): Port[] {
-  return model.guests.flatMap((g) =>
-    g.interfaces.filter((i) => i.mode === mode).map((iface): Port => {
-      const declared6 = iface.addresses.filter((a) => a.family === 6).map((a) => a.addr);
-      return {
-        iface,
-        router: g.router,
-        v4: iface.addresses.filter((a) => a.family === 4).map((a) => a.addr),
-        v6: ipv6Allowed(declared6, iface.mac),
-      };
-    }),
-  );
+/** Every guest interface as a port to check, bridged and routed apart, each in policy order. */
+export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] } {
+  const bridged: Port[] = [];
+  const routed: Port[] = [];
+  for (const g of model.guests) {
+    for (const iface of g.interfaces) {
+      const v4: string[] = [];
+      const declared6: string[] = [];
+      for (const a of iface.addresses) (a.family === 4 ? v4 : declared6).push(a.addr);
+      (iface.mode === 'bridged' ? bridged : routed).push({ iface, router: g.router, v4, v6: ipv6Allowed(declared6, iface.mac) });
+    }
+  }
+  return { bridged, routed };
 }
 
 /**
@@ -69,10 +70,8 @@ function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
 /** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
 export function eui64LinkLocal(mac: string): string {
   const b = mac.split(':').map((h) => parseInt(h, 16));
-  const id = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
-  let v = 0xfe80n << 112n;
-  for (const [i, byte] of id.entries()) v |= BigInt(byte) << BigInt(8 * (7 - i));
-  return formatAddress(v, 6);
+  // fe80:0:0:0, then the MAC with ff:fe in its middle and the universal/local bit flipped.
+  return formatIpv6Groups([0xfe80, 0, 0, 0, ((b[0]! ^ 0x02) << 8) | b[1]!, (b[2]! << 8) | 0xff, 0xfe00 | b[3]!, (b[4]! << 8) | b[5]!]);
 }
 
 export interface AntiSpoof {
@@ -94,8 +93,11 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
   const with4 = ports.filter((p) => p.v4.length > 0);
   const with6 = ports.filter((p) => p.v6.length > 0);
   const clients = ports.filter((p) => !p.router);
-  const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] =>
-    list.flatMap((p) => names(p).flatMap((n) => values(p).map((v): SetElement => ({ concat: [n, addrElement(v)] }))));
+  const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] => {
+    const out: SetElement[] = [];
+    for (const p of list) for (const n of names(p)) for (const v of values(p)) out.push({ concat: [n, addrElement(v)] });
+    return out;
+  };
   const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: list.flatMap(names) });
 
   const sets: (NamedSet | NamedMap)[] = [];
