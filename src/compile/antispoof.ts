@@ -88,17 +88,22 @@ const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifna
 /** The sets and rules that check `ports`, for one table. */
 export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
   const o = (id: string, what: string) => builtin(id, what, file);
-  const names = (p: Port) => p.iface.hostNames;
+  // Plain loops rather than flatMap chains: each list has an element per guest port.
+  const names = (list: Port[]): string[] => {
+    const out: string[] = [];
+    for (const p of list) out.push(...p.iface.hostNames);
+    return out;
+  };
   const withMac = ports.filter((p) => p.iface.mac !== undefined);
   const with4 = ports.filter((p) => p.v4.length > 0);
   const with6 = ports.filter((p) => p.v6.length > 0);
   const clients = ports.filter((p) => !p.router);
   const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] => {
     const out: SetElement[] = [];
-    for (const p of list) for (const n of names(p)) for (const v of values(p)) out.push({ concat: [n, addrElement(v)] });
+    for (const p of list) for (const n of p.iface.hostNames) for (const v of values(p)) out.push({ concat: [n, addrElement(v)] });
     return out;
   };
-  const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: list.flatMap(names) });
+  const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: names(list) });
 
   const sets: (NamedSet | NamedMap)[] = [];
   const rules: Rule[] = [];
@@ -139,7 +144,11 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     // field cannot be concatenated with the port, so each port's addresses live in a chain of
     // its own, reached by one map lookup on the port.
     const ndChains = with6.map((p) => ({ port: p, chain: `nd_${p.iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}` }));
-    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndChains.flatMap(({ port, chain }) => names(port).map((n): [SetElement, Verdict] => [n, { jump: { target: chain } }])) });
+    const ndJumps: [SetElement, Verdict][] = [];
+    for (const { port, chain } of ndChains) {
+      for (const n of port.iface.hostNames) ndJumps.push([n, { jump: { target: chain } }]);
+    }
+    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndJumps });
     for (const { port, chain } of ndChains) {
       chains.push({
         name: chain,

@@ -17,25 +17,32 @@ export interface HookProblem {
 function reachers(table: Table): Map<string, BaseChainSpec[]> {
   const byName = new Map(table.chains.map((c) => [c.name, c]));
   const maps = new Map(table.sets.flatMap((s) => (s.kind === 'map' ? [[s.name, s]] : [])));
-  const targets = (c: Chain): string[] =>
-    c.rules.flatMap((r) =>
-      r.stmts.flatMap((s): string[] => {
-        if ('jump' in s) return [s.jump.target];
-        if ('goto' in s) return [s.goto.target];
-        if ('vmap' in s) {
-          const m = maps.get(s.vmap.data.replace(/^@/, ''));
-          return (m?.elements ?? []).flatMap(([, v]) => ('jump' in v ? [v.jump.target] : 'goto' in v ? [v.goto.target] : []));
+  const targets = (c: Chain): string[] => {
+    const out: string[] = [];
+    for (const r of c.rules) {
+      for (const s of r.stmts) {
+        if ('jump' in s) out.push(s.jump.target);
+        else if ('goto' in s) out.push(s.goto.target);
+        else if ('vmap' in s) {
+          // A verdict map may hold a jump per guest port: loop, do not copy.
+          for (const [, v] of maps.get(s.vmap.data.replace(/^@/, ''))?.elements ?? []) {
+            if ('jump' in v) out.push(v.jump.target);
+            else if ('goto' in v) out.push(v.goto.target);
+          }
         }
-        return [];
-      }),
-    );
+      }
+    }
+    return out;
+  };
   const out = new Map<string, BaseChainSpec[]>();
   for (const base of table.chains.filter((c) => c.base)) {
     const seen = new Set<string>();
     const walk = (name: string) => {
       if (seen.has(name)) return;
       seen.add(name);
-      out.set(name, [...(out.get(name) ?? []), base.base!]);
+      const list = out.get(name);
+      if (list) list.push(base.base!);
+      else out.set(name, [base.base!]);
       const c = byName.get(name);
       if (c) targets(c).forEach(walk);
     };
@@ -72,11 +79,10 @@ function featureProblem(s: Stmt, family: string, features: KernelFeatures): stri
 }
 
 function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefined {
-  const where = `${b.type} ${b.hook}`;
   const hookIn = (hooks: Hook[]) => hooks.includes(b.hook);
-  if ('dnat' in s && !(b.type === 'nat' && hookIn(['prerouting', 'output']))) return `dnat is only valid in nat prerouting/output chains, not ${where}`;
+  if ('dnat' in s && !(b.type === 'nat' && hookIn(['prerouting', 'output']))) return `dnat is only valid in nat prerouting/output chains, not ${b.type} ${b.hook}`;
   if (('snat' in s || 'masquerade' in s) && !(b.type === 'nat' && hookIn(['postrouting', 'input']))) {
-    return `snat/masquerade is only valid in nat postrouting/input chains, not ${where}`;
+    return `snat/masquerade is only valid in nat postrouting/input chains, not ${b.type} ${b.hook}`;
   }
   if ('reject' in s) {
     const ok = family === 'bridge' ? hookIn(['prerouting', 'input']) : hookIn(['input', 'forward', 'output']);
@@ -88,7 +94,7 @@ function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefi
       return `fib with iif is only valid in prerouting, input and forward, not ${b.hook}`;
     }
   }
-  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${where}`;
+  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${b.type} ${b.hook}`;
   return undefined;
 }
 

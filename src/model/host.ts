@@ -214,6 +214,16 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     };
   });
 
+  // The host names of routed guest interfaces by zone, in one pass over the guests.
+  const routedByZone = new Map<string, string[]>();
+  for (const g of guests) {
+    for (const i of g.interfaces) {
+      if (i.mode !== 'routed') continue;
+      const names = routedByZone.get(i.zone);
+      if (names) names.push(...i.hostNames);
+      else routedByZone.set(i.zone, [...i.hostNames]);
+    }
+  }
   const zones: ZoneModel[] = Object.entries(p.zones).map(([name, z]) => ({
     name,
     public: isPublicZone(name, z),
@@ -221,7 +231,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     interfaces: [
       ...hostInterfaces.filter((i) => i.zone === name).map((i) => i.name),
       ...bridges.filter((b) => b.zone === name).map((b) => b.name),
-      ...guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed' && i.zone === name).flatMap((i) => i.hostNames),
+      ...(routedByZone.get(name) ?? []),
     ],
     src: src(['zones', name]),
   }));

@@ -35,7 +35,7 @@ function replaceTable(t: Table): Command[] {
   }
   for (const c of t.chains) {
     for (const r of c.rules) {
-      cmds.push({ add: { rule: { ...ref, chain: c.name, expr: r.stmts, comment: ruleComment(r.origin) } } });
+      cmds.push({ add: { rule: { family: t.family, table: t.name, chain: c.name, expr: r.stmts, comment: ruleComment(r.origin) } } });
     }
   }
   return cmds;
