@@ -63,15 +63,20 @@ export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] 
  * guest still speaks link-local IPv6 (neighbour discovery), from that one address only.
  */
 function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
-  if (mac !== undefined) return [...new Set([...declared, eui64LinkLocal(mac)])];
+  if (mac !== undefined) {
+    // Each address once, in order: the link-local one may also be declared.
+    const out: string[] = [];
+    for (const a of [...declared, eui64LinkLocal(mac)]) if (!out.includes(a)) out.push(a);
+    return out;
+  }
   return declared.length > 0 ? [...declared, LINK_LOCAL] : [];
 }
 
 /** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
 export function eui64LinkLocal(mac: string): string {
-  const b = mac.split(':').map((h) => parseInt(h, 16));
+  const b = (i: number) => parseInt(mac.slice(3 * i, 3 * i + 2), 16); // the model's MACs are "xx:xx:xx:xx:xx:xx"
   // fe80:0:0:0, then the MAC with ff:fe in its middle and the universal/local bit flipped.
-  return formatIpv6Groups([0xfe80, 0, 0, 0, ((b[0]! ^ 0x02) << 8) | b[1]!, (b[2]! << 8) | 0xff, 0xfe00 | b[3]!, (b[4]! << 8) | b[5]!]);
+  return formatIpv6Groups([0xfe80, 0, 0, 0, ((b(0) ^ 0x02) << 8) | b(1), (b(2) << 8) | 0xff, 0xfe00 | b(3), (b(4) << 8) | b(5)]);
 }
 
 export interface AntiSpoof {
@@ -91,7 +96,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
   // Plain loops rather than flatMap chains: each list has an element per guest port.
   const names = (list: Port[]): string[] => {
     const out: string[] = [];
-    for (const p of list) out.push(...p.iface.hostNames);
+    for (const p of list) for (const n of p.iface.hostNames) out.push(n);
     return out;
   };
   const withMac = ports.filter((p) => p.iface.mac !== undefined);

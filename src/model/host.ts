@@ -184,7 +184,12 @@ type Locate = (path: DocPath) => Location;
 
 /** Build the model of a policy that has no errors (load.ts guarantees that). */
 export function buildHostModel(p: Policy, file: string, locate: Locate): HostModel {
-  const src = (path: DocPath): Source => ({ path, loc: locate(path) });
+  // A policy has tens of thousands of elements and few are ever shown with their place (rule
+  // origins, doctor): each is looked up in the file once, when first asked for.
+  const src = (path: DocPath): Source => {
+    let loc: Location | undefined;
+    return { path, get loc() { return (loc ??= locate(path)); } };
+  };
   const services: Record<string, ServiceDef> = { ...BUILTIN_SERVICES, ...(p.services ?? {}) };
   const idx = nameIndex(p);
 

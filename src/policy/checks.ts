@@ -1,7 +1,7 @@
 // Cross-field checks on a policy that passed the schema: names, references, addresses, MACs,
 // interface names, ports and forwards. Each check is a small function that reports findings
 // into a list and never throws; load.ts places them at file:line:col.
-import { type HostAddress, type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
+import { type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
 import { type DocPath, type Finding, error, hasErrors, suggestion, warning } from './diagnostics.js';
 import { UNSTABLE_PREFIXES, XEN_EMU_SUFFIX, guestIfName, ifnameProblem } from './ifnames.js';
 import { type PortRange, parsePort, portList, portRanges } from './ports.js';
@@ -142,13 +142,12 @@ function overlappingPairs<T extends { net: Network }>(list: readonly T[]): [T, T
   return pairs.sort((x, y) => x[1].i - y[1].i || x[0].i - y[0].i).map(([x, y]) => [x.e, y.e]);
 }
 
-function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: string | undefined, zoneNets: ZoneNets, seen: Map<string, DocPath>, report: Report): HostAddress[] {
-  const out: HostAddress[] = [];
+function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: string | undefined, zoneNets: ZoneNets, seen: Map<string, DocPath>, report: Report): void {
   (list ?? []).forEach((text, i) => {
     const path = [...basePath, i];
     const r = parseHostAddress(text);
     if (!r.ok) return report(error('invalid-address', path, r.reason, 'write an address like 10.0.10.5 or fd00:10::5 (with /24, /64 on the host and bridges)'));
-    const key = `${r.value.family}/${r.value.addr}`;
+    const key = r.value.addr; // canonical text: IPv6 always has a colon, IPv4 never
     const first = seen.get(key);
     if (first) {
       report({ ...error('duplicate-address', path, `address ${text} is already used by ${describe(first.slice(0, -2))}`, 'give every interface its own addresses'),
@@ -159,9 +158,7 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
       report(error('address-outside-zone', path, `address ${text} is outside zone '${zone}' (${nets.map(networkText).join(', ')})`,
         `use an address inside the zone's networks, or add its network to zones.${zone}.networks`));
     }
-    out.push(r.value);
   });
-  return out;
 }
 
 // ---- interfaces: host, bridges, guests --------------------------------------------------
@@ -272,8 +269,8 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
       checkAddresses(iface.addresses, [...path, 'addresses'], zoneKnown, zoneNets, addresses, report);
       if (iface.mac !== undefined) {
         const mpath = [...path, 'mac'];
-        const other = /^([0-9a-f]{2}[-.]){5}[0-9a-f]{2}$/i.test(iface.mac) ? iface.mac.replace(/[-.]/g, ':') : undefined;
         if (!MAC.test(iface.mac)) {
+          const other = /^([0-9a-f]{2}[-.]){5}[0-9a-f]{2}$/i.test(iface.mac) ? iface.mac.replace(/[-.]/g, ':') : undefined;
           report(error('invalid-mac', mpath, `'${iface.mac}' is not a MAC address`,
             other ? `write "${other}"` : 'write six hex pairs separated by colons, e.g. "02:00:0a:00:0a:0a"'));
         } else if (parseInt(iface.mac.slice(0, 2), 16) & 1) {
