@@ -32,13 +32,19 @@ const UNSPECIFIED_SOURCE_ICMPV6 = ['nd-neighbor-solicit', 'mld-listener-report',
 /** The checks each kind of port gets. */
 export type Checks = 'bridge' | 'inet' | 'arp';
 
+/** An IPv6 source a port may use: its text for the address sets, and the ND target element. */
+export interface Ipv6Source {
+  text: string;
+  ndTarget: SetElement;
+}
+
 /** The guest ports one table checks, with what it may send. */
 export interface Port {
   iface: GuestInterfaceModel;
   router: boolean;
   v4: string[];
   /** The IPv6 sources it may use (see ipv6Allowed); empty = unchecked. */
-  v6: string[];
+  v6: Ipv6Source[];
 }
 
 /** Every guest interface as a port to check, bridged and routed apart, each in policy order. */
@@ -48,8 +54,11 @@ export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] 
   for (const g of model.guests) {
     for (const iface of g.interfaces) {
       const v4: string[] = [];
-      const declared6: string[] = [];
-      for (const a of iface.addresses) (a.family === 4 ? v4 : declared6).push(a.addr);
+      const declared6: Ipv6Source[] = [];
+      for (const a of iface.addresses) {
+        if (a.family === 4) v4.push(a.addr);
+        else declared6.push({ text: a.addr, ndTarget: hex128(a.value) });
+      }
       (iface.mode === 'bridged' ? bridged : routed).push({ iface, router: g.router, v4, v6: ipv6Allowed(declared6, iface.mac) });
     }
   }
@@ -62,21 +71,28 @@ export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] 
  * declared addresses nothing can be checked (empty). With a MAC and no declared IPv6 address the
  * guest still speaks link-local IPv6 (neighbour discovery), from that one address only.
  */
-function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
+function ipv6Allowed(declared: Ipv6Source[], mac: string | undefined): Ipv6Source[] {
   if (mac !== undefined) {
+    const g = eui64Groups(mac);
+    const linkLocal = { text: formatIpv6Groups(g), ndTarget: `0x${g.map((x) => x.toString(16).padStart(4, '0')).join('')}` };
     // Each address once, in order: the link-local one may also be declared.
-    const out: string[] = [];
-    for (const a of [...declared, eui64LinkLocal(mac)]) if (!out.includes(a)) out.push(a);
+    const out: Ipv6Source[] = [];
+    for (const a of [...declared, linkLocal]) if (!out.some((o) => o.text === a.text)) out.push(a);
     return out;
   }
-  return declared.length > 0 ? [...declared, LINK_LOCAL] : [];
+  return declared.length > 0 ? [...declared, { text: LINK_LOCAL, ndTarget: ndTargetValue(LINK_LOCAL) }] : [];
 }
 
 /** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
 export function eui64LinkLocal(mac: string): string {
+  return formatIpv6Groups(eui64Groups(mac));
+}
+
+/** The eight 16-bit groups of eui64LinkLocal. */
+function eui64Groups(mac: string): number[] {
   const b = (i: number) => parseInt(mac.slice(3 * i, 3 * i + 2), 16); // the model's MACs are "xx:xx:xx:xx:xx:xx"
   // fe80:0:0:0, then the MAC with ff:fe in its middle and the universal/local bit flipped.
-  return formatIpv6Groups([0xfe80, 0, 0, 0, ((b(0) ^ 0x02) << 8) | b(1), (b(2) << 8) | 0xff, 0xfe00 | b(3), (b(4) << 8) | b(5)]);
+  return [0xfe80, 0, 0, 0, ((b(0) ^ 0x02) << 8) | b(1), (b(2) << 8) | 0xff, 0xfe00 | b(3), (b(4) << 8) | b(5)];
 }
 
 export interface AntiSpoof {
@@ -157,7 +173,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     for (const { port, chain } of ndChains) {
       chains.push({
         name: chain,
-        rules: [{ stmts: [match(ND_TARGET, { set: port.v6.map(ndTargetValue) }, '!='), counter(), drop()], origin: o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`) }],
+        rules: [{ stmts: [match(ND_TARGET, { set: port.v6.map((a) => a.ndTarget) }, '!='), counter(), drop()], origin: o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`) }],
       });
     }
     rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: `@${SPOOF_SETS.ndTarget}` } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
@@ -165,7 +181,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
   if (ip) {
     sets.push(
       portSet(SPOOF_SETS.v6Ports, with6),
-      { kind: 'set', name: SPOOF_SETS.v6, type: ['ifname', 'ipv6_addr'], flags: ['interval'], elements: pairs(with6, (p) => p.v6) },
+      { kind: 'set', name: SPOOF_SETS.v6, type: ['ifname', 'ipv6_addr'], flags: ['interval'], elements: pairs(with6, (p) => p.v6.map((a) => a.text)) },
     );
     rules.push(
       { stmts: [ifPort(SPOOF_SETS.v4Ports), match(payload('ip', 'saddr'), '0.0.0.0'), match(payload('udp', 'sport'), 68), match(payload('udp', 'dport'), 67), accept()], origin: o('dhcp-client', 'a guest without an address yet may ask for one (DHCP from 0.0.0.0)') },
@@ -184,8 +200,12 @@ export const ND_TARGET: Expr = { payload: { base: 'th', offset: 64, len: 128 } }
 export function ndTargetValue(addr: string): SetElement {
   const r = parseNetwork(addr);
   if (!r.ok || r.value.family !== 6) throw new Error(`compiler bug: ${addr} is not an IPv6 address`);
-  const hex = (v: bigint) => `0x${v.toString(16).padStart(32, '0')}`;
-  return r.value.start === r.value.end ? hex(r.value.start) : { range: [hex(r.value.start), hex(r.value.end)] };
+  return r.value.start === r.value.end ? hex128(r.value.start) : { range: [hex128(r.value.start), hex128(r.value.end)] };
+}
+
+/** A 128-bit value as nft takes it for a raw payload match. */
+function hex128(v: bigint): string {
+  return `0x${v.toString(16).padStart(32, '0')}`;
 }
 
 /** What a port cannot be checked for, said once per guest interface. */

@@ -70,6 +70,7 @@ function exprsOf(s: Stmt): Expr[] {
 function featureProblem(s: Stmt, family: string, features: KernelFeatures): string | undefined {
   if (family !== 'bridge') return undefined;
   if ('reject' in s && !features.bridgeReject) return 'reject in the bridge family needs nft_reject_bridge, which the kernel lacks';
+  if (!('match' in s) && !('vmap' in s)) return undefined; // no expressions to read (counter, verdicts)
   for (const e of exprsOf(s)) {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) continue;
     if ('ct' in e && !features.bridgeConntrack) return 'ct in the bridge family needs nf_conntrack_bridge, which the kernel lacks';
@@ -104,12 +105,12 @@ export function hookProblems(ruleset: Ruleset, features?: KernelFeatures): HookP
     const reach = reachers(table);
     for (const c of table.chains) {
       for (const b of reach.get(c.name) ?? []) {
-        c.rules.forEach((r, i) => {
-          for (const s of r.stmts) {
+        for (let i = 0; i < c.rules.length; i++) {
+          for (const s of c.rules[i]!.stmts) {
             const message = stmtProblem(s, b, table.family) ?? (features ? featureProblem(s, table.family, features) : undefined);
             if (message) problems.push({ table: table.name, chain: c.name, rule: i, message });
           }
-        });
+        }
       }
     }
   }

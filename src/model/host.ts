@@ -182,14 +182,21 @@ export interface HostModel {
 
 type Locate = (path: DocPath) => Location;
 
+/**
+ * A policy has tens of thousands of elements and few are ever shown with their place (rule
+ * origins, doctor): each is looked up in the file once, when first asked for.
+ */
+class LazySource implements Source {
+  #loc: Location | undefined;
+  constructor(readonly path: DocPath, readonly locate: Locate) {}
+  get loc(): Location {
+    return (this.#loc ??= this.locate(this.path));
+  }
+}
+
 /** Build the model of a policy that has no errors (load.ts guarantees that). */
 export function buildHostModel(p: Policy, file: string, locate: Locate): HostModel {
-  // A policy has tens of thousands of elements and few are ever shown with their place (rule
-  // origins, doctor): each is looked up in the file once, when first asked for.
-  const src = (path: DocPath): Source => {
-    let loc: Location | undefined;
-    return { path, get loc() { return (loc ??= locate(path)); } };
-  };
+  const src = (path: DocPath): Source => new LazySource(path, locate);
   const services: Record<string, ServiceDef> = { ...BUILTIN_SERVICES, ...(p.services ?? {}) };
   const idx = nameIndex(p);
 
