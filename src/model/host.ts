@@ -209,15 +209,15 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   const guests: GuestModel[] = Object.entries(p.guests ?? {}).map(([name, g]) => {
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
       const ifname = guestIfName(name, index, iface.name);
-      const base = {
-        guest: name, index, name: ifname,
-        hostNames: g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname],
-        addresses: hostAddresses(iface.addresses), src: src(['guests', name, 'interfaces', index]),
-        ...(iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {}),
-      };
+      const hostNames = g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname];
+      const addresses = hostAddresses(iface.addresses);
+      const at = src(['guests', name, 'interfaces', index]);
+      const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
+      // One literal per mode rather than a shared base spread into each: copying the base cost
+      // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { ...base, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { ...base, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
