@@ -31,22 +31,26 @@ export function checkPolicy(p: Policy, known?: Partial<NameIndex>): Finding[] {
     return [{ ...error('input-too-large', ['zones'], `the policy declares ${zoneCount} zones; guestwall handles at most ${MAX_ZONES}`,
       'every pair of zones gets its own chain; group guests into fewer zones and tell them apart with rules'), atKey: true }];
   }
-  checkNames(p, report);
+  // Listed once: a policy may have tens of thousands of guests, and listing a big object is not free.
+  const guests = Object.entries(p.guests ?? {});
+  checkNames(p, guests, report);
   const zoneNets = checkZones(p, report);
-  checkInterfaces(p, idx, zoneNets, report);
+  checkInterfaces(p, guests, idx, zoneNets, report);
   checkServices(p, report);
   checkRules(p, idx, report);
   checkForwards(p, idx, report);
   checkNat(p, idx, report);
   // What a policy means is judged once it has no errors (and is whole): before that, the
   // warnings would mostly repeat the errors ("zone 'dmz' is empty" for a typo in a bridge's zone).
-  if (!known && !hasErrors(findings)) checkReachability(p, idx, report);
+  if (!known && !hasErrors(findings)) checkReachability(p, guests, idx, report);
   return findings;
 }
 
 // ---- names -----------------------------------------------------------------------------
 
-function checkNames(p: Policy, report: Report): void {
+type GuestEntries = [string, NonNullable<Policy['guests']>[string]][];
+
+function checkNames(p: Policy, guests: GuestEntries, report: Report): void {
   const owners = new Map<string, DocPath>();
   const claim = (name: string, path: DocPath, what: string) => {
     const reserved = RESERVED_MEANING.get(name);
@@ -67,7 +71,7 @@ function checkNames(p: Policy, report: Report): void {
     owners.set(name, path);
   };
   for (const z of Object.keys(p.zones)) claim(z, ['zones', z], 'zone');
-  for (const g of Object.keys(p.guests ?? {})) claim(g, ['guests', g], 'guest');
+  for (const [g] of guests) claim(g, ['guests', g], 'guest');
   for (const s of Object.keys(p.services ?? {})) {
     if (BUILTIN_SERVICES[s]) {
       report({ ...error('duplicate-name', ['services', s], `service '${s}' is built in and cannot be redefined`,
@@ -165,7 +169,7 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 
-function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
+function checkInterfaces(p: Policy, guests: GuestEntries, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
   const ifnames = new Map<string, { path: DocPath; atKey: boolean; owner: string }>();
   const addresses = new Map<string, DocPath>();
   const macs = new Map<string, DocPath>();
@@ -205,7 +209,7 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
     (br.ports ?? []).forEach((port, i) => claimIf(port, [...path, 'ports', i], false, `a port of bridge '${name}'`));
     checkAddresses(br.addresses, [...path, 'addresses'], zoneOk ? br.zone : undefined, zoneNets, addresses, report);
   }
-  for (const [gname, g] of Object.entries(p.guests ?? {})) {
+  for (const [gname, g] of guests) {
     const gpath = ['guests', gname];
     if (g.zone !== undefined) zoneRef(g.zone, [...gpath, 'zone']);
     const hvm = g.platform === 'xen' && g.xen?.type === 'hvm';
@@ -503,11 +507,11 @@ export function isPublicZone(name: string, zone: { public?: boolean | undefined 
   return zone.public ?? ['net', 'wan', 'internet'].includes(name);
 }
 
-function checkReachability(p: Policy, idx: NameIndex, report: Report): void {
+function checkReachability(p: Policy, guests: GuestEntries, idx: NameIndex, report: Report): void {
   const members = new Set<string>();
   for (const i of Object.values(p.host?.interfaces ?? {})) members.add(i.zone);
   for (const b of Object.values(p.bridges ?? {})) members.add(b.zone);
-  for (const g of Object.values(p.guests ?? {})) {
+  for (const [, g] of guests) {
     for (const iface of g.interfaces) if (iface.mode === 'routed') members.add(iface.zone ?? g.zone ?? '');
   }
   for (const z of Object.keys(p.zones)) {
