@@ -15,7 +15,8 @@ export interface HookProblem {
 
 /** Which base chains (hook and type) reach each chain of a table. */
 function reachers(table: Table): Map<string, BaseChainSpec[]> {
-  const byName = new Map(table.chains.map((c) => [c.name, c]));
+  const byName = new Map<string, Chain>();
+  for (const c of table.chains) byName.set(c.name, c);
   const maps = new Map(table.sets.flatMap((s) => (s.kind === 'map' ? [[s.name, s]] : [])));
   const targets = (c: Chain): string[] => {
     const out: string[] = [];
