@@ -17,20 +17,26 @@ export interface HookProblem {
 function reachers(table: Table): Map<string, BaseChainSpec[]> {
   const byName = new Map<string, Chain>();
   for (const c of table.chains) byName.set(c.name, c);
-  const maps = new Map(table.sets.flatMap((s) => (s.kind === 'map' ? [[s.name, s]] : [])));
+  // Each verdict map's targets, once: some maps hold an element per guest port, all going to a
+  // handful of chains, and several rules use the same map. Walk order is unchanged (first
+  // occurrences, and a repeated target is never walked twice anyway).
+  const mapTargets = new Map<string, string[]>();
+  for (const s of table.sets) {
+    if (s.kind !== 'map') continue;
+    const targets = new Set<string>();
+    for (const [, v] of s.elements) {
+      if ('jump' in v) targets.add(v.jump.target);
+      else if ('goto' in v) targets.add(v.goto.target);
+    }
+    mapTargets.set(s.name, [...targets]);
+  }
   const targets = (c: Chain): string[] => {
     const out: string[] = [];
     for (const r of c.rules) {
       for (const s of r.stmts) {
         if ('jump' in s) out.push(s.jump.target);
         else if ('goto' in s) out.push(s.goto.target);
-        else if ('vmap' in s) {
-          // A verdict map may hold a jump per guest port: loop, do not copy.
-          for (const [, v] of maps.get(s.vmap.data.replace(/^@/, ''))?.elements ?? []) {
-            if ('jump' in v) out.push(v.jump.target);
-            else if ('goto' in v) out.push(v.goto.target);
-          }
-        }
+        else if ('vmap' in s) for (const t of mapTargets.get(s.vmap.data.replace(/^@/, '')) ?? []) out.push(t);
       }
     }
     return out;

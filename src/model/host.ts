@@ -187,10 +187,13 @@ type Locate = (path: DocPath) => Location;
  * origins, doctor): each is looked up in the file once, when first asked for.
  */
 class LazySource implements Source {
+  readonly #locate: Locate;
   #loc: Location | undefined;
-  constructor(readonly path: DocPath, readonly locate: Locate) {}
+  constructor(readonly path: DocPath, locate: Locate) {
+    this.#locate = locate;
+  }
   get loc(): Location {
-    return (this.#loc ??= this.locate(this.path));
+    return (this.#loc ??= this.#locate(this.path));
   }
 }
 
