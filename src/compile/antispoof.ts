@@ -74,6 +74,7 @@ export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] 
 function ipv6Allowed(declared: Ipv6Source[], mac: string | undefined): Ipv6Source[] {
   if (mac !== undefined) {
     const g = eui64Groups(mac);
+    // The groups' 32 hex digits are what hex128 writes for the address's value.
     const linkLocal = { text: formatIpv6Groups(g), ndTarget: `0x${g.map((x) => x.toString(16).padStart(4, '0')).join('')}` };
     // Each address once, in order: the link-local one may also be declared.
     const out: Ipv6Source[] = [];
