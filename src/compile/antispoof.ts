@@ -8,7 +8,7 @@ import type { GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
-import { formatAddress, parseNetwork } from '../policy/addr.js';
+import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
 import { accept, addrElement, counter, drop, match, meta, payload } from './matches.js';
 import { builtin } from './origin.js';
 
@@ -32,27 +32,37 @@ const UNSPECIFIED_SOURCE_ICMPV6 = ['nd-neighbor-solicit', 'mld-listener-report',
 /** The checks each kind of port gets. */
 export type Checks = 'bridge' | 'inet' | 'arp';
 
+/** An IPv6 source a port may use: its text for the address sets, and the ND target element. */
+export interface Ipv6Source {
+  text: string;
+  ndTarget: SetElement;
+}
+
 /** The guest ports one table checks, with what it may send. */
 export interface Port {
   iface: GuestInterfaceModel;
   router: boolean;
   v4: string[];
   /** The IPv6 sources it may use (see ipv6Allowed); empty = unchecked. */
-  v6: string[];
+  v6: Ipv6Source[];
 }
 
-export function guestPorts(model: HostModel, mode: 'bridged' | 'routed'): Port[] {
-  return model.guests.flatMap((g) =>
-    g.interfaces.filter((i) => i.mode === mode).map((iface): Port => {
-      const declared6 = iface.addresses.filter((a) => a.family === 6).map((a) => a.addr);
-      return {
-        iface,
-        router: g.router,
-        v4: iface.addresses.filter((a) => a.family === 4).map((a) => a.addr),
-        v6: ipv6Allowed(declared6, iface.mac),
-      };
-    }),
-  );
+/** Every guest interface as a port to check, bridged and routed apart, each in policy order. */
+export function guestPorts(model: HostModel): { bridged: Port[]; routed: Port[] } {
+  const bridged: Port[] = [];
+  const routed: Port[] = [];
+  for (const g of model.guests) {
+    for (const iface of g.interfaces) {
+      const v4: string[] = [];
+      const declared6: Ipv6Source[] = [];
+      for (const a of iface.addresses) {
+        if (a.family === 4) v4.push(a.addr);
+        else declared6.push({ text: a.addr, ndTarget: hex128(a.value) });
+      }
+      (iface.mode === 'bridged' ? bridged : routed).push({ iface, router: g.router, v4, v6: ipv6Allowed(declared6, iface.mac) });
+    }
+  }
+  return { bridged, routed };
 }
 
 /**
@@ -61,18 +71,29 @@ export function guestPorts(model: HostModel, mode: 'bridged' | 'routed'): Port[]
  * declared addresses nothing can be checked (empty). With a MAC and no declared IPv6 address the
  * guest still speaks link-local IPv6 (neighbour discovery), from that one address only.
  */
-function ipv6Allowed(declared: string[], mac: string | undefined): string[] {
-  if (mac !== undefined) return [...new Set([...declared, eui64LinkLocal(mac)])];
-  return declared.length > 0 ? [...declared, LINK_LOCAL] : [];
+function ipv6Allowed(declared: Ipv6Source[], mac: string | undefined): Ipv6Source[] {
+  if (mac !== undefined) {
+    const g = eui64Groups(mac);
+    // The groups' 32 hex digits are what hex128 writes for the address's value.
+    const linkLocal = { text: formatIpv6Groups(g), ndTarget: `0x${g.map((x) => x.toString(16).padStart(4, '0')).join('')}` };
+    // Each address once, in order: the link-local one may also be declared.
+    const out: Ipv6Source[] = [];
+    for (const a of [...declared, linkLocal]) if (!out.some((o) => o.text === a.text)) out.push(a);
+    return out;
+  }
+  return declared.length > 0 ? [...declared, { text: LINK_LOCAL, ndTarget: ndTargetValue(LINK_LOCAL) }] : [];
 }
 
 /** fe80::/64 with the interface identifier SLAAC derives from a MAC (RFC 4291 appendix A). */
 export function eui64LinkLocal(mac: string): string {
-  const b = mac.split(':').map((h) => parseInt(h, 16));
-  const id = [b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!];
-  let v = 0xfe80n << 112n;
-  for (const [i, byte] of id.entries()) v |= BigInt(byte) << BigInt(8 * (7 - i));
-  return formatAddress(v, 6);
+  return formatIpv6Groups(eui64Groups(mac));
+}
+
+/** The eight 16-bit groups of eui64LinkLocal. */
+function eui64Groups(mac: string): number[] {
+  const b = (i: number) => parseInt(mac.slice(3 * i, 3 * i + 2), 16); // the model's MACs are "xx:xx:xx:xx:xx:xx"
+  // fe80:0:0:0, then the MAC with ff:fe in its middle and the universal/local bit flipped.
+  return [0xfe80, 0, 0, 0, ((b(0) ^ 0x02) << 8) | b(1), (b(2) << 8) | 0xff, 0xfe00 | b(3), (b(4) << 8) | b(5)];
 }
 
 export interface AntiSpoof {
@@ -89,14 +110,22 @@ const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifna
 /** The sets and rules that check `ports`, for one table. */
 export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
   const o = (id: string, what: string) => builtin(id, what, file);
-  const names = (p: Port) => p.iface.hostNames;
+  // Plain loops rather than flatMap chains: each list has an element per guest port.
+  const names = (list: Port[]): string[] => {
+    const out: string[] = [];
+    for (const p of list) for (const n of p.iface.hostNames) out.push(n);
+    return out;
+  };
   const withMac = ports.filter((p) => p.iface.mac !== undefined);
   const with4 = ports.filter((p) => p.v4.length > 0);
   const with6 = ports.filter((p) => p.v6.length > 0);
   const clients = ports.filter((p) => !p.router);
-  const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] =>
-    list.flatMap((p) => names(p).flatMap((n) => values(p).map((v): SetElement => ({ concat: [n, addrElement(v)] }))));
-  const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: list.flatMap(names) });
+  const pairs = (list: Port[], values: (p: Port) => string[]): SetElement[] => {
+    const out: SetElement[] = [];
+    for (const p of list) for (const n of p.iface.hostNames) for (const v of values(p)) out.push({ concat: [n, addrElement(v)] });
+    return out;
+  };
+  const portSet = (name: string, list: Port[]): NamedSet => ({ kind: 'set', name, type: 'ifname', elements: names(list) });
 
   const sets: (NamedSet | NamedMap)[] = [];
   const rules: Rule[] = [];
@@ -137,11 +166,15 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     // field cannot be concatenated with the port, so each port's addresses live in a chain of
     // its own, reached by one map lookup on the port.
     const ndChains = with6.map((p) => ({ port: p, chain: `nd_${p.iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}` }));
-    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndChains.flatMap(({ port, chain }) => names(port).map((n): [SetElement, Verdict] => [n, { jump: { target: chain } }])) });
+    const ndJumps: [SetElement, Verdict][] = [];
+    for (const { port, chain } of ndChains) {
+      for (const n of port.iface.hostNames) ndJumps.push([n, { jump: { target: chain } }]);
+    }
+    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndJumps });
     for (const { port, chain } of ndChains) {
       chains.push({
         name: chain,
-        rules: [{ stmts: [match(ND_TARGET, { set: port.v6.map(ndTargetValue) }, '!='), counter(), drop()], origin: o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`) }],
+        rules: [{ stmts: [match(ND_TARGET, { set: port.v6.map((a) => a.ndTarget) }, '!='), counter(), drop()], origin: o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`) }],
       });
     }
     rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: `@${SPOOF_SETS.ndTarget}` } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
@@ -149,7 +182,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
   if (ip) {
     sets.push(
       portSet(SPOOF_SETS.v6Ports, with6),
-      { kind: 'set', name: SPOOF_SETS.v6, type: ['ifname', 'ipv6_addr'], flags: ['interval'], elements: pairs(with6, (p) => p.v6) },
+      { kind: 'set', name: SPOOF_SETS.v6, type: ['ifname', 'ipv6_addr'], flags: ['interval'], elements: pairs(with6, (p) => p.v6.map((a) => a.text)) },
     );
     rules.push(
       { stmts: [ifPort(SPOOF_SETS.v4Ports), match(payload('ip', 'saddr'), '0.0.0.0'), match(payload('udp', 'sport'), 68), match(payload('udp', 'dport'), 67), accept()], origin: o('dhcp-client', 'a guest without an address yet may ask for one (DHCP from 0.0.0.0)') },
@@ -168,8 +201,12 @@ export const ND_TARGET: Expr = { payload: { base: 'th', offset: 64, len: 128 } }
 export function ndTargetValue(addr: string): SetElement {
   const r = parseNetwork(addr);
   if (!r.ok || r.value.family !== 6) throw new Error(`compiler bug: ${addr} is not an IPv6 address`);
-  const hex = (v: bigint) => `0x${v.toString(16).padStart(32, '0')}`;
-  return r.value.start === r.value.end ? hex(r.value.start) : { range: [hex(r.value.start), hex(r.value.end)] };
+  return r.value.start === r.value.end ? hex128(r.value.start) : { range: [hex128(r.value.start), hex128(r.value.end)] };
+}
+
+/** A 128-bit value as nft takes it for a raw payload match. */
+function hex128(v: bigint): string {
+  return `0x${v.toString(16).padStart(32, '0')}`;
 }
 
 /** What a port cannot be checked for, said once per guest interface. */

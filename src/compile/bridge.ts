@@ -3,12 +3,12 @@
 // unless br_netfilter is loaded. Bridge prerouting checks every guest port's sources; bridge
 // forward sends each frame to its zone's own pair chain (`dmz_to_dmz`) by one map lookup on the
 // port, where the zone's intra-zone policy and rules decide, written by the same code as inet's.
-import type { HostModel } from '../model/host.js';
+import type { BridgeModel, GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, Rule, Table } from '../nft/ruleset.js';
 import type { SetElement, Verdict } from '../nft/types.js';
 import type { Finding } from '../policy/diagnostics.js';
 import { warning } from '../policy/diagnostics.js';
-import { antiSpoof, guestPorts } from './antispoof.js';
+import { type Port, antiSpoof } from './antispoof.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
 import type { PortRange } from '../policy/ports.js';
@@ -22,28 +22,39 @@ export const BRIDGE_PORTS_MAP = 'port_zone';
 /** Bridge chains run at the bridge family's `filter` priority. */
 const BRIDGE_FILTER_PRIO = -200;
 
-/** Every port of every declared bridge: guest ports (all their host names) and enslaved host interfaces. */
-export function bridgePorts(model: HostModel): { port: string; bridge: string; zone: string }[] {
-  return model.bridges.flatMap((b) => [
-    ...model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === b.name).flatMap((i) => i.hostNames),
-    ...b.ports,
-  ].map((port) => ({ port, bridge: b.name, zone: b.zone })));
+/** The guest interfaces on each bridge, in policy order: one pass over the ports, looked up per bridge. */
+function interfacesByBridge(bridged: Port[]): Map<string, GuestInterfaceModel[]> {
+  const out = new Map<string, GuestInterfaceModel[]>();
+  for (const { iface } of bridged) {
+    if (iface.mode !== 'bridged') continue;
+    const list = out.get(iface.bridge);
+    if (list) list.push(iface);
+    else out.set(iface.bridge, [iface]);
+  }
+  return out;
 }
 
-export function bridgeTable(model: HostModel, name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
+/** `bridged`: the bridged guest ports (guestPorts). */
+export function bridgeTable(model: HostModel, bridged: Port[], name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
   // No bridged guest, nothing to check or filter: the table is there (guestwall owns it), empty.
-  if (guestPorts(model, 'bridged').length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
+  if (bridged.length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
   const o = (id: string, what: string) => builtin(id, what, model.file);
-  const spoof = antiSpoof(guestPorts(model, 'bridged'), 'bridge', model.file);
+  const spoof = antiSpoof(bridged, 'bridge', model.file);
+  const onBridge = interfacesByBridge(bridged);
   // Only bridges that forward between a guest and another port need the forward chain's filtering.
-  const filtered = model.bridges.filter((b) => filteredBridge(model, b.name));
-  const ports = bridgePorts(model).filter((p) => filtered.some((b) => b.name === p.bridge));
+  const filtered = model.bridges.filter((b) => filteredBridge(b, onBridge.get(b.name)?.length ?? 0));
+  // Every port of those bridges goes to its zone's pair chain: guest ports (all their host names), then enslaved host interfaces.
+  const portZones: [SetElement, Verdict][] = [];
+  for (const b of filtered) {
+    const ports = [...(onBridge.get(b.name) ?? []).flatMap((i) => i.hostNames), ...b.ports];
+    for (const port of ports) portZones.push([port, { goto: { target: pairChainName(b.zone, b.zone) } }]);
+  }
   const zones = [...new Set(filtered.map((b) => b.zone))];
   const pairs = pairChains(model, hairpinAccepts(model, filtered.map((b) => b.name), features), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
 
   const portMap: NamedMap = {
     kind: 'map', name: BRIDGE_PORTS_MAP, type: 'ifname', map: 'verdict',
-    elements: ports.map(({ port, zone }): [SetElement, Verdict] => [port, { goto: { target: pairChainName(zone, zone) } }]),
+    elements: portZones,
   };
   const stateful: Rule[] = features.bridgeConntrack
     ? [
@@ -76,7 +87,7 @@ export function bridgeTable(model: HostModel, name: string, features: KernelFeat
     sets: [...spoof.sets, portMap],
     chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
-  return { table, findings: [...pairs.findings, ...statelessFindings(model, pairs.stateless)] };
+  return { table, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
 }
 
 /**
@@ -112,15 +123,13 @@ function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFea
 }
 
 /** A bridge with a guest port and at least one other port: frames cross it between two ports. */
-function filteredBridge(model: HostModel, bridge: string): boolean {
-  const guestPorts = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'bridged' && i.bridge === bridge).length;
-  const hostPorts = model.bridges.find((b) => b.name === bridge)?.ports.length ?? 0;
-  return guestPorts > 0 && guestPorts + hostPorts >= 2;
+function filteredBridge(bridge: BridgeModel, guestInterfaces: number): boolean {
+  return guestInterfaces > 0 && guestInterfaces + bridge.ports.length >= 2;
 }
 
 /** Without bridge conntrack, what the bridge pair chains accept is judged packet by packet. */
-function statelessFindings(model: HostModel, statelessChains: Set<string>): Finding[] {
-  return model.bridges.filter((b) => filteredBridge(model, b.name) && statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
+function statelessFindings(filtered: BridgeModel[], statelessChains: Set<string>): Finding[] {
+  return filtered.filter((b) => statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
     ...warning('bridge-stateless', b.src.path,
       `the kernel has no bridge conntrack, so what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
       'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'),

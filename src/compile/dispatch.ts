@@ -29,8 +29,15 @@ export function dispatch(model: HostModel): Dispatch {
   const file = model.file;
   const o = (id: string, what: string) => builtin(id, what, file);
   const zonesWithIfs = model.zones.filter((z) => z.interfaces.length > 0);
-  const elements = (target: (zone: string) => string): [SetElement, Verdict][] =>
-    zonesWithIfs.flatMap((z) => z.interfaces.map((i): [SetElement, Verdict] => [i, { goto: { target: target(z.name) } }]));
+  // Every interface of every zone, to that zone's chain; loops, since routed guests make these long.
+  const elements = (target: (zone: string) => string): [SetElement, Verdict][] => {
+    const out: [SetElement, Verdict][] = [];
+    for (const z of zonesWithIfs) {
+      const chain = target(z.name);
+      for (const i of z.interfaces) out.push([i, { goto: { target: chain } }]);
+    }
+    return out;
+  };
 
   const maps: NamedMap[] = [
     { kind: 'map', name: 'zone_in', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(z, HOST_ZONE)) },
@@ -40,7 +47,8 @@ export function dispatch(model: HostModel): Dispatch {
       kind: 'map', name: dstMapName(src.name), type: 'ifname', map: 'verdict', elements: elements((dst) => pairChainName(src.name, dst)),
     })),
   ];
-  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').flatMap((i) => i.hostNames);
+  const routed: string[] = [];
+  for (const g of model.guests) for (const i of g.interfaces) if (i.mode === 'routed') routed.push(...i.hostNames);
   const sets: NamedSet[] = [
     { kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed },
     { kind: 'set', name: BRIDGED_SET, type: ['ifname', 'ifname'], elements: model.bridges.map((b): SetElement => ({ concat: [b.name, b.name] })) },

@@ -15,27 +15,41 @@ export interface HookProblem {
 
 /** Which base chains (hook and type) reach each chain of a table. */
 function reachers(table: Table): Map<string, BaseChainSpec[]> {
-  const byName = new Map(table.chains.map((c) => [c.name, c]));
-  const maps = new Map(table.sets.flatMap((s) => (s.kind === 'map' ? [[s.name, s]] : [])));
-  const targets = (c: Chain): string[] =>
-    c.rules.flatMap((r) =>
-      r.stmts.flatMap((s): string[] => {
-        if ('jump' in s) return [s.jump.target];
-        if ('goto' in s) return [s.goto.target];
-        if ('vmap' in s) {
-          const m = maps.get(s.vmap.data.replace(/^@/, ''));
-          return (m?.elements ?? []).flatMap(([, v]) => ('jump' in v ? [v.jump.target] : 'goto' in v ? [v.goto.target] : []));
-        }
-        return [];
-      }),
-    );
+  const byName = new Map<string, Chain>();
+  for (const c of table.chains) byName.set(c.name, c);
+  // Each verdict map's targets, once: some maps hold an element per guest port, all going to a
+  // handful of chains, and several rules use the same map. Walk order is unchanged (first
+  // occurrences, and a repeated target is never walked twice anyway).
+  const mapTargets = new Map<string, string[]>();
+  for (const s of table.sets) {
+    if (s.kind !== 'map') continue;
+    const targets = new Set<string>();
+    for (const [, v] of s.elements) {
+      if ('jump' in v) targets.add(v.jump.target);
+      else if ('goto' in v) targets.add(v.goto.target);
+    }
+    mapTargets.set(s.name, [...targets]);
+  }
+  const targets = (c: Chain): string[] => {
+    const out: string[] = [];
+    for (const r of c.rules) {
+      for (const s of r.stmts) {
+        if ('jump' in s) out.push(s.jump.target);
+        else if ('goto' in s) out.push(s.goto.target);
+        else if ('vmap' in s) for (const t of mapTargets.get(s.vmap.data.replace(/^@/, '')) ?? []) out.push(t);
+      }
+    }
+    return out;
+  };
   const out = new Map<string, BaseChainSpec[]>();
   for (const base of table.chains.filter((c) => c.base)) {
     const seen = new Set<string>();
     const walk = (name: string) => {
       if (seen.has(name)) return;
       seen.add(name);
-      out.set(name, [...(out.get(name) ?? []), base.base!]);
+      const list = out.get(name);
+      if (list) list.push(base.base!);
+      else out.set(name, [base.base!]);
       const c = byName.get(name);
       if (c) targets(c).forEach(walk);
     };
@@ -63,6 +77,7 @@ function exprsOf(s: Stmt): Expr[] {
 function featureProblem(s: Stmt, family: string, features: KernelFeatures): string | undefined {
   if (family !== 'bridge') return undefined;
   if ('reject' in s && !features.bridgeReject) return 'reject in the bridge family needs nft_reject_bridge, which the kernel lacks';
+  if (!('match' in s) && !('vmap' in s)) return undefined; // no expressions to read (counter, verdicts)
   for (const e of exprsOf(s)) {
     if (typeof e !== 'object' || e === null || Array.isArray(e)) continue;
     if ('ct' in e && !features.bridgeConntrack) return 'ct in the bridge family needs nf_conntrack_bridge, which the kernel lacks';
@@ -72,11 +87,10 @@ function featureProblem(s: Stmt, family: string, features: KernelFeatures): stri
 }
 
 function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefined {
-  const where = `${b.type} ${b.hook}`;
   const hookIn = (hooks: Hook[]) => hooks.includes(b.hook);
-  if ('dnat' in s && !(b.type === 'nat' && hookIn(['prerouting', 'output']))) return `dnat is only valid in nat prerouting/output chains, not ${where}`;
+  if ('dnat' in s && !(b.type === 'nat' && hookIn(['prerouting', 'output']))) return `dnat is only valid in nat prerouting/output chains, not ${b.type} ${b.hook}`;
   if (('snat' in s || 'masquerade' in s) && !(b.type === 'nat' && hookIn(['postrouting', 'input']))) {
-    return `snat/masquerade is only valid in nat postrouting/input chains, not ${where}`;
+    return `snat/masquerade is only valid in nat postrouting/input chains, not ${b.type} ${b.hook}`;
   }
   if ('reject' in s) {
     const ok = family === 'bridge' ? hookIn(['prerouting', 'input']) : hookIn(['input', 'forward', 'output']);
@@ -88,7 +102,7 @@ function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefi
       return `fib with iif is only valid in prerouting, input and forward, not ${b.hook}`;
     }
   }
-  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${where}`;
+  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${b.type} ${b.hook}`;
   return undefined;
 }
 
@@ -98,12 +112,12 @@ export function hookProblems(ruleset: Ruleset, features?: KernelFeatures): HookP
     const reach = reachers(table);
     for (const c of table.chains) {
       for (const b of reach.get(c.name) ?? []) {
-        c.rules.forEach((r, i) => {
-          for (const s of r.stmts) {
+        for (let i = 0; i < c.rules.length; i++) {
+          for (const s of c.rules[i]!.stmts) {
             const message = stmtProblem(s, b, table.family) ?? (features ? featureProblem(s, table.family, features) : undefined);
             if (message) problems.push({ table: table.name, chain: c.name, rule: i, message });
           }
-        });
+        }
       }
     }
   }

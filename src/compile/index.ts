@@ -33,7 +33,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const d = dispatch(model);
   const pairs = pairChains(model, n.forwardAccepts);
   const h = helpers(model);
-  const routed = guestPorts(model, 'routed');
+  const { bridged, routed } = guestPorts(model);
   // Without routed guests there is nothing to check there: the arp table stays empty.
   const none = { sets: [], rules: [], chains: [] };
   const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file) : none;
@@ -54,7 +54,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     sets: [...d.sets, ...routedSpoof.sets],
     chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains, ...(h.chain ? [h.chain] : [])],
   };
-  const bridge = bridgeTable(model, TABLE, features);
+  const bridge = bridgeTable(model, bridged, TABLE, features);
   const arp: Table = {
     family: 'arp',
     name: TABLE,
@@ -66,9 +66,12 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   // Bugs in the compiler if they throw: users cannot cause them.
   checkHooks(ruleset, features);
   for (const t of ruleset.tables) {
-    const names = t.chains.map((c) => c.name);
-    const dup = names.find((x, i) => names.indexOf(x) !== i);
-    if (dup !== undefined) throw new Error(`compiler bug: chain ${t.family} ${dup} is written twice; nft would merge the two silently`);
+    // A set, not indexOf: a table has a chain per guest port (the ND target chains).
+    const names = new Set<string>();
+    for (const c of t.chains) {
+      if (names.has(c.name)) throw new Error(`compiler bug: chain ${t.family} ${c.name} is written twice; nft would merge the two silently`);
+      names.add(c.name);
+    }
   }
 
   const unusedPolicies: Finding[] = model.policies
@@ -79,7 +82,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     ruleset,
     findings: [
       ...n.findings, ...shadowFindings(pairs.chains), ...unusedPolicies, ...bridge.findings,
-      ...antiSpoofFindings([...guestPorts(model, 'bridged'), ...routed]),
+      ...antiSpoofFindings([...bridged, ...routed]),
     ],
   };
 }

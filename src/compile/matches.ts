@@ -19,6 +19,7 @@ export function oneOrSet(values: readonly SetElement[]): Expr {
 
 /** "10.0.0.0/24" -> prefix, "10.0.0.5" -> the address. */
 export function addrElement(text: string): SetElement {
+  if (!text.includes('/')) return text; // most are plain addresses: no split
   const [addr, len] = text.split('/');
   return len === undefined ? addr! : { prefix: { addr: addr!, len: Number(len) } };
 }

@@ -182,9 +182,24 @@ export interface HostModel {
 
 type Locate = (path: DocPath) => Location;
 
+/**
+ * A policy has tens of thousands of elements and few are ever shown with their place (rule
+ * origins, doctor): each is looked up in the file once, when first asked for.
+ */
+class LazySource implements Source {
+  readonly #locate: Locate;
+  #loc: Location | undefined;
+  constructor(readonly path: DocPath, locate: Locate) {
+    this.#locate = locate;
+  }
+  get loc(): Location {
+    return (this.#loc ??= this.#locate(this.path));
+  }
+}
+
 /** Build the model of a policy that has no errors (load.ts guarantees that). */
 export function buildHostModel(p: Policy, file: string, locate: Locate): HostModel {
-  const src = (path: DocPath): Source => ({ path, loc: locate(path) });
+  const src = (path: DocPath): Source => new LazySource(path, locate);
   const services: Record<string, ServiceDef> = { ...BUILTIN_SERVICES, ...(p.services ?? {}) };
   const idx = nameIndex(p);
 
@@ -197,15 +212,15 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   const guests: GuestModel[] = Object.entries(p.guests ?? {}).map(([name, g]) => {
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
       const ifname = guestIfName(name, index, iface.name);
-      const base = {
-        guest: name, index, name: ifname,
-        hostNames: g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname],
-        addresses: hostAddresses(iface.addresses), src: src(['guests', name, 'interfaces', index]),
-        ...(iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {}),
-      };
+      const hostNames = g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname];
+      const addresses = hostAddresses(iface.addresses);
+      const at = src(['guests', name, 'interfaces', index]);
+      const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
+      // One literal per mode rather than a shared base spread into each: copying the base cost
+      // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { ...base, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { ...base, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
@@ -214,6 +229,16 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     };
   });
 
+  // The host names of routed guest interfaces by zone, in one pass over the guests.
+  const routedByZone = new Map<string, string[]>();
+  for (const g of guests) {
+    for (const i of g.interfaces) {
+      if (i.mode !== 'routed') continue;
+      const names = routedByZone.get(i.zone);
+      if (names) names.push(...i.hostNames);
+      else routedByZone.set(i.zone, [...i.hostNames]);
+    }
+  }
   const zones: ZoneModel[] = Object.entries(p.zones).map(([name, z]) => ({
     name,
     public: isPublicZone(name, z),
@@ -221,7 +246,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     interfaces: [
       ...hostInterfaces.filter((i) => i.zone === name).map((i) => i.name),
       ...bridges.filter((b) => b.zone === name).map((b) => b.name),
-      ...guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed' && i.zone === name).flatMap((i) => i.hostNames),
+      ...(routedByZone.get(name) ?? []),
     ],
     src: src(['zones', name]),
   }));

@@ -22,8 +22,10 @@ function replaceTable(t: Table): Command[] {
     cmds.push({ add: { 'ct helper': { ...ref, name: h.name, type: h.type, protocol: h.protocol, l3proto: 'inet' } } });
   }
   // Chains first: verdict-map elements may jump to them, and the kernel resolves jumps at once.
+  // Chains and rules spell out family and table rather than spreading `ref`: there are tens of
+  // thousands of them (a chain per guest port).
   for (const c of t.chains) {
-    cmds.push({ add: { chain: { ...ref, name: c.name, ...(c.base ?? {}) } } });
+    cmds.push({ add: { chain: { family: t.family, table: t.name, name: c.name, ...(c.base ?? {}) } } });
   }
   for (const s of t.sets) {
     const flags = s.flags && s.flags.length > 0 ? { flags: [...s.flags] } : {};
@@ -35,7 +37,7 @@ function replaceTable(t: Table): Command[] {
   }
   for (const c of t.chains) {
     for (const r of c.rules) {
-      cmds.push({ add: { rule: { ...ref, chain: c.name, expr: r.stmts, comment: ruleComment(r.origin) } } });
+      cmds.push({ add: { rule: { family: t.family, table: t.name, chain: c.name, expr: r.stmts, comment: ruleComment(r.origin) } } });
     }
   }
   return cmds;

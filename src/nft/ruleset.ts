@@ -70,14 +70,16 @@ export const COMMENT_MAX_BYTES = 120;
 
 /** The rule comment the kernel stores: short, printable, and quotable in nft syntax. */
 export function ruleComment(origin: Origin): string {
+  // Built-in rules (line 0) have no place in the file: their id is the whole comment.
+  if (origin.line <= 0) return truncateBytes(origin.id, COMMENT_MAX_BYTES);
   const base = (origin.file.split('/').pop() ?? origin.file).replace(/["\\\p{Cc}]/gu, '_');
-  const text = origin.line > 0 ? `${base}:${origin.line} ${origin.id}` : origin.id;
-  return truncateBytes(text, COMMENT_MAX_BYTES);
+  return truncateBytes(`${base}:${origin.line} ${origin.id}`, COMMENT_MAX_BYTES);
 }
 
 /** Cut a string to at most `max` UTF-8 bytes without splitting a character. */
 export function truncateBytes(s: string, max: number): string {
-  if (Buffer.byteLength(s, 'utf8') <= max) return s;
+  // A UTF-16 code unit is at most 3 bytes in UTF-8: short strings need no counting.
+  if (s.length * 3 <= max || Buffer.byteLength(s, 'utf8') <= max) return s;
   let out = '';
   let bytes = 0;
   for (const ch of s) {

@@ -1,7 +1,7 @@
 // Cross-field checks on a policy that passed the schema: names, references, addresses, MACs,
 // interface names, ports and forwards. Each check is a small function that reports findings
 // into a list and never throws; load.ts places them at file:line:col.
-import { type HostAddress, type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
+import { type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
 import { type DocPath, type Finding, error, hasErrors, suggestion, warning } from './diagnostics.js';
 import { UNSTABLE_PREFIXES, XEN_EMU_SUFFIX, guestIfName, ifnameProblem } from './ifnames.js';
 import { type PortRange, parsePort, portList, portRanges } from './ports.js';
@@ -31,22 +31,26 @@ export function checkPolicy(p: Policy, known?: Partial<NameIndex>): Finding[] {
     return [{ ...error('input-too-large', ['zones'], `the policy declares ${zoneCount} zones; guestwall handles at most ${MAX_ZONES}`,
       'every pair of zones gets its own chain; group guests into fewer zones and tell them apart with rules'), atKey: true }];
   }
-  checkNames(p, report);
+  // Listed once: a policy may have tens of thousands of guests, and listing a big object is not free.
+  const guests = Object.entries(p.guests ?? {});
+  checkNames(p, guests, report);
   const zoneNets = checkZones(p, report);
-  checkInterfaces(p, idx, zoneNets, report);
+  checkInterfaces(p, guests, idx, zoneNets, report);
   checkServices(p, report);
   checkRules(p, idx, report);
   checkForwards(p, idx, report);
   checkNat(p, idx, report);
   // What a policy means is judged once it has no errors (and is whole): before that, the
   // warnings would mostly repeat the errors ("zone 'dmz' is empty" for a typo in a bridge's zone).
-  if (!known && !hasErrors(findings)) checkReachability(p, idx, report);
+  if (!known && !hasErrors(findings)) checkReachability(p, guests, idx, report);
   return findings;
 }
 
 // ---- names -----------------------------------------------------------------------------
 
-function checkNames(p: Policy, report: Report): void {
+type GuestEntries = [string, NonNullable<Policy['guests']>[string]][];
+
+function checkNames(p: Policy, guests: GuestEntries, report: Report): void {
   const owners = new Map<string, DocPath>();
   const claim = (name: string, path: DocPath, what: string) => {
     const reserved = RESERVED_MEANING.get(name);
@@ -67,7 +71,7 @@ function checkNames(p: Policy, report: Report): void {
     owners.set(name, path);
   };
   for (const z of Object.keys(p.zones)) claim(z, ['zones', z], 'zone');
-  for (const g of Object.keys(p.guests ?? {})) claim(g, ['guests', g], 'guest');
+  for (const [g] of guests) claim(g, ['guests', g], 'guest');
   for (const s of Object.keys(p.services ?? {})) {
     if (BUILTIN_SERVICES[s]) {
       report({ ...error('duplicate-name', ['services', s], `service '${s}' is built in and cannot be redefined`,
@@ -142,13 +146,12 @@ function overlappingPairs<T extends { net: Network }>(list: readonly T[]): [T, T
   return pairs.sort((x, y) => x[1].i - y[1].i || x[0].i - y[0].i).map(([x, y]) => [x.e, y.e]);
 }
 
-function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: string | undefined, zoneNets: ZoneNets, seen: Map<string, DocPath>, report: Report): HostAddress[] {
-  const out: HostAddress[] = [];
+function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: string | undefined, zoneNets: ZoneNets, seen: Map<string, DocPath>, report: Report): void {
   (list ?? []).forEach((text, i) => {
     const path = [...basePath, i];
     const r = parseHostAddress(text);
     if (!r.ok) return report(error('invalid-address', path, r.reason, 'write an address like 10.0.10.5 or fd00:10::5 (with /24, /64 on the host and bridges)'));
-    const key = `${r.value.family}/${r.value.addr}`;
+    const key = r.value.addr; // canonical text: IPv6 always has a colon, IPv4 never
     const first = seen.get(key);
     if (first) {
       report({ ...error('duplicate-address', path, `address ${text} is already used by ${describe(first.slice(0, -2))}`, 'give every interface its own addresses'),
@@ -159,16 +162,14 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
       report(error('address-outside-zone', path, `address ${text} is outside zone '${zone}' (${nets.map(networkText).join(', ')})`,
         `use an address inside the zone's networks, or add its network to zones.${zone}.networks`));
     }
-    out.push(r.value);
   });
-  return out;
 }
 
 // ---- interfaces: host, bridges, guests --------------------------------------------------
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 
-function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
+function checkInterfaces(p: Policy, guests: GuestEntries, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
   const ifnames = new Map<string, { path: DocPath; atKey: boolean; owner: string }>();
   const addresses = new Map<string, DocPath>();
   const macs = new Map<string, DocPath>();
@@ -208,7 +209,7 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
     (br.ports ?? []).forEach((port, i) => claimIf(port, [...path, 'ports', i], false, `a port of bridge '${name}'`));
     checkAddresses(br.addresses, [...path, 'addresses'], zoneOk ? br.zone : undefined, zoneNets, addresses, report);
   }
-  for (const [gname, g] of Object.entries(p.guests ?? {})) {
+  for (const [gname, g] of guests) {
     const gpath = ['guests', gname];
     if (g.zone !== undefined) zoneRef(g.zone, [...gpath, 'zone']);
     const hvm = g.platform === 'xen' && g.xen?.type === 'hvm';
@@ -272,8 +273,8 @@ function checkInterfaces(p: Policy, idx: NameIndex, zoneNets: ZoneNets, report: 
       checkAddresses(iface.addresses, [...path, 'addresses'], zoneKnown, zoneNets, addresses, report);
       if (iface.mac !== undefined) {
         const mpath = [...path, 'mac'];
-        const other = /^([0-9a-f]{2}[-.]){5}[0-9a-f]{2}$/i.test(iface.mac) ? iface.mac.replace(/[-.]/g, ':') : undefined;
         if (!MAC.test(iface.mac)) {
+          const other = /^([0-9a-f]{2}[-.]){5}[0-9a-f]{2}$/i.test(iface.mac) ? iface.mac.replace(/[-.]/g, ':') : undefined;
           report(error('invalid-mac', mpath, `'${iface.mac}' is not a MAC address`,
             other ? `write "${other}"` : 'write six hex pairs separated by colons, e.g. "02:00:0a:00:0a:0a"'));
         } else if (parseInt(iface.mac.slice(0, 2), 16) & 1) {
@@ -506,11 +507,11 @@ export function isPublicZone(name: string, zone: { public?: boolean | undefined 
   return zone.public ?? ['net', 'wan', 'internet'].includes(name);
 }
 
-function checkReachability(p: Policy, idx: NameIndex, report: Report): void {
+function checkReachability(p: Policy, guests: GuestEntries, idx: NameIndex, report: Report): void {
   const members = new Set<string>();
   for (const i of Object.values(p.host?.interfaces ?? {})) members.add(i.zone);
   for (const b of Object.values(p.bridges ?? {})) members.add(b.zone);
-  for (const g of Object.values(p.guests ?? {})) {
+  for (const [, g] of guests) {
     for (const iface of g.interfaces) if (iface.mode === 'routed') members.add(iface.zone ?? g.zone ?? '');
   }
   for (const z of Object.keys(p.zones)) {

@@ -5,9 +5,11 @@
 /** IFNAMSIZ is 16 including the terminating NUL. */
 export const IFNAME_MAX = 15;
 
+const IFNAME_HINT = `use letters, digits, '-', '_' and '.', at most ${IFNAME_MAX} characters`;
+
 /** Why the kernel would refuse this interface name (net/core/dev.c dev_valid_name), or undefined. */
 export function ifnameProblem(name: string): { kind: 'invalid-ifname' | 'ifname-too-long'; message: string; hint: string } | undefined {
-  const hint = `use letters, digits, '-', '_' and '.', at most ${IFNAME_MAX} characters`;
+  const hint = IFNAME_HINT;
   if (name.length === 0 || name === '.' || name === '..') return { kind: 'invalid-ifname', message: `'${name}' is not a valid interface name`, hint };
   const bad = /[/:\s*]/.exec(name)?.[0];
   if (bad !== undefined) {
