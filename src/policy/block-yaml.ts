@@ -67,6 +67,9 @@ class Reader {
   private readonly count: number;
   /** The next line to read. */
   private at = 0;
+  private readonly comments: Finder;
+  /** ':' then a space: after a key. */
+  private readonly colons: Finder;
 
   constructor(private readonly text: string) {
     let lines = 1;
@@ -89,6 +92,8 @@ class Reader {
       pos = nl + 1;
     }
     this.count = n;
+    this.comments = new Finder(text, ' #');
+    this.colons = new Finder(text, ': ');
   }
 
   /** The document marker ('---' or '...' at column 0, then a space or the end) line `i` starts with, if any. */
@@ -118,19 +123,20 @@ class Reader {
   private mapping(indent: number, depth: number): Read {
     if (depth > MAX_DEPTH) throw NOT_PLAIN;
     const data: Record<string, unknown> = {};
-    const entries: PlacedMapping['entries'] = new Map();
-    const start = this.start[this.at]!;
+    const placed: PlacedMapping = { start: this.start[this.at]!, keys: [], keyStarts: [], values: [] };
     while (this.indentOf(this.at) >= indent) {
       const line = this.at;
       if (this.indent[line]! > indent || this.isDash(line)) throw NOT_PLAIN;
       const key = this.key(this.start[line]!, this.end[line]!);
-      if (entries.has(key.name) || key.name === '__proto__') throw NOT_PLAIN;
       this.at++;
       const value = this.value(key.after, this.end[line]!, indent, depth);
-      entries.set(key.name, { keyStart: this.start[line]!, value: value.placed });
+      placed.keys.push(key.name);
+      placed.keyStarts.push(this.start[line]!);
+      placed.values.push(value.placed);
       data[key.name] = value.data;
     }
-    return { data, placed: { start, entries } };
+    keysOnce(data, placed);
+    return { data, placed };
   }
 
   /** A block sequence whose '-' are at column `indent`, starting at the current line. */
@@ -218,12 +224,12 @@ class Reader {
 
   /** The first ':' followed by a space or the end of the line, before any comment; -1 if none. */
   private keyColon(s: number, end: number): number {
-    const comment = this.find(' #', s, end);
-    const stop = comment >= 0 ? comment : end;
-    for (let i = this.find(':', s, stop); i >= 0; i = this.find(':', i + 1, stop)) {
-      if (this.separates(i + 1, end)) return i;
-    }
-    return -1;
+    const stop = Math.min(this.comments.from(s), end);
+    const colon = this.colons.from(s);
+    if (colon < stop) return colon;
+    let last = stop;
+    while (last > s && this.text.charCodeAt(last - 1) === 32) last--;
+    return last > s && last === end && this.text[last - 1] === ':' ? last - 1 : -1;
   }
 
   /** A scalar or a flow collection that fills the rest of a line from `s`. */
@@ -236,8 +242,7 @@ class Reader {
       return read;
     }
     if (!this.plainStart(s, end)) throw NOT_PLAIN;
-    const comment = this.find(' #', s, end);
-    const raw = t.slice(s, comment >= 0 ? comment : end).trimEnd();
+    const raw = t.slice(s, Math.min(this.comments.from(s), end)).trimEnd();
     if (raw.includes(': ') || raw.endsWith(':')) throw NOT_PLAIN;
     return { data: scalar(raw), placed: s };
   }
@@ -271,15 +276,16 @@ class Reader {
     const list: unknown[] = [];
     const items: Placed[] = [];
     const map: Record<string, unknown> = {};
-    const entries: PlacedMapping['entries'] = new Map();
+    const placedMap: PlacedMapping = { start: s, keys: [], keyStarts: [], values: [] };
     let i = this.skipSpaces(s + 1, end);
     if (t[i] !== close) {
       for (;;) {
         if (isMap) {
           const key = this.flowKey(i, end);
-          if (entries.has(key.name) || key.name === '__proto__') throw NOT_PLAIN;
           const value = this.flow(this.skipSpaces(key.after, end), end, depth + 1);
-          entries.set(key.name, { keyStart: i, value: value.read.placed });
+          placedMap.keys.push(key.name);
+          placedMap.keyStarts.push(i);
+          placedMap.values.push(value.read.placed);
           map[key.name] = value.read.data;
           i = value.next;
         } else {
@@ -296,7 +302,8 @@ class Reader {
         if (t[i] === ',' || t[i] === close) throw NOT_PLAIN;
       }
     }
-    const read: Read = isMap ? { data: map, placed: { start: s, entries } } : { data: list, placed: { start: s, items } };
+    if (isMap) keysOnce(map, placedMap);
+    const read: Read = isMap ? { data: map, placed: placedMap } : { data: list, placed: { start: s, items } };
     return { read, next: i + 1 };
   }
 
@@ -320,16 +327,16 @@ class Reader {
   private quoted(s: number, end: number): { value: string; end: number } {
     const t = this.text;
     if (t[s] === '"') {
-      const close = this.find('"', s + 1, end);
-      if (close < 0) throw NOT_PLAIN;
+      const close = t.indexOf('"', s + 1);
+      if (close < 0 || close >= end) throw NOT_PLAIN;
       const value = t.slice(s + 1, close);
       if (value.includes('\\')) throw NOT_PLAIN;
       return { value, end: close + 1 };
     }
     let value = '';
     for (let from = s + 1; ;) {
-      const close = this.find("'", from, end);
-      if (close < 0) throw NOT_PLAIN;
+      const close = t.indexOf("'", from);
+      if (close < 0 || close >= end) throw NOT_PLAIN;
       if (t[close + 1] !== "'") return { value: value + t.slice(from, close), end: close + 1 };
       value += t.slice(from, close + 1);
       from = close + 2;
@@ -356,17 +363,6 @@ class Reader {
     return i >= end || this.text.charCodeAt(i) === 32;
   }
 
-  /** The offset of `needle` (one or two characters) between `from` and `end` (one line), or -1. */
-  private find(needle: string, from: number, end: number): number {
-    const t = this.text;
-    const a = needle.charCodeAt(0);
-    const b = needle.length > 1 ? needle.charCodeAt(1) : -1;
-    for (let i = from; i < end; i++) {
-      if (t.charCodeAt(i) === a && (b < 0 || t.charCodeAt(i + 1) === b)) return i;
-    }
-    return -1;
-  }
-
   private skipSpaces(i: number, end: number): number {
     while (i < end && this.text.charCodeAt(i) === 32) i++;
     return i;
@@ -376,6 +372,36 @@ class Reader {
   private restIsEmpty(i: number, end: number): boolean {
     const s = this.skipSpaces(i, end);
     return s >= end || (s > i && this.text[s] === '#');
+  }
+}
+
+/**
+ * A key written twice (the second write replaced the first) or `__proto__` (which sets the
+ * object's prototype) leaves the object with fewer keys than were read: left to `yaml`.
+ */
+function keysOnce(data: object, placed: PlacedMapping): void {
+  if (Object.keys(data).length !== placed.keys.length) throw NOT_PLAIN;
+}
+
+/**
+ * Where `needle` next occurs in the text, at or after an offset. The reader asks in the order it
+ * reads, so the last answer serves every later question up to it: the text is searched once over,
+ * however many lines have no `needle` on them.
+ */
+class Finder {
+  private asked = Infinity;
+  private found = -1;
+
+  constructor(private readonly text: string, private readonly needle: string) {}
+
+  /** The offset of the first `needle` at or after `from`; Infinity if none. */
+  from(from: number): number {
+    if (from < this.asked || from > this.found) {
+      const i = this.text.indexOf(this.needle, from);
+      this.asked = from;
+      this.found = i < 0 ? Infinity : i;
+    }
+    return this.found;
   }
 }
 

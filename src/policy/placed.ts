@@ -7,17 +7,35 @@ import type { DocPath } from './diagnostics.js';
 /** Where a node is written: a scalar's offset, or a collection's with where its children are. */
 export type Placed = number | PlacedMapping | PlacedSequence;
 
+/**
+ * A mapping's entries in the order written, as three lists (cheaper to build than a Map for each
+ * of a policy's tens of thousands of mappings, few of which are ever looked up).
+ */
 export interface PlacedMapping {
   /** The offset of its first key. */
   start: number;
-  /** Its entries by key (the first, if a key is written twice): where the key is, and its value. */
-  entries: Map<string, { keyStart: number; value: Placed | undefined }>;
+  keys: string[];
+  /** Where each key is written. */
+  keyStarts: number[];
+  values: (Placed | undefined)[];
+  /** Key -> its first entry, made by the first lookup in a mapping too big to search in order. */
+  index?: Map<string, number>;
 }
 
 export interface PlacedSequence {
   /** The offset of its first '-', or of its '['. */
   start: number;
   items: (Placed | undefined)[];
+}
+
+/** The first entry with this key (`yaml` reports a key written twice), or -1. */
+function entryOf(map: PlacedMapping, key: string): number {
+  if (map.keys.length <= 16) return map.keys.indexOf(key);
+  if (!map.index) {
+    map.index = new Map();
+    map.keys.forEach((k, i) => map.index!.has(k) || map.index!.set(k, i));
+  }
+  return map.index.get(key) ?? -1;
 }
 
 const startOf = (p: Placed | undefined): number | undefined => (typeof p === 'number' ? p : p?.start);
@@ -27,13 +45,14 @@ export function placedFromYaml(node: unknown): Placed | undefined {
   const start = (node as { range?: unknown } | null)?.range;
   if (!Array.isArray(start)) return undefined;
   if (isMap(node)) {
-    const entries: PlacedMapping['entries'] = new Map();
+    const placed: PlacedMapping = { start: start[0] as number, keys: [], keyStarts: [], values: [] };
     for (const pair of node.items) {
       if (!isScalar(pair.key) || !Array.isArray(pair.key.range)) continue;
-      const key = String(pair.key.value);
-      if (!entries.has(key)) entries.set(key, { keyStart: pair.key.range[0], value: placedFromYaml(pair.value) });
+      placed.keys.push(String(pair.key.value));
+      placed.keyStarts.push(pair.key.range[0]);
+      placed.values.push(placedFromYaml(pair.value));
     }
-    return { start: start[0] as number, entries };
+    return placed;
   }
   if (isSeq(node)) return { start: start[0] as number, items: node.items.map(placedFromYaml) };
   return start[0] as number;
@@ -50,11 +69,11 @@ export function offsetOf(root: Placed | undefined, path: DocPath, atKey = false)
     const seg = path[i]!;
     let next: Placed | undefined;
     let keyStart: number | undefined;
-    if ('entries' in node) {
-      const entry = node.entries.get(String(seg));
-      if (!entry) break;
-      keyStart = entry.keyStart;
-      next = entry.value;
+    if ('keys' in node) {
+      const k = entryOf(node, String(seg));
+      if (k < 0) break;
+      keyStart = node.keyStarts[k];
+      next = node.values[k];
     } else if (typeof seg === 'number') {
       next = node.items[seg];
     } else break;
