@@ -260,7 +260,7 @@ class Reader {
       return { read: { data: q.value, placed: s }, next: q.end };
     }
     if (c === '[' || c === '{') return this.flowCollection(s, end, depth);
-    if (!this.plainStart(s, end)) throw NOT_PLAIN;
+    if (!this.flowPlainStart(s, end)) throw NOT_PLAIN;
     let j = s;
     while (j < end && !FLOW_INDICATORS.has(t[j]!)) j++;
     const raw = t.slice(s, j).trimEnd();
@@ -315,7 +315,7 @@ class Reader {
       if (t[q.end] !== ':' || t[q.end + 1] !== ' ') throw NOT_PLAIN;
       return { name: q.value, after: q.end + 1 };
     }
-    if (!this.plainStart(s, end)) throw NOT_PLAIN;
+    if (!this.flowPlainStart(s, end)) throw NOT_PLAIN;
     let j = s;
     while (j < end && !FLOW_INDICATORS.has(t[j]!) && !(t[j] === ':' && t[j + 1] === ' ')) j++;
     const name = t.slice(s, j).trimEnd();
@@ -348,6 +348,12 @@ class Reader {
     const c = this.text[s]!;
     if (INDICATORS.has(c)) return false;
     return !((c === '-' || c === '?' || c === ':') && this.separates(s + 1, end));
+  }
+
+  /** In a flow collection, "-", "?" and ":" also may not start a plain scalar before a flow indicator. */
+  private flowPlainStart(s: number, end: number): boolean {
+    const c = this.text[s]!;
+    return this.plainStart(s, end) && !((c === '-' || c === '?' || c === ':') && FLOW_INDICATORS.has(this.text[s + 1]!));
   }
 
   private isDash(line: number): boolean {
