@@ -1,6 +1,11 @@
 // The base chains and the verdict maps that send each packet to its zone-pair chain. A packet
 // costs two map lookups (source zone, then destination zone) however many guests and zones the
 // host has: interfaces are map elements, never rules.
+//
+// Every new connection walks these chains, so what only some packets need sits where only those
+// packets go: the routed guests' source check in a chain of their own, which the source-zone
+// maps send just their interfaces to, and a rule's cheap protocol match before its set lookup
+// (nft stops at the first statement that fails).
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { SetElement, Verdict } from '../nft/types.js';
@@ -15,6 +20,8 @@ export const ICMPV6_ESSENTIAL = [
 ];
 
 export const fromChainName = (zone: string) => `from_${zone}`;
+/** Where the source-zone maps send a routed guest's interface: its source check, then `target`. */
+export const routedChainName = (target: string) => `${target}_routed`;
 export const dstMapName = (zone: string) => `${zone}_dst`;
 export const ROUTED_GUESTS_SET = 'routed_guests';
 /** `bridge . bridge`: what br_netfilter shows for a frame between two ports of one bridge. */
@@ -25,22 +32,28 @@ export interface Dispatch {
   sets: (NamedSet | NamedMap)[];
 }
 
-export function dispatch(model: HostModel): Dispatch {
+/**
+ * `first`: rules that go first in a chain this module writes, by chain name (the conntrack
+ * helpers of the connections that arrive from a zone, in `from_<zone>`).
+ */
+export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = new Map()): Dispatch {
   const file = model.file;
   const o = (id: string, what: string) => builtin(id, what, file);
   const zonesWithIfs = model.zones.filter((z) => z.interfaces.length > 0);
-  const elements = (target: (zone: string) => string): [SetElement, Verdict][] =>
-    zonesWithIfs.flatMap((z) => z.interfaces.map((i): [SetElement, Verdict] => [i, { goto: { target: target(z.name) } }]));
+  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').flatMap((i) => i.hostNames);
+  const routedSet = new Set(routed);
+  /** A zone's interfaces to `target(zone)`; with `viaCheck`, routed guests' interfaces to their source check first. */
+  const elements = (target: (zone: string) => string, viaCheck = false): [SetElement, Verdict][] =>
+    zonesWithIfs.flatMap((z) => z.interfaces.map((i): [SetElement, Verdict] => [i, { goto: { target: viaCheck && routedSet.has(i) ? routedChainName(target(z.name)) : target(z.name) } }]));
 
   const maps: NamedMap[] = [
-    { kind: 'map', name: 'zone_in', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(z, HOST_ZONE)) },
+    { kind: 'map', name: 'zone_in', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(z, HOST_ZONE), true) },
     { kind: 'map', name: 'zone_out', type: 'ifname', map: 'verdict', elements: elements((z) => pairChainName(HOST_ZONE, z)) },
-    { kind: 'map', name: 'zone_src', type: 'ifname', map: 'verdict', elements: elements(fromChainName) },
+    { kind: 'map', name: 'zone_src', type: 'ifname', map: 'verdict', elements: elements(fromChainName, true) },
     ...model.zones.map((src): NamedMap => ({
       kind: 'map', name: dstMapName(src.name), type: 'ifname', map: 'verdict', elements: elements((dst) => pairChainName(src.name, dst)),
     })),
   ];
-  const routed = model.guests.flatMap((g) => g.interfaces).filter((i) => i.mode === 'routed').flatMap((i) => i.hostNames);
   const sets: NamedSet[] = [
     { kind: 'set', name: ROUTED_GUESTS_SET, type: 'ifname', elements: routed },
     { kind: 'set', name: BRIDGED_SET, type: ['ifname', 'ifname'], elements: model.bridges.map((b): SetElement => ({ concat: [b.name, b.name] })) },
@@ -52,10 +65,17 @@ export function dispatch(model: HostModel): Dispatch {
     stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), accept()],
     origin: o(`icmpv6-nd-${dir === 'iifname' ? 'in' : 'out'}`, 'IPv6 neighbour discovery and MLD always work'),
   });
+  // Reached only from routed guests' interfaces (the source-zone maps send them here), so no
+  // other packet pays for the check.
   const antiSpoof: Rule = {
-    stmts: [match(meta('iifname'), `@${ROUTED_GUESTS_SET}`), match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()],
+    stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()],
     origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it'),
   };
+  const routedZones = zonesWithIfs.filter((z) => z.interfaces.some((i) => routedSet.has(i))).map((z) => z.name);
+  const routedChains: Chain[] = routedZones.flatMap((z) => [fromChainName(z), pairChainName(z, HOST_ZONE)]).map((target) => ({
+    name: routedChainName(target),
+    rules: [antiSpoof, { stmts: [{ goto: { target } }], origin: o('routed-checked', 'checked: on to the chain of its zone') }],
+  }));
 
   const input: Chain = {
     name: 'input',
@@ -63,7 +83,7 @@ export function dispatch(model: HostModel): Dispatch {
     rules: [
       established, invalid,
       { stmts: [match(meta('iifname'), 'lo'), accept()], origin: o('loopback-in', 'the host talks to itself') },
-      ndp('iifname'), antiSpoof,
+      ndp('iifname'),
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_in' } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw in unknown-iface drop', o('unknown-in', 'from an interface in no zone: dropped')),
     ],
@@ -80,9 +100,10 @@ export function dispatch(model: HostModel): Dispatch {
     ],
   };
   // With br_netfilter, frames between two ports of one bridge pass here too (in and out = the
-  // bridge): what the bridge table always lets through must not be dropped here instead.
+  // bridge): what the bridge table always lets through must not be dropped here instead. The
+  // protocol comes first: few packets are ND or DHCP, and the rest skip the pair lookup.
   const bridged = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({
-    stmts: [match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), ...stmts, accept()], origin: o(id, what),
+    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), accept()], origin: o(id, what),
   });
   const forward: Chain = {
     name: 'forward',
@@ -94,7 +115,6 @@ export function dispatch(model: HostModel): Dispatch {
         match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] })),
       bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
         match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] })),
-      antiSpoof,
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
     ],
@@ -102,10 +122,11 @@ export function dispatch(model: HostModel): Dispatch {
   const from: Chain[] = model.zones.map((z) => ({
     name: fromChainName(z.name),
     rules: [
+      ...(first.get(fromChainName(z.name)) ?? []),
       { stmts: [{ vmap: { key: meta('oifname'), data: `@${dstMapName(z.name)}` } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
       rateLimitedLog(`gw ${z.name}->unknown-iface drop`, o('unknown-dst', 'to an interface in no zone: dropped')),
       { stmts: [counter(), drop()], origin: o('unknown-dst', 'to an interface in no zone: dropped') },
     ],
   }));
-  return { chains: [input, forward, output, ...from], sets: [...sets, ...maps] };
+  return { chains: [input, forward, output, ...from, ...routedChains], sets: [...sets, ...maps] };
 }

@@ -129,8 +129,13 @@ function originConcerns(model: HostModel): Map<string, Concerns> {
   return out;
 }
 
-/** The zones a chain is about, by its name: `from_<zone>`, `<from>_to_<to>`, and the host's input and output. */
-function chainZones(chain: string): string[] {
+/**
+ * The zones a chain is about, by its name: `from_<zone>`, `<from>_to_<to>`, the same with
+ * `_routed` (a routed guest's source check on the way there), and the host's input and output.
+ */
+function chainZones(name: string): string[] {
+  // Zone names have no underscore, so the suffix cannot be part of one.
+  const chain = name.replace(/_routed$/, '');
   if (chain.startsWith('from_')) return [chain.slice(5)];
   if (chain.includes('_to_')) return chain.split('_to_');
   if (chain === 'input' || chain === 'output') return [HOST_ZONE];
