@@ -9,7 +9,7 @@
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { SetElement, Verdict } from '../nft/types.js';
-import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
+import { accept, counter, ctState, drop, match, meta, payload, portElement } from './matches.js';
 import { builtin } from './origin.js';
 import { pairChainName, rateLimitedLog } from './zones.js';
 
@@ -111,10 +111,11 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
     rules: [
       established, invalid,
       bridged('bridged-icmpv6-nd', 'neighbour discovery and MLD between ports of a bridge (br_netfilter) always work', match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL })),
+      // Port ranges, not sets: two comparisons, where a set of ports is a lookup in an 8 KiB bitmap.
       bridged('bridged-dhcp', 'DHCP between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
-        match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] })),
+        match(payload('udp', 'sport'), portElement([67, 68])), match(payload('udp', 'dport'), portElement([67, 68]))),
       bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
-        match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] })),
+        match(payload('udp', 'sport'), portElement([546, 547])), match(payload('udp', 'dport'), portElement([546, 547]))),
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
     ],
