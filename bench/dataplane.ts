@@ -21,10 +21,9 @@ import { evaluate, type Packet } from '../src/explain/evaluate.js';
 import type { GuestInterfaceModel, HostModel } from '../src/model/host.js';
 import { toNftJson } from '../src/nft/json.js';
 import type { Ruleset } from '../src/nft/ruleset.js';
-import { builtin } from '../src/compile/origin.js';
 import { newFlowWalk } from './dataplane/walk.js';
-import type { Policy } from '../src/policy/schema.js';
-import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { policyYaml } from '../tests/support/gen-policy.js';
+import { CONNTRACK_NAT, CONNTRACK_ONLY, TCP_PORT, UDP_PORT, benchPolicy } from './dataplane/shapes.js';
 import { compareVerdicts, linearDispatch, samplePackets, type SampledPacket } from './linear.js';
 import { MEASURES, type Measure, type Round, SHAPES, type Shape, type SizeResult, chartSvg, markdown, walkLines } from './dataplane/report.js';
 import { type BenchTopology, buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
@@ -39,8 +38,6 @@ const BULK_WINDOW: Windows = { warmupMs: 300, windowMs: Number(env.GW_BENCH_DP_B
 /** GW_BENCH_DP_RULES_ONLY=1: compile and count the rules each shape walks, no namespaces, no traffic (no root needed). */
 const RULES_ONLY = env.GW_BENCH_DP_RULES_ONLY === '1';
 const MAX_BULK_BYTES = 16 * 2 ** 30;
-const UDP_PORT = 9000;
-const TCP_PORT = 5201;
 /** GW_BENCH_DP_OUT=DIR/ writes the results there instead of bench/results/ (trial runs). */
 const RESULTS = env.GW_BENCH_DP_OUT ? `${env.GW_BENCH_DP_OUT.replace(/\/?$/, '/')}` : fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bench/results/' : './results/', import.meta.url));
 
@@ -53,64 +50,6 @@ async function unavailable(): Promise<string | undefined> {
 }
 
 // ---- The policy and its shapes -------------------------------------------------------------
-
-/** The middle routed and the middle bridged guest of the DMZ: the two that receive traffic. */
-function receiverNames(p: Policy): string[] {
-  const dmz = Object.entries(p.guests ?? {}).filter(([, g]) => g.zone === 'dmz' || g.interfaces.some((i) => i.mode === 'bridged' && i.bridge === 'br-dmz'));
-  const middle = (xs: [string, unknown][]) => xs[Math.floor((xs.length - 1) / 2)]?.[0];
-  // Prefer a routed guest whose port guestwall's port-up hook configures (KVM, Xen) over LXC's own.
-  const routedAll = dmz.filter(([, g]) => g.interfaces[0]!.mode === 'routed');
-  const hooked = routedAll.filter(([, g]) => g.platform !== 'lxc');
-  const routed = middle(hooked.length > 0 ? hooked : routedAll);
-  const bridged = middle(dmz.filter(([, g]) => g.interfaces[0]!.mode === 'bridged'));
-  if (routed === undefined || bridged === undefined) throw new Error('the bench policy needs a routed and a bridged guest in the DMZ (at least 10 guests)');
-  return [routed, bridged];
-}
-
-function benchPolicy(guests: number): { policy: Policy; receivers: string[] } {
-  const policy = scaledPolicy(guests);
-  const receivers = receiverNames(policy);
-  policy.rules = [
-    ...(policy.rules ?? []),
-    { description: 'Benchmark: new flows from the internet', from: 'net', to: receivers, proto: 'udp', ports: UDP_PORT, action: 'accept' },
-    { description: 'Benchmark: bulk TCP from the internet', from: 'net', to: receivers, proto: 'tcp', ports: TCP_PORT, action: 'accept' },
-  ];
-  return { policy, receivers };
-}
-
-/** Shape (b): connection tracking and nothing else, in a table of its own. */
-const CONNTRACK_ONLY: Ruleset = {
-  tables: [{
-    family: 'inet',
-    name: 'gwbench',
-    helpers: [],
-    sets: [],
-    chains: [{
-      name: 'forward',
-      base: { type: 'filter', hook: 'forward', prio: 0, policy: 'accept' },
-      rules: [
-        { stmts: [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, { accept: null }], origin: builtin('bench-ct', 'replies pass', 'bench') },
-        { stmts: [{ accept: null }], origin: builtin('bench-accept', 'everything else passes', 'bench') },
-      ],
-    }],
-  }],
-};
-
-/**
- * Shape (b'): (b) plus empty nat chains on prerouting and postrouting. Any ruleset that does port
- * forwards or masquerade has them, and they make the kernel set up a NAT binding for every new
- * connection: the floor for a NAT-ing stateful firewall, which guestwall's ruleset is.
- */
-const CONNTRACK_NAT: Ruleset = {
-  tables: [{
-    ...CONNTRACK_ONLY.tables[0]!,
-    chains: [
-      ...CONNTRACK_ONLY.tables[0]!.chains,
-      { name: 'dstnat', base: { type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' }, rules: [] },
-      { name: 'srcnat', base: { type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' }, rules: [] },
-    ],
-  }],
-};
 
 const countRules = (r: Ruleset) => r.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
 const countElements = (r: Ruleset) => r.tables.reduce((n, t) => n + t.sets.reduce((m, s) => m + s.elements.length, 0), 0);

@@ -103,11 +103,13 @@ export interface FlowRun {
  */
 export async function newFlowRun(
   bin: Binaries,
-  o: { wanNs: string; rxNs: string; dst: string; port: number; srcBase: string; srcAddrs: number; maxPackets: number; w: Windows; cpus: [number, number] },
+  o: { wanNs: string; rxNs: string; dst: string; port: number; srcBase: string; srcAddrs: number; maxPackets: number; w: Windows; cpus: [number, number]; senderPrefix?: string[] },
 ): Promise<FlowRun> {
   const senderMs = o.w.warmupMs + o.w.windowMs + 500;
   const { child: rx } = await startReceiver(o.rxNs, bin.path('udp-count'), [String(o.port), '3000', String(o.w.warmupMs), String(o.w.windowMs), String(o.cpus[1])], senderMs + 5000);
-  const tx = inNs(o.wanNs, bin.path('udp-flood'), [o.dst, String(o.port), o.srcBase, String(o.srcAddrs), String(senderMs), String(o.maxPackets), String(o.cpus[0])], senderMs + 5000);
+  // senderPrefix: a command the sender runs under (the profile runs it under `perf record ... --`).
+  const [txCmd, ...txPrefix] = [...(o.senderPrefix ?? []), bin.path('udp-flood')];
+  const tx = inNs(o.wanNs, txCmd!, [...txPrefix, o.dst, String(o.port), o.srcBase, String(o.srcAddrs), String(senderMs), String(o.maxPackets), String(o.cpus[0])], senderMs + 5000);
   const [r, s] = await Promise.all([rx, tx]);
   if (s.exitCode !== 0) throw new Error(`udp-flood failed: ${s.stderr}`);
   if (r.exitCode !== 0) throw new Error(`udp-count failed: ${r.stderr}`);

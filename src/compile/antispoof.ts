@@ -9,6 +9,7 @@ import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
 import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
+import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import { accept, addrElement, counter, drop, match, meta, payload } from './matches.js';
 import { builtin } from './origin.js';
 
@@ -189,6 +190,16 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
       { stmts: [ifPort(SPOOF_SETS.v4Ports), pairNot(payload('ip', 'saddr'), SPOOF_SETS.v4), counter(), drop()], origin: o('spoof-ipv4', 'a guest sends only from its declared IPv4 addresses') },
       { stmts: [ifPort(SPOOF_SETS.v6Ports), match(payload('ip6', 'saddr'), '::'), match(payload('icmpv6', 'type'), { set: UNSPECIFIED_SOURCE_ICMPV6 }), accept()], origin: o('dad-mld', 'duplicate address detection and MLD from :: pass') },
       { stmts: [ifPort(SPOOF_SETS.v6Ports), pairNot(payload('ip6', 'saddr'), SPOOF_SETS.v6), counter(), drop()], origin: o('spoof-ipv6', 'a guest sends only from its declared IPv6 addresses and its link-local one') },
+    );
+  }
+  if (checks === 'inet') {
+    // A routed guest's addresses are the routes the host has to its port: `fib` checks every
+    // packet's source here, before conntrack could match a spoofed packet to a connection of
+    // another guest and pass it as established. Neighbour discovery and MLD (link-local, or from
+    // :: before the guest has an address) are checked above, not by route.
+    rules.push(
+      { stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), { return: null }], origin: o('routed-nd', 'neighbour discovery and MLD are checked by the rules above') },
+      { stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()], origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it') },
     );
   }
   return { sets, rules, chains };

@@ -1,10 +1,14 @@
 // The base chains and the verdict maps that send each packet to its zone-pair chain. A packet
 // costs two map lookups (source zone, then destination zone) however many guests and zones the
 // host has: interfaces are map elements, never rules.
+//
+// Every new connection walks these chains, so a rule's cheap protocol match comes before its set
+// lookup (nft stops at the first statement that fails). Routed guests' sources are checked in
+// prerouting (antispoof.ts), on every packet, before conntrack can place a spoofed one.
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import type { SetElement, Verdict } from '../nft/types.js';
-import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
+import { accept, counter, ctState, drop, match, meta, payload, portElement } from './matches.js';
 import { builtin } from './origin.js';
 import { pairChainName, rateLimitedLog } from './zones.js';
 
@@ -25,7 +29,11 @@ export interface Dispatch {
   sets: (NamedSet | NamedMap)[];
 }
 
-export function dispatch(model: HostModel): Dispatch {
+/**
+ * `first`: rules that go first in a chain this module writes, by chain name (the conntrack
+ * helpers of the connections that arrive from a zone, in `from_<zone>`).
+ */
+export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = new Map()): Dispatch {
   const file = model.file;
   const o = (id: string, what: string) => builtin(id, what, file);
   const zonesWithIfs = model.zones.filter((z) => z.interfaces.length > 0);
@@ -60,10 +68,6 @@ export function dispatch(model: HostModel): Dispatch {
     stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), accept()],
     origin: o(`icmpv6-nd-${dir === 'iifname' ? 'in' : 'out'}`, 'IPv6 neighbour discovery and MLD always work'),
   });
-  const antiSpoof: Rule = {
-    stmts: [match(meta('iifname'), `@${ROUTED_GUESTS_SET}`), match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()],
-    origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it'),
-  };
 
   const input: Chain = {
     name: 'input',
@@ -71,7 +75,7 @@ export function dispatch(model: HostModel): Dispatch {
     rules: [
       established, invalid,
       { stmts: [match(meta('iifname'), 'lo'), accept()], origin: o('loopback-in', 'the host talks to itself') },
-      ndp('iifname'), antiSpoof,
+      ndp('iifname'),
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_in' } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw in unknown-iface drop', o('unknown-in', 'from an interface in no zone: dropped')),
     ],
@@ -88,9 +92,10 @@ export function dispatch(model: HostModel): Dispatch {
     ],
   };
   // With br_netfilter, frames between two ports of one bridge pass here too (in and out = the
-  // bridge): what the bridge table always lets through must not be dropped here instead.
+  // bridge): what the bridge table always lets through must not be dropped here instead. The
+  // protocol comes first: few packets are ND or DHCP, and the rest skip the pair lookup.
   const bridged = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({
-    stmts: [match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), ...stmts, accept()], origin: o(id, what),
+    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), accept()], origin: o(id, what),
   });
   const forward: Chain = {
     name: 'forward',
@@ -98,11 +103,11 @@ export function dispatch(model: HostModel): Dispatch {
     rules: [
       established, invalid,
       bridged('bridged-icmpv6-nd', 'neighbour discovery and MLD between ports of a bridge (br_netfilter) always work', match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL })),
+      // Port ranges, not sets: two comparisons, where a set of ports is a lookup in an 8 KiB bitmap.
       bridged('bridged-dhcp', 'DHCP between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
-        match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] })),
+        match(payload('udp', 'sport'), portElement([67, 68])), match(payload('udp', 'dport'), portElement([67, 68]))),
       bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
-        match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] })),
-      antiSpoof,
+        match(payload('udp', 'sport'), portElement([546, 547])), match(payload('udp', 'dport'), portElement([546, 547]))),
       { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
     ],
@@ -110,6 +115,7 @@ export function dispatch(model: HostModel): Dispatch {
   const from: Chain[] = model.zones.map((z) => ({
     name: fromChainName(z.name),
     rules: [
+      ...(first.get(fromChainName(z.name)) ?? []),
       { stmts: [{ vmap: { key: meta('oifname'), data: `@${dstMapName(z.name)}` } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
       rateLimitedLog(`gw ${z.name}->unknown-iface drop`, o('unknown-dst', 'to an interface in no zone: dropped')),
       { stmts: [counter(), drop()], origin: o('unknown-dst', 'to an interface in no zone: dropped') },

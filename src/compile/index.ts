@@ -11,7 +11,7 @@ import { checkHooks } from './hooks.js';
 import { ROUTED_GUESTS_SET, dispatch } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
 import { match, meta } from './matches.js';
-import { helpers, nat } from './nat.js';
+import { firstRules, helpers, nat } from './nat.js';
 import { builtin } from './origin.js';
 import { shadowFindings } from './shadow.js';
 import { pairChains } from './zones.js';
@@ -30,9 +30,9 @@ export interface Compiled {
 /** Compile for a kernel with exactly `features`: nothing in the result needs more. */
 export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const n = nat(model);
-  const d = dispatch(model);
-  const pairs = pairChains(model, n.forwardAccepts);
   const h = helpers(model);
+  const d = dispatch(model, h.first);
+  const pairs = pairChains(model, firstRules(h.first, n.forwardAccepts));
   const { bridged, routed } = guestPorts(model);
   // Without routed guests there is nothing to check there: the arp table stays empty.
   const none = { sets: [], rules: [], chains: [] };
@@ -52,7 +52,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     name: TABLE,
     helpers: h.objects,
     sets: [...d.sets, ...routedSpoof.sets],
-    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains, ...(h.chain ? [h.chain] : [])],
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains],
   };
   const bridge = bridgeTable(model, bridged, TABLE, features);
   const arp: Table = {

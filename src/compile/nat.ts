@@ -14,6 +14,7 @@ import type { Chain, CtHelper, Origin, Rule } from '../nft/ruleset.js';
 import type { Stmt } from '../nft/types.js';
 import { accept, addressVariants, counter, daddr, iifnames, match, meta, oifnames, oneOrSet, payload, portElement, saddr } from './matches.js';
 import { builtin, originOf } from './origin.js';
+import { fromChainName } from './dispatch.js';
 import { pairChainName } from './zones.js';
 
 const ctDnat: Stmt = match({ ct: { key: 'status' } }, ['dnat'], 'in');
@@ -132,7 +133,9 @@ export function nat(model: HostModel): Nat {
         if (from.zone === HOST_ZONE || fromIfs.length === 0) continue;
         const addrs = family === 4 ? from.v4 : from.v6;
         if (addrs !== undefined && addrs.length === 0) continue;
-        const stmts: Stmt[] = [iifnames(fromIfs), oifnames(outIfs)];
+        // The output interface first: one comparison, where the input interfaces may be a set of
+        // every guest of a zone; a connection that leaves elsewhere stops at it.
+        const stmts: Stmt[] = [oifnames(outIfs), iifnames(fromIfs)];
         stmts.push(addrs !== undefined ? saddr(family, addrs) : match(meta('nfproto'), family === 4 ? 'ipv4' : 'ipv6'));
         stmts.push(counter());
         stmts.push(s.kind === 'masquerade' ? { masquerade: null } : { snat: { family: family === 4 ? 'ip' : 'ip6', addr: s.address!.addr } });
@@ -171,31 +174,51 @@ export function nat(model: HostModel): Nat {
   };
 }
 
-/** Conntrack helpers, only where the policy asks for them: no SIP or FTP ALG runs otherwise. */
-export function helpers(model: HostModel): { objects: CtHelper[]; chain?: Chain } {
-  if (model.helpers.length === 0) return { objects: [] };
+/**
+ * Conntrack helpers, only where the policy asks for them: no SIP or FTP ALG runs otherwise.
+ *
+ * A helper must be attached to a connection before conntrack confirms it (on postrouting or
+ * input), and after any DNAT (so that `to` addresses are the real ones): the filter chains of
+ * the forward and input hooks qualify (checked on kernel 6.18: the FTP helper's expectations
+ * appear with the rule in forward or input, DNAT included). So the rules go first in the chains
+ * every packet from a helper's `from` zone reaches anyway, `from_<zone>` (forward) and
+ * `<zone>_to_host` (input), where the zone is already known: no base chain of their own on
+ * prerouting, which every packet of every connection would pay for.
+ * `first`: the rules, by the chain they go first in.
+ */
+export function helpers(model: HostModel): { objects: CtHelper[]; first: Map<string, Rule[]> } {
   const objects = new Map<string, CtHelper>();
-  const rules: Rule[] = [];
+  const first = new Map<string, Rule[]>();
+  const add = (chain: string, r: Rule) => {
+    const rules = first.get(chain) ?? [];
+    // The same rule twice (a helper to several zones, no addresses) would only attach it twice.
+    if (!rules.some((x) => JSON.stringify(x.stmts) === JSON.stringify(r.stmts))) rules.push(r);
+    first.set(chain, rules);
+  };
   for (const h of model.helpers) {
     const origin = originOf(h.src, `helper ${h.index + 1}: ${h.helper}`);
     const protos: ('tcp' | 'udp')[] = h.helper === 'sip' ? ['udp', 'tcp'] : ['tcp'];
     for (const proto of protos) {
       const name = `${h.helper}_${proto}`;
       objects.set(name, { name, type: h.helper, protocol: proto });
-      // The destination zone is not known before routing: helpers match by interface and address.
+      // The destination zone is not matched (as before routing): by address only, where given.
       for (const from of h.from) {
         for (const to of h.to) {
-          const fromIfs = zoneInterfaces(model, [from.zone]);
-          if (fromIfs.length === 0) continue;
+          if (zoneInterfaces(model, [from.zone]).length === 0) continue;
           for (const v of addressVariants(from, to)) {
-            rules.push({ stmts: [iifnames(fromIfs), ...v.stmts, dport(proto, h.ports), { 'ct helper': name }], origin });
+            const rule: Rule = { stmts: [...v.stmts, dport(proto, h.ports), { 'ct helper': name }], origin };
+            for (const chain of [fromChainName(from.zone), pairChainName(from.zone, HOST_ZONE)]) add(chain, rule);
           }
         }
       }
     }
   }
-  return {
-    objects: [...objects.values()],
-    chain: { name: 'helpers', base: { type: 'filter', hook: 'prerouting', prio: 0, policy: 'accept' }, rules },
-  };
+  return { objects: [...objects.values()], first };
+}
+
+/** `first` before `rest` in every chain either names. */
+export function firstRules(first: ReadonlyMap<string, Rule[]>, rest: ReadonlyMap<string, Rule[]>): Map<string, Rule[]> {
+  const out = new Map<string, Rule[]>();
+  for (const k of new Set([...first.keys(), ...rest.keys()])) out.set(k, [...(first.get(k) ?? []), ...(rest.get(k) ?? [])]);
+  return out;
 }

@@ -55,6 +55,7 @@ policies:
 rules:
   - { from: web, to: db, service: [postgres, game, ping], action: accept }
   - { from: mail, to: host, proto: udp, ports: 9999, action: accept }
+  - { from: host, to: dmz, proto: udp, ports: 40001, action: accept }
 `;
 
 const MAC = { web: '02:00:0a:00:0a:0a', db: '02:00:0a:00:0a:0b', gw: '52:54:00:00:00:0c', mail: '00:16:3e:00:00:14' } as const;
@@ -255,6 +256,21 @@ for (const brNetfilter of [0, 1] as const) {
         expect(n).toBe(0);
         expect(await countedBy('inet', 'builtin:routed-antispoof', async () => { n = await sent(toHost({ src: '203.0.113.21' })); })).toBe(1);
         expect(n).toBe(0);
+      }, 20_000);
+
+      it('drops a spoofed address even when conntrack would place it in an established connection', async () => {
+        // The host talks to 203.0.113.21 (routed out of br-dmz here; the policy lets the host send
+        // to UDP 40001): conntrack now has that connection, and a packet from 203.0.113.21:40001
+        // to the host's port 9998 is its reply.
+        // Sent from the mail guest's port it is a spoof, and must be dropped before conntrack
+        // can pass it as established.
+        await sh(lab.host, 'ip', 'route', 'replace', '203.0.113.21/32', 'dev', 'br-dmz');
+        await sh(lab.host, 'python3', '-c',
+          "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('169.254.0.1', 9998)); s.sendto(b'x', ('203.0.113.21', 40001))");
+        const entries = await sh(lab.host, 'cat', '/proc/net/nf_conntrack').catch(() => '');
+        if (entries) expect(entries).toMatch(/src=169\.254\.0\.1 dst=203\.0\.113\.21 sport=9998 dport=40001/);
+        const reply = toHost({ src: '203.0.113.21', sport: 40001, dport: 9998 });
+        expect(await countedBy('inet', 'builtin:routed-antispoof', () => sendFrames(lab.ns.mail, GUEST_IF, [reply]))).toBe(1);
       }, 20_000);
 
       it('drops ARP that claims another address (arp table); the host learns the guest from its own', async () => {

@@ -23,7 +23,7 @@ describe('linear dispatch (benchmark reference shape)', () => {
       return [map?.elements.length ?? 0];
     }))));
     expect(rules.length).toBe(allRules(scaled.ruleset).length - vmapRules.length + vmapRules.reduce((a, b) => a + b, 0));
-    // A routed guest's interface is a rule of its own now, in the forward dispatch.
+    // A routed guest's interface is a rule of its own now, in the forward dispatch (to its source check first).
     expect(rules).toContain('forward: iifname "gw-vm4" goto from_dmz');
     expect(rules).toContain('from_net: oifname "gw-vm4" goto net_to_dmz');
   });

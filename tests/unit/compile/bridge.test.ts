@@ -235,9 +235,9 @@ describe('with br_netfilter, the inet forward hook sees bridged frames too', () 
     const inet = table(baseline.ruleset, 'inet');
     expect(set(inet, 'bridged').elements).toEqual([{ concat: ['br-dmz', 'br-dmz'] }]);
     expect(rules(inet, 'forward').slice(2, 5)).toEqual([
-      'iifname . oifname @bridged icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept',
-      'iifname . oifname @bridged udp sport { 67, 68 } udp dport { 67, 68 } accept',
-      'iifname . oifname @bridged udp sport { 546, 547 } udp dport { 546, 547 } accept',
+      'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert, mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } iifname . oifname @bridged accept',
+      'udp sport 67-68 udp dport 67-68 iifname . oifname @bridged accept',
+      'udp sport 546-547 udp dport 546-547 iifname . oifname @bridged accept',
     ]);
     const discover: Packet = { family: 4, iifname: 'gw-web', oifname: 'gw-gw', saddr: '0.0.0.0', daddr: '255.255.255.255', proto: 'udp', sport: 68, dport: 67, ct: { state: 'new' } };
     const e = evaluateBridge(baseline.ruleset, 'br-dmz', discover, { brNetfilter: true });

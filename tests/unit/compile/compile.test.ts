@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hookProblems } from '../../../src/compile/hooks.js';
-import { evaluateNat } from '../../../src/explain/evaluate.js';
+import { type Packet, evaluate, evaluateNat } from '../../../src/explain/evaluate.js';
 import type { Ruleset } from '../../../src/nft/ruleset.js';
 import { chain, chainText, compileYaml, ruleCount } from '../../support/compile.js';
 
@@ -209,8 +209,8 @@ nat:
     expect(chainText(ruleset, 'srcnat')).toEqual(['ct status dnat jump srcnat_hairpin', 'oifname "eth0" jump srcnat_out_net']);
     expect(chainText(ruleset, 'srcnat_hairpin')).toContain('ct status dnat iifname "br-dmz" oifname "br-dmz" ip daddr 10.0.10.10 tcp dport 443 counter masquerade');
     expect(chainText(ruleset, 'srcnat_out_net')).toEqual([
-      'iifname "br-lan" oifname "eth0" meta nfproto ipv4 counter masquerade',
-      'iifname "br-dmz" oifname "eth0" meta nfproto ipv4 counter masquerade',
+      'oifname "eth0" iifname "br-lan" meta nfproto ipv4 counter masquerade',
+      'oifname "eth0" iifname "br-dmz" meta nfproto ipv4 counter masquerade',
     ]);
   });
 
@@ -243,7 +243,15 @@ helpers:
   - { helper: sip, from: net, to: pbx }
 `).ruleset;
     expect(r.tables[0]!.helpers.map((h) => `${h.name}:${h.type}/${h.protocol}`)).toEqual(['sip_udp:sip/udp', 'sip_tcp:sip/tcp']);
-    expect(chainText(r, 'helpers')).toContain('iifname "eth0" ip daddr 10.0.10.10 udp dport 5060 ct helper set "sip_udp"');
+    // First in the chains every connection from net reaches (forward and input), after any DNAT
+    // and before conntrack confirms it; no base chain of their own on prerouting.
+    for (const c of ['from_net', 'net_to_host']) {
+      expect(chainText(r, c).slice(0, 2)).toEqual(['ip daddr 10.0.10.10 udp dport 5060 ct helper set "sip_udp"', 'ip daddr 10.0.10.10 tcp dport 5060 ct helper set "sip_tcp"']);
+    }
+    expect(r.tables[0]!.chains.filter((c) => c.base?.hook === 'prerouting' && c.base.type === 'filter')).toEqual([]);
+    // A connection from net to the PBX gets the helper on its way through forward.
+    const invite: Packet = { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new' } };
+    expect(evaluate(r, 'forward', invite).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_udp"');
   });
 
   it('warns when hairpin cannot work because the public address is unknown', () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type Packet, evaluate, evaluateNat } from '../../../src/explain/evaluate.js';
+import { type Packet, evaluate, evaluateNat, evaluatePrerouting } from '../../../src/explain/evaluate.js';
 import type { Chain, Origin, Ruleset, Table } from '../../../src/nft/ruleset.js';
 import type { Expr, Stmt } from '../../../src/nft/types.js';
 import { compileYaml } from '../../support/compile.js';
@@ -211,10 +211,15 @@ describe('verdict maps, default drops and rejects', () => {
 
   it('drops spoofed traffic from a routed guest when no route leads back', () => {
     const p = tcp({ iifname: 'gw-mail', oifname: 'eth0', saddr: '203.0.113.99', daddr: '198.51.100.7', dport: 443 });
-    expect(evaluate(homelab, 'forward', p, { routeBack: () => false }).decidedBy?.id).toBe('builtin:routed-antispoof');
-    const trusting = evaluate(homelab, 'forward', p);
-    expect(trusting).toMatchObject({ verdict: 'accept', decidedBy: { id: 'policies[2]' } });
+    // Checked in prerouting, on every packet: before conntrack could pass a spoofed one as established.
+    expect(evaluatePrerouting(homelab, p, { routeBack: () => false })).toMatchObject({ verdict: 'drop', decidedBy: { id: 'builtin:routed-antispoof' } });
+    const trusting = evaluatePrerouting(homelab, p);
+    expect(trusting.verdict).toBe('accept');
     expect(trusting.notes.join('\n')).toMatch(/assumed a route back/);
+    expect(evaluate(homelab, 'forward', p)).toMatchObject({ verdict: 'accept', decidedBy: { id: 'policies[2]' } });
+    // Neighbour discovery is judged by the ND checks, not by route (DAD comes from ::).
+    const dad: Packet = { family: 6, iifname: 'gw-mail', saddr: '::', daddr: 'ff02::1:ff00:25', proto: 'icmpv6', icmpType: 'nd-neighbor-solicit', ct: { state: 'new' } };
+    expect(evaluatePrerouting(homelab, dad, { routeBack: () => false }).verdict).toBe('accept');
   });
 });
 
