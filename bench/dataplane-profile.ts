@@ -41,12 +41,9 @@ const inetOnly = (f: (t: Table) => Table): Transform => mapTables((t) => (t.fami
 const dropChain = (name: string): Transform => inetOnly((t) => ({ ...t, chains: t.chains.filter((c) => c.name !== name) }));
 const emptyChain = (name: string): Transform => inetOnly((t) => ({ ...t, chains: t.chains.map((c) => (c.name === name ? { ...c, rules: [] } : c)) }));
 const uses = (s: Stmt, set: string) => JSON.stringify(s).includes(`"@${set}"`);
-const compose = (...fs: Transform[]): Transform => (r) => fs.reduce((x, f) => f(x), r);
 
 /** Parts of (c) to take out, one at a time: name -> transform. */
 const ABLATIONS: Record<string, Transform> = {
-  'no-helpers-chain': dropChain('helpers'),
-  'no-helpers': compose(dropChain('helpers'), inetOnly((t) => ({ ...t, helpers: [] }))),
   'no-antispoof': dropChain('antispoof'),
   'no-counters': (r) => ({ tables: r.tables.map((t) => ({ ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((x) => ({ ...x, stmts: x.stmts.filter((s) => !(typeof s === 'object' && 'counter' in s)) })) })) })) }),
   'no-bridged-pass': inetOnly((t) => ({ ...t, chains: t.chains.map((c) => (c.name === 'forward' ? { ...c, rules: c.rules.filter((x) => !x.stmts.some((s) => uses(s, 'bridged'))) } : c)) })),
