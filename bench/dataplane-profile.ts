@@ -24,8 +24,9 @@ import type { Stmt } from '../src/nft/types.js';
 import { toNftJson } from '../src/nft/json.js';
 import { policyYaml } from '../tests/support/gen-policy.js';
 import { CONNTRACK_NAT, UDP_PORT, benchPolicy } from './dataplane/shapes.js';
-import { buildTopology, sweepStaleNamespaces, type BenchTopology } from './dataplane/topology.js';
-import { type Binaries, compilePrograms, conntrackMax, flushConntrack, killRunning, newFlowRun } from './dataplane/traffic.js';
+import { type Held, releaseOnExit } from './dataplane/held.js';
+import { buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
+import { compilePrograms, conntrackMax, flushConntrack, newFlowRun } from './dataplane/traffic.js';
 
 const env = process.env;
 const GUESTS = Number((env.GW_BENCH_SIZES ?? '10000').split(',')[0]);
@@ -53,18 +54,8 @@ const ABLATIONS: Record<string, Transform> = {
   'no-input-output': inetOnly((t) => ({ ...t, chains: t.chains.filter((c) => c.name !== 'input' && c.name !== 'output') })),
 };
 
-let topology: BenchTopology | undefined;
-let binaries: Binaries | undefined;
-async function cleanup(): Promise<void> {
-  killRunning();
-  await topology?.dispose();
-  topology = undefined;
-  await binaries?.remove();
-  binaries = undefined;
-}
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => void cleanup().finally(() => process.exit(130)));
-}
+const held: Held = {};
+const cleanup = releaseOnExit(held);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -84,16 +75,16 @@ async function main(): Promise<void> {
   const variants = Object.keys(all).filter((v) => !only || only.includes(v));
 
   await sweepStaleNamespaces();
-  binaries = await compilePrograms();
+  held.binaries = await compilePrograms();
   const files: Record<string, string> = {};
   for (const v of variants) {
-    files[v] = binaries.scratch(`${v.replace(/\W/g, '_')}.json`);
+    files[v] = held.binaries.scratch(`${v.replace(/\W/g, '_')}.json`);
     await writeFile(files[v]!, JSON.stringify(toNftJson(all[v]!)));
   }
   const rx = receivers.map((n) => model.guests.find((g) => g.name === n)!.interfaces[0]!);
   process.stderr.write(`profile: ${GUESTS} guests, variants ${variants.join(' ')}; building the namespaces...\n`);
-  topology = await buildTopology(model, rx);
-  const topo = topology;
+  held.topology = await buildTopology(model, rx);
+  const topo = held.topology;
   const load = async (v: string) => {
     await execa('ip', ['netns', 'exec', topo.host, 'nft', 'flush', 'ruleset']);
     const r = await execa('ip', ['netns', 'exec', topo.host, 'nft', '-j', '-f', files[v]!], { reject: false });
@@ -102,12 +93,12 @@ async function main(): Promise<void> {
   const maxPackets = Math.floor((await conntrackMax(topo.host)) * 0.85);
   let block = 0;
   const flow = async (to: (typeof topo.receivers)[number], perfOut?: string) => {
-    await flushConntrack(binaries!, topo.host);
+    await flushConntrack(held.binaries!, topo.host);
     const base = `198.${18 + ((block >> 12) & 1)}.${(block >> 4) & 0xff}.${(block & 0xf) * 16}`;
     block = (block + 1) % 8192;
     // The sender alone under perf: its syscalls and the forwarding softirq work charged to it.
     const senderPrefix = perfOut ? ['perf', 'record', '-q', '-F', '5000', '-e', 'cpu-clock', '-g', '-o', perfOut, '--'] : undefined;
-    return newFlowRun(binaries!, { wanNs: topo.wan.ns, rxNs: to.ns, dst: to.addr, port: UDP_PORT, srcBase: base, srcAddrs: 16, maxPackets, w: WINDOW, cpus: CPUS, ...(senderPrefix ? { senderPrefix } : {}) });
+    return newFlowRun(held.binaries!, { wanNs: topo.wan.ns, rxNs: to.ns, dst: to.addr, port: UDP_PORT, srcBase: base, srcAddrs: 16, maxPackets, w: WINDOW, cpus: CPUS, ...(senderPrefix ? { senderPrefix } : {}) });
   };
 
   await load('c');
@@ -151,6 +142,6 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  await execa('ip', ['netns', 'exec', topology?.host ?? 'none', 'nft', 'flush', 'ruleset'], { reject: false });
+  await execa('ip', ['netns', 'exec', held.topology?.host ?? 'none', 'nft', 'flush', 'ruleset'], { reject: false });
   await cleanup();
 }

@@ -26,8 +26,9 @@ import { policyYaml } from '../tests/support/gen-policy.js';
 import { CONNTRACK_NAT, CONNTRACK_ONLY, TCP_PORT, UDP_PORT, benchPolicy } from './dataplane/shapes.js';
 import { compareVerdicts, linearDispatch, samplePackets, type SampledPacket } from './linear.js';
 import { MEASURES, type Measure, type Round, SHAPES, type Shape, type SizeResult, chartSvg, markdown, walkLines } from './dataplane/report.js';
-import { type BenchTopology, buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
-import { type Binaries, type Windows, bulkRun, compilePrograms, conntrackCount, conntrackMax, flushConntrack, killRunning, newFlowRun } from './dataplane/traffic.js';
+import { type Held, releaseOnExit } from './dataplane/held.js';
+import { buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
+import { type Windows, bulkRun, compilePrograms, conntrackCount, conntrackMax, flushConntrack, newFlowRun } from './dataplane/traffic.js';
 
 const env = process.env;
 const SIZES = (env.GW_BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
@@ -85,23 +86,8 @@ function verdictSamples(model: HostModel, wanIf: string, rx: GuestInterfaceModel
 
 // ---- Running it ----------------------------------------------------------------------------
 
-let topology: BenchTopology | undefined;
-let binaries: Binaries | undefined;
-
-async function cleanup(): Promise<void> {
-  killRunning();
-  await topology?.dispose();
-  topology = undefined;
-  await binaries?.remove();
-  binaries = undefined;
-}
-
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    process.stderr.write(`\n${sig}: removing the bench namespaces...\n`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const held: Held = {};
+const cleanup = releaseOnExit(held);
 
 async function nft(ns: string, args: string[]): Promise<void> {
   const r = await execa('ip', ['netns', 'exec', ns, 'nft', ...args], { reject: false });
@@ -161,12 +147,12 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   // The shapes as nftables JSON files, loaded with `nft -j -f` (one transaction each).
   const docs: Record<Shape, string | undefined> = { none: undefined, conntrack: undefined, 'conntrack-nat': undefined, guestwall: undefined, linear: undefined };
   for (const [shape, doc] of [['conntrack', toNftJson(CONNTRACK_ONLY)], ['conntrack-nat', toNftJson(CONNTRACK_NAT)], ['guestwall', toNftJson(ruleset)], ['linear', toNftJson(linear)]] as const) {
-    docs[shape] = binaries!.scratch(`${shape}-${guests}.json`);
+    docs[shape] = held.binaries!.scratch(`${shape}-${guests}.json`);
     await writeFile(docs[shape]!, JSON.stringify(doc));
   }
   process.stderr.write(`dataplane: ${guests} guests: building the namespaces...\n`);
-  topology = await buildTopology(model, rx);
-  const topo = topology;
+  held.topology = await buildTopology(model, rx);
+  const topo = held.topology;
   result.receivers = topo.receivers.map((r) => ({ guest: r.guest, mode: r.mode, addr: r.addr, hostIfname: r.hostIfname }));
   const routed = topo.receivers.find((r) => r.mode === 'routed')!;
   const bridged = topo.receivers.find((r) => r.mode === 'bridged')!;
@@ -174,11 +160,11 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   const maxPackets = Math.floor((await conntrackMax(topo.host)) * 0.85);
   let srcBlock = 0;
   const flow = async (to: typeof routed) => {
-    await flushConntrack(binaries!, topo.host);
+    await flushConntrack(held.binaries!, topo.host);
     // 16 source addresses per run from 198.18.0.0/15 (RFC 2544 benchmarking space), fresh each run.
     const base = `198.${18 + ((srcBlock >> 12) & 1)}.${(srcBlock >> 4) & 0xff}.${(srcBlock & 0xf) * 16}`;
     srcBlock = (srcBlock + 1) % 8192;
-    const r = await newFlowRun(binaries!, { wanNs: topo.wan.ns, rxNs: to.ns, dst: to.addr, port: UDP_PORT, srcBase: base, srcAddrs: 16, maxPackets, w: FLOW_WINDOW, cpus: cpuPair }).catch(async (e: unknown) => {
+    const r = await newFlowRun(held.binaries!, { wanNs: topo.wan.ns, rxNs: to.ns, dst: to.addr, port: UDP_PORT, srcBase: base, srcAddrs: 16, maxPackets, w: FLOW_WINDOW, cpus: cpuPair }).catch(async (e: unknown) => {
       const dump = await execa('ip', ['netns', 'exec', topo.host, 'sh', '-c', 'nft list ruleset | grep "packets [1-9]"; ip -s link; cat /proc/sys/net/netfilter/nf_conntrack_count'], { reject: false, all: true });
       const g = await execa('ip', ['netns', 'exec', to.ns, 'sh', '-c', 'ip -s link; grep Udp /proc/net/snmp'], { reject: false, all: true });
       throw new Error(`${String(e)}\n${dump.all}\n${g.all}`);
@@ -186,8 +172,8 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
     return { pps: r.pps, cpuNs: r.cpuNsPerPacket, entries: await conntrackCount(topo.host) };
   };
   const bulk = async () => {
-    await flushConntrack(binaries!, topo.host);
-    return (await bulkRun(binaries!, { wanNs: topo.wan.ns, rxNs: routed.ns, dst: routed.addr, port: TCP_PORT, maxBytes: MAX_BULK_BYTES, w: BULK_WINDOW, cpus: cpuPair })).bps;
+    await flushConntrack(held.binaries!, topo.host);
+    return (await bulkRun(held.binaries!, { wanNs: topo.wan.ns, rxNs: routed.ns, dst: routed.addr, port: TCP_PORT, maxBytes: MAX_BULK_BYTES, w: BULK_WINDOW, cpus: cpuPair })).bps;
   };
 
   // One unmeasured pass: neighbours resolved, caches warm.
@@ -219,7 +205,7 @@ async function measureSize(guests: number, cpuPair: [number, number], roundBase:
   }
   await loadShape(topo.host, 'none', docs);
   await topo.dispose();
-  topology = undefined;
+  held.topology = undefined;
   result.loadavg.after = loadavg().map((x) => x.toFixed(2)).join(' ');
   return result;
 }
@@ -235,7 +221,7 @@ const results: SizeResult[] = [];
 try {
   const stale = await sweepStaleNamespaces();
   if (stale.length) process.stderr.write(`dataplane: removed namespaces a killed bench left behind: ${stale.join(' ')}\n`);
-  if (!RULES_ONLY) binaries = await compilePrograms();
+  if (!RULES_ONLY) held.binaries = await compilePrograms();
   const n = cpus().length;
   const cpuPair: [number, number] = n >= 2 ? [0, 1] : [-1, -1];
   for (const [i, guests] of SIZES.entries()) results.push(await measureSize(guests, cpuPair, i));
