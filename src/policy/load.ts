@@ -16,8 +16,8 @@ export const MAX_ALIAS_COUNT = 200;
 
 export interface LoadedPolicy {
   file: string;
-  /** Which reader read the text: the fast one for plain block YAML, or the `yaml` library. */
-  reader: 'block' | 'yaml';
+  /** Which reader read the text: the fast one for plain block YAML, or the `yaml` library; absent when it was refused unread (too large). */
+  reader?: 'block' | 'yaml';
   /** Present when the policy has no errors (warnings may remain). */
   policy?: Policy;
   diagnostics: Diagnostic[];
@@ -32,7 +32,6 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
   if (bytes > MAX_POLICY_BYTES) {
     return {
       file,
-      reader: 'yaml',
       locate: noLocate,
       diagnostics: [
         { ...top, code: CODES['input-too-large'], kind: 'input-too-large', severity: 'error',
@@ -67,7 +66,7 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
 }
 
 interface ReadText {
-  reader: LoadedPolicy['reader'];
+  reader: 'block' | 'yaml';
   placed: Placed | undefined;
   data?: unknown;
   /** Why the text could not be read (then there is no data). */

@@ -120,7 +120,7 @@ describe('the block reader', () => {
       'a: &x 1\nb: *x\n', 'a: !!str 1\n', 'a: |\n  text\n', 'a: >\n  text\n', 'a: x\n  y\n', 'a:\n', 'a: {b}\n', 'a: {b: }\n', 'a: [x, {b: c}\n', 'a: 1.5\n',
       'a: 0x10\n', 'a: -1\n', 'a: 1\na: 2\n', 'a:\tb\n', 'a: 1\r\n', '- a\n', 'a: [x, [y]\n', 'a: [x,]\n', 'a: "x\\ty"\n', 'a: "x\n  y"\n',
       '? a\n: b\n', 'a: b: c\n', 'a:\n  - x\n  b: y\n', 'a:\n    - x\n  b: y\n', '---\na: 1\n---\nb: 2\n', '%YAML 1.2\n---\na: 1\n',
-      '__proto__: 1\n', 'a: 1\n...\n', 'a:\n  -\n    b: c\n', 'a:\n  - - x\n', '',  '# only a comment\n', 'a: "x" y\n', 'a:#b\n',
+      '__proto__: 1\n', 'a: {b: 1, b: 2}\n', 'a: {__proto__: 1}\n', 'a: 1\n...\n', 'a:\n  -\n    b: c\n', 'a:\n  - - x\n', '',  '# only a comment\n', 'a: "x" y\n', 'a:#b\n',
     ];
     for (const text of leftToYaml) expect(readBlockYaml(text), JSON.stringify(text)).toBeUndefined();
   });
@@ -140,6 +140,21 @@ describe('the block reader', () => {
       expect(at(fast.placed, [...path], atKey)).toBe(want);
       expect(at(slow, [...path], atKey)).toBe(want);
     }
+  });
+  it('locates keys in a mapping too big to search in order, the first of a key written twice', () => {
+    const guests = Array.from({ length: 40 }, (_, i) => `  vm${i}:\n    mac: 02:00:00:00:00:${String(i).padStart(2, '0')}\n`).join('');
+    const text = `guests:\n${guests}`;
+    const fast = readBlockYaml(text)!;
+    const slow = placedFromYaml(parseDocument(text).contents);
+    for (const i of [0, 17, 39]) {
+      const want = text.indexOf(`02:00:00:00:00:${String(i).padStart(2, '0')}`);
+      expect(offsetOf(fast.placed, ['guests', `vm${i}`, 'mac'])).toBe(want);
+      expect(offsetOf(slow, ['guests', `vm${i}`, 'mac'])).toBe(want);
+    }
+    // `yaml` reads a key written twice (loadPolicy reports it); places point at the first.
+    const twice = `guests:\n${guests}  vm17:\n    mac: 02:00:00:00:00:99\n`;
+    expect(readBlockYaml(twice)).toBeUndefined();
+    expect(offsetOf(placedFromYaml(parseDocument(twice, { uniqueKeys: false }).contents), ['guests', 'vm17', 'mac'])).toBe(twice.indexOf('02:00:00:00:00:17'));
   });
 });
 
