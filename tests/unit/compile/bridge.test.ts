@@ -120,7 +120,12 @@ describe('anti-spoofing on bridge ports, as set lookups keyed on the port', () =
       'iifname @v6_ports ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report, mld-listener-done } accept',
       'iifname @v6_ports iifname . ip6 saddr != @port_v6 counter drop',
     ]);
-    expect(rules(bridge, 'nd_gw-web')).toEqual([`@th,64,128 != { ${ndTargetValue('fd00:10::10')}, ${ndTargetValue('fe80::aff:fe00:a0a')} } counter drop`]);
+    // Plain matches, not an anonymous set: thousands of anonymous sets make the kernel's load quadratic.
+    expect(rules(bridge, 'nd_gw-web')).toEqual([
+      `@th,64,128 ${ndTargetValue('fd00:10::10')} return`,
+      `@th,64,128 ${ndTargetValue('fe80::aff:fe00:a0a')} return`,
+      'counter drop',
+    ]);
   });
 
   it('derives the EUI-64 link-local address from the MAC', () => {
@@ -208,7 +213,9 @@ describe('explain evaluates the bridge table', () => {
   it('checks neighbour-advert targets', () => {
     const na = (ndTarget: string): Packet => ({ family: 6, iifname: 'gw-web', oifname: 'xdb', saddr: 'fe80::aff:fe00:a0a', daddr: 'ff02::1', proto: 'icmpv6', icmpType: 'nd-neighbor-advert', ndTarget, ct: { state: 'new' } });
     expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::10')).verdict).toBe('accept');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fe80::aff:fe00:a0a')).verdict).toBe('accept');
     expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::11')).decidedBy?.id).toBe('builtin:spoof-nd-target');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fe80::aff:fe00:a0b')).decidedBy?.id).toBe('builtin:spoof-nd-target');
   });
 
   it('checks a routed guest MAC in inet prerouting', () => {
