@@ -1,6 +1,6 @@
 // npm run bench (part 2): apply time at 10 to 10,000 guests, inside a throwaway network
 // namespace: the one-transaction load (first load and replace), the whole `apply` (snapshot,
-// nft -c, load, verify), a no-change apply, and adding one guest to a loaded host.
+// load, verify), a no-change apply, and adding one guest to a loaded host.
 // Medians of GW_BENCH_RUNS runs (default 5) with min and max, all measured in this run.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,6 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 console.log(`\n## apply (ms, median of ${RUNS} runs, min-max; in a network namespace)\n`);
-console.log('| guests | nft -j -f first load | nft -j -f replace | apply (snapshot, nft -c, load, verify) | apply, nothing changed | apply, one guest added | full / no-change |');
+console.log('| guests | nft -j -f first load | nft -j -f replace | apply (snapshot, load, verify) | apply, nothing changed | apply, one guest added | full / no-change |');
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) console.log(r);

@@ -61,7 +61,7 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
     if (!r.changed) io.out(`guestwall: nothing to change${where}`);
     else if (r.pending) {
       io.out(`guestwall: applied ${file}${where}; run 'guestwall confirm${opts.netns ? ` --netns ${opts.netns}` : ''}' within ${opts.confirm} s or the previous ruleset comes back`);
-    } else io.out(`guestwall: applied ${file}${where} (check ${r.timings.checkMs} ms, load ${r.timings.loadMs} ms)`);
+    } else io.out(`guestwall: applied ${file}${where} (loaded in ${r.timings.loadMs} ms)`);
     if (opts.network !== false) {
       // The ruleset first: no bridge or route comes up before the rules for it are in place.
       try {

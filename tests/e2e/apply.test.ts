@@ -124,25 +124,30 @@ describe.skipIf(skipReason !== undefined)(`apply on a live kernel${skipReason ? 
     const sys = realSystem(ns);
     const state = statePaths(stateDir, ns);
     const opts = { state, timerCommand: ['true'] };
+    const previous = () => { try { return readFileSync(state.previous, 'utf8'); } catch { return undefined; } };
+    const previousBefore = previous();
+    expect(previousBefore).toContain('guestwall snapshot');
     const base = compileYaml(`
 version: 1
 host: { interfaces: { eth0: { zone: net } } }
 zones: { net: {} }
 `).ruleset;
 
-    // Refused by nft -c: a jump to a chain that does not exist.
+    // Refused as nft builds the batch: a jump to a chain that does not exist.
     const missingChain: Ruleset = structuredClone(base);
     missingChain.tables[0]!.chains[0]!.rules.unshift({ stmts: [{ jump: { target: 'nowhere' } }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
     await expect(applyRuleset(sys, missingChain, opts)).rejects.toThrow(/kernel refuses the ruleset: .*No such file or directory.*nothing was changed/);
     expect(await nft(ns, 'list', 'ruleset')).toBe(before);
 
-    // Passes nft -c, refused at commit (mechanics.md 5.3): masquerade in a filter chain of a re-created table.
+    // Refused only at commit (mechanics.md 5.3): masquerade in a filter chain of a re-created table.
     const natInFilter: Ruleset = structuredClone(base);
     natInFilter.tables[0]!.chains.find((c) => c.name === 'forward')!.rules.unshift({ stmts: [{ masquerade: null }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
     const err = await applyRuleset(sys, natInFilter, opts).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplyError);
     expect((err as Error).message).toMatch(/Operation not supported|nothing was changed/);
     expect(await nft(ns, 'list', 'ruleset')).toBe(before);
+    // `rollback` still goes back to where the last apply that worked came from.
+    expect(previous()).toBe(previousBefore);
   });
 
   it('rolls back by itself when --confirm is not confirmed, and keeps the new state when it is', async () => {
