@@ -7,7 +7,7 @@ import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
 import { withLock } from './lock.js';
-import { listRuleset, loadJson, loadScript, nftMessage, nftVersion, snapshot } from './nft.js';
+import { listTables, loadJson, loadScript, nftMessage, nftVersion, snapshot } from './nft.js';
 import type { PendingConfirm, StatePaths } from './state.js';
 import type { System } from './system.js';
 
@@ -109,7 +109,7 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
 
 /** What differs between the live tables and the ruleset, one line each. */
 export async function liveDifferences(sys: System, ruleset: Ruleset): Promise<string[]> {
-  const listing = await listRuleset(sys);
+  const listing = await listTables(sys, ruleset.tables.map((t) => ({ family: t.family, name: t.name })));
   return ruleset.tables.flatMap((t) => compareSummaries(summarizeTable(t), summarizeListing(listing, t.family, t.name), `${t.family} ${t.name}`));
 }
 
