@@ -1,6 +1,6 @@
 // YAML text -> validated Policy + located diagnostics. The YAML document is kept so that every
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
-import { isScalar, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
 import { readBlockYaml } from './block-yaml.js';
 import { checkPolicy } from './checks.js';
 import { CODES, type Diagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
@@ -8,6 +8,7 @@ import { offsetOf, type Placed, placedFromYaml } from './placed.js';
 import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
 import { schemaFindings } from './schema-findings.js';
+import { yamlLib } from './yaml-lib.js';
 
 /** A 10,000-guest policy is about 2 MiB; anything far bigger is refused before parsing. */
 export const MAX_POLICY_BYTES = 16 * 1024 * 1024;
@@ -40,12 +41,8 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
     };
   }
 
-  const lines = new LineCounter();
-  const at = (offset: number): Location => {
-    const p = lines.linePos(offset);
-    return { file, line: p.line, col: p.col };
-  };
-  const read = readYaml(text, lines, at, top);
+  const at = lineAt(file, text);
+  const read = readYaml(text, at, top);
   const { reader, data } = read;
   const locate = locator(read.placed, top, at);
   if (read.problems) return { file, reader, locate, diagnostics: read.problems };
@@ -74,16 +71,11 @@ interface ReadText {
 }
 
 /** The policy's data and where each part of it is written: by the block reader when it can, else by `yaml`. */
-function readYaml(text: string, lines: LineCounter, at: (offset: number) => Location, top: Location): ReadText {
+function readYaml(text: string, at: (offset: number) => Location, top: Location): ReadText {
   const fast = readBlockYaml(text);
-  if (fast) {
-    // Lines counted as `yaml` counts them: each starts after a newline.
-    lines.addNewLine(0);
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) lines.addNewLine(nl + 1);
-    return { reader: 'block', placed: fast.placed, data: fast.data };
-  }
+  if (fast) return { reader: 'block', placed: fast.placed, data: fast.data };
   // yaml's own duplicate-key check is quadratic in a map's size; duplicateKeys() below is linear.
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
+  const doc = yamlLib().parseDocument(text, { uniqueKeys: false, prettyErrors: false, strict: true });
   const placed = placedFromYaml(doc.contents);
   const syntax = yamlSyntax(doc, text, at);
   if (syntax.length > 0) return { reader: 'yaml', placed, problems: syntax };
@@ -93,6 +85,22 @@ function readYaml(text: string, lines: LineCounter, at: (offset: number) => Loca
     return { reader: 'yaml', placed, problems: [aliasProblem(doc, e, at) ?? { ...top, code: CODES['yaml-syntax'], kind: 'yaml-syntax', severity: 'error',
       message: `the policy cannot be read: ${firstLine(String(e))}` }] };
   }
+}
+
+/** file:line:col of an offset into `text`, lines counted as `yaml` counts them: each starts after a newline. */
+function lineAt(file: string, text: string): (offset: number) => Location {
+  const starts = [0];
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) starts.push(nl + 1);
+  return (offset) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { file, line: lo + 1, col: offset - starts[lo]! + 1 };
+  };
 }
 
 function locator(placed: Placed | undefined, top: Location, at: (offset: number) => Location): LoadedPolicy['locate'] {
@@ -172,6 +180,7 @@ function aliasProblem(doc: Document, e: unknown, at: (offset: number) => Locatio
   const bomb = /Excessive alias count/.test(text);
   if (!bomb && dangling === undefined) return undefined;
   let where: number | undefined;
+  const { visit } = yamlLib();
   visit(doc, {
     Alias(_, node) {
       if (dangling !== undefined && node.source !== dangling) return undefined;
@@ -190,6 +199,7 @@ function aliasProblem(doc: Document, e: unknown, at: (offset: number) => Locatio
 /** Every key written twice in one mapping, at the second place, pointing back at the first. */
 function duplicateKeys(doc: Document, at: (offset: number) => Location): Diagnostic[] {
   const out: Diagnostic[] = [];
+  const { isScalar, visit } = yamlLib();
   visit(doc, {
     Map(_, map) {
       const seen = new Map<string, YamlNode>();

@@ -1,7 +1,7 @@
 // Where each part of a policy is written, as offsets into its text: what turns a finding's document
 // path (guests.web.interfaces[0].mac) into file:line:col. Built by the block reader
 // (block-yaml.ts) as it reads, or from the `yaml` library's document for anything else.
-import { isMap, isScalar, isSeq } from 'yaml';
+import { yamlLib } from './yaml-lib.js';
 import type { DocPath } from './diagnostics.js';
 
 /** Where a node is written: a scalar's offset, or a collection's with where its children are. */
@@ -44,6 +44,7 @@ const startOf = (p: Placed | undefined): number | undefined => (typeof p === 'nu
 export function placedFromYaml(node: unknown): Placed | undefined {
   const start = (node as { range?: unknown } | null)?.range;
   if (!Array.isArray(start)) return undefined;
+  const { isMap, isScalar, isSeq } = yamlLib();
   if (isMap(node)) {
     const placed: PlacedMapping = { start: start[0] as number, keys: [], keyStarts: [], values: [] };
     for (const pair of node.items) {
