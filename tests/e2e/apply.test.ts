@@ -216,6 +216,8 @@ zones: { net: {} }
     expect(await applyCommand(memoryIo(POLICIES).io, 'policies/homelab-dmz.yaml', { netns: ns, stateDir }, lanSession)).toBe(0);
     await execa('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'guestwall']);
     expect(await applyCommand(memoryIo(POLICIES).io, 'policies/homelab-dmz.yaml', { netns: ns, stateDir, force: true }, overSsh)).toBe(0);
+    // A table of guestwall's that someone deleted is a difference, not "nothing to change": it is loaded again.
+    expect(await guestwallTable(ns)).toContain('homelab-dmz.yaml');
   });
 
   it('serialises two concurrent applies: the result is exactly one of them, never a mix', async () => {

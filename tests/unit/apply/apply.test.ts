@@ -62,3 +62,44 @@ describe('apply refuses cleanly, changing nothing', () => {
     expect(f.files.has(state.lock)).toBe(false);
   });
 });
+
+describe("a refused apply leaves rollback's state as it was", () => {
+  /** A host with none of guestwall's tables yet, whose kernel refuses every load. */
+  const refusingHost = (files: Record<string, string>) =>
+    fakeSystem({
+      root: true,
+      files,
+      answer(cmd, args) {
+        const line = [cmd, ...args].join(' ');
+        if (line === 'nft --version') return 'nftables v1.0.6';
+        if (line.startsWith('nft list table ')) return { code: 1, stderr: 'Error: No such file or directory' };
+        if (line.startsWith('nft -j -f ')) return { code: 1, stderr: 'Error: Could not process rule: Operation not supported' };
+        return undefined;
+      },
+    });
+
+  it('when the kernel refuses the load: the previous-state file keeps what the last good apply saved', async () => {
+    const f = refusingHost({ [state.previous]: '# guestwall snapshot: from the last good apply\n' });
+    const e = await refusal(applyRuleset(f.sys, ruleset, opts));
+    expect(e.message).toMatch(/^the kernel refuses the ruleset: .*Operation not supported; nothing was changed$/);
+    expect(f.files.get(state.previous)).toBe('# guestwall snapshot: from the last good apply\n');
+    // One load, no separate check pass.
+    expect(f.calls.filter((c) => c.startsWith('nft -j -f')).length).toBe(1);
+    expect(f.calls.filter((c) => c.startsWith('nft -c'))).toEqual([]);
+  });
+
+  it('when there was no previous state, none is left behind', async () => {
+    const f = refusingHost({});
+    await refusal(applyRuleset(f.sys, ruleset, opts));
+    expect(f.files.has(state.previous)).toBe(false);
+  });
+
+  it('when the rollback timer never says it runs: nothing loaded, the previous-state file as it was', async () => {
+    const f = refusingHost({ [state.previous]: '# guestwall snapshot: from the last good apply\n' });
+    const e = await refusal(applyRuleset(f.sys, ruleset, { ...opts, confirmSeconds: 30 }));
+    expect(e.message).toContain('the rollback timer did not start');
+    expect(f.calls.filter((c) => c.startsWith('nft -j -f'))).toEqual([]);
+    expect(f.files.get(state.previous)).toBe('# guestwall snapshot: from the last good apply\n');
+    expect(f.files.has(state.pending)).toBe(false);
+  });
+});
