@@ -2,7 +2,7 @@
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
 import type { Document, Node as YamlNode } from 'yaml';
 import { readBlockYaml } from './block-yaml.js';
-import { checkPolicy } from './checks.js';
+import { checkAnyPolicy } from './fleet.js';
 import { CODES, type Diagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
 import { offsetOf, type Placed, placedFromYaml } from './placed.js';
 import { salvage } from './salvage.js';
@@ -53,10 +53,10 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
     // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
     const findings = schemaFindings(parsed.error.issues, data);
     const rest = salvage(data, parsed.error.issues);
-    if (rest) findings.push(...checkPolicy(rest.policy, rest.known));
+    if (rest) findings.push(...checkAnyPolicy(rest.policy, rest.known));
     return { file, reader, locate, diagnostics: sortDiagnostics(findings.map(place)) };
   }
-  const findings = checkPolicy(parsed.data);
+  const findings = checkAnyPolicy(parsed.data);
   const diagnostics = sortDiagnostics(findings.map(place));
   const failed = diagnostics.some((d) => d.severity === 'error');
   return failed ? { file, reader, locate, diagnostics } : { file, reader, locate, diagnostics, policy: parsed.data };
