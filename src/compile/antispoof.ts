@@ -169,7 +169,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     // the port. The addresses are plain matches, not an anonymous set: the kernel looks every
     // set up by name in a list, so 10,000 anonymous sets made loading the ruleset quadratic
     // (about 7 s of kernel time at 10,000 guests).
-    const ndChains = with6.map((p) => ({ port: p, chain: `nd_${p.iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}` }));
+    const ndChains = with6.map((p) => ({ port: p, chain: p.iface.ndChain }));
     const ndJumps: [SetElement, Verdict][] = [];
     for (const { port, chain } of ndChains) {
       for (const n of port.iface.hostNames) ndJumps.push([n, { jump: { target: chain } }]);
