@@ -6,7 +6,7 @@
 // family (ARP sender).
 import type { GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
-import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
+import { type Expr, type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
 import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
@@ -105,8 +105,8 @@ export interface AntiSpoof {
   chains: Chain[];
 }
 
-const ifPort = (set: string): Stmt => match(meta('iifname'), `@${set}`);
-const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, `@${set}`, '!=');
+const ifPort = (set: string): Stmt => match(meta('iifname'), setRef(set));
+const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, setRef(set), '!=');
 
 /** The sets and rules that check `ports`, for one table. */
 export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
@@ -178,7 +178,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     for (const { port, chain } of ndChains) {
       chains.push({ name: chain, rules: ndTargetRules(port.v6, o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`)) });
     }
-    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: `@${SPOOF_SETS.ndTarget}` } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
+    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.ndTarget) } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
   }
   if (ip) {
     sets.push(
