@@ -117,9 +117,9 @@ export interface ChainObj {
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /** Every statement kind: switches over it end in `kind satisfies never`, so a new kind fails the build where it is not handled. */
-export type StmtKind = Stmt extends unknown ? keyof Stmt : never;
-/** Every expression kind that is an object (values, flag lists and set references aside). */
-export type ExprKind = Exclude<Expr, Value | string[] | SetRef> extends infer E ? (E extends unknown ? keyof E : never) : never;
+export type StmtKind = KeysOf<Stmt>;
+/** The keys of each member of a union (distributes: keyof of the union itself is only the shared keys). */
+type KeysOf<T> = T extends unknown ? keyof T : never;
 
 export interface RuleObj {
   family: Family;
