@@ -3,6 +3,7 @@
 // boot unit that adds the uplink proxy entries. Pure: the templates come in as text.
 import { ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../model/host.js';
 import { deviceUnitName } from '../policy/grammars/systemd.js';
+import { networkdFileName } from '../policy/names.js';
 import type { NetworkSetup, ProxyNeighbourSetup, RoutedPortSetup } from './network.js';
 import { HOOK_PATHS, HOOKS_DIR } from './paths.js';
 import { fillTemplate } from './template.js';
@@ -44,7 +45,7 @@ const GENERATED = "Written by guestwall from the policy: change the policy and c
  * [Match] fits a link. "00-guestwall-" sorts before the usual "10-*", "20-wired" or "eth1.network",
  * so the policy's say over an interface it names wins over an older file for the same interface.
  */
-const networkdFile = (name: string, ext: 'netdev' | 'network') => `${NETWORK_PATHS.networkdDir}/00-guestwall-${name}.${ext}`;
+const networkdFile = (name: string, ext: 'netdev' | 'network') => `${NETWORK_PATHS.networkdDir}/${networkdFileName(name, ext)}`;
 
 const ini = (sections: [string, string[]][]) => `${sections.filter(([, lines]) => lines.length > 0).map(([name, lines]) => `[${name}]\n${lines.join('\n')}`).join('\n\n')}\n`;
 
