@@ -13,6 +13,8 @@ export interface FlowQuery {
   to: string;
   proto: Proto;
   port?: number;
+  /** The ICMP type for icmp/icmpv6 (nft names; default echo-request). */
+  icmpType?: string;
   /** Which IP version when the endpoints do not say (default 4). */
   family?: 4 | 6;
   /**
@@ -74,7 +76,7 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   const packet: Packet = {
     family, saddr, daddr, proto: q.proto, ct: { state: 'new' },
     ...(fromHost ? {} : { iifname: s.ifname! }),
-    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: port! } : { icmpType: 'echo-request' }),
+    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: port! } : { icmpType: q.icmpType ?? 'echo-request' }),
   };
   const story: string[] = [`packet: ${describePacket(packet)}, a new connection, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}${s.port ? ` (port ${s.port})` : ''}`}`];
 
