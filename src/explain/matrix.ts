@@ -199,7 +199,7 @@ export function* matrixSteps(model: HostModel, ruleset: Ruleset, family: 4 | 6 =
   const cols = [...zones, 'host', ...targetGuests];
   const port = unnamedPort(model, edges);
   const ask = (from: string, to: string, proto: Proto, p?: number, icmpType?: string) =>
-    explainFlow(model, ruleset, { from, to, proto, family, ...(p !== undefined ? { port: p } : {}), ...(icmpType !== undefined ? { icmpType } : {}) });
+    explainFlow(model, ruleset, { from, to, proto, family, direct: true, ...(p !== undefined ? { port: p } : {}), ...(icmpType !== undefined ? { icmpType } : {}) });
   const verdictOf = (from: string, to: string, pt: Point, at?: number): Verdict | undefined => {
     const e = ask(from, to, pt.proto, at ?? pt.port, pt.icmpType);
     return e.ok ? e.value.evaluation.verdict : undefined;
