@@ -113,8 +113,8 @@ export interface ZonePolicyModel {
   from: Place[];
   to: Place[];
   action: Action;
-  /** The log prefix, or undefined for no logging. */
-  log?: string;
+  /** The user's log prefix; true to log with guestwall's own (`gw <from>-><to> <action>`); undefined for no logging. */
+  log?: string | true;
   src: Source;
 }
 
@@ -270,7 +270,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
 
   const policies: ZonePolicyModel[] = (p.policies ?? []).map((pol, index) => ({
     index, from: places(pol.from, true), to: places(pol.to, true), action: pol.action,
-    ...logPrefix(pol.log, `policy ${index + 1}`), src: src(['policies', index]),
+    ...(pol.log === true || typeof pol.log === 'string' ? { log: pol.log } : {}), src: src(['policies', index]),
   }));
 
   const rules: RuleModel[] = (p.rules ?? []).map((r, index) => ({
