@@ -124,15 +124,18 @@ export function sysctlFile(setup: NetworkSetup): NetworkFile {
     '# that takes its own IPv6 address from SLAAC needs net.ipv6.conf.<uplink>.accept_ra=2.',
     '#',
     "# rp_filter is 0: routed guests are anti-spoofed per port by the ruleset's",
-    "# 'fib saddr . iif oif missing drop' (logged, and shown by 'guestwall explain'); the kernel's strict",
-    '# check would silently drop what the policy allows on asymmetric paths. A loose (2) value a',
+    "# 'fib saddr . iif oif missing counter drop' ('guestwall explain --from PORT --src ADDRESS' shows it,",
+    "# with the routes the policy installs); the kernel's strict check would silently drop what the",
+    '# policy allows on asymmetric paths. A loose (2) value a',
     '# distribution sets per interface is compatible (the kernel takes the larger of all and the',
     "# interface's value).",
     '#',
     '# net.bridge.bridge-nf-call-{iptables,ip6tables,arptables} are deliberately not set. guestwall',
     '# filters bridged guests in the bridge family, so isolation holds with br_netfilter loaded or',
     '# not, and its inet rules are written to stay correct when br_netfilter passes bridged traffic through them. Docker',
-    "# and Kubernetes need them on; forcing them off here would break them.",
+    "# and Kubernetes need them on; forcing them off here would break them. One visible difference: with",
+    "# them on, a hairpin client on a forward target's own bridge is bridged to it after DNAT and not",
+    '# masqueraded (the guest sees the client\'s address); with them off it is masqueraded.',
   ];
   for (const s of setup.sysctls) lines.push('', `# ${s.why}`, `${s.key}=${s.value}`);
   return { path: NETWORK_PATHS.sysctl, text: `${lines.join('\n')}\n`, mode: 0o644, what: 'forwarding, rp_filter, per-port proxy ARP and uplink proxy NDP (systemd-sysctl)' };

@@ -157,6 +157,13 @@ export function evaluateBridge(ruleset: Ruleset, bridge: string, packet: Packet,
   return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps, notes };
 }
 
+/** A frame from a bridge port (`packet.iifname`) at the bridge family's prerouting hook, every step kept. */
+export function evaluateBridgePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const ctx = context(packet, 'prerouting', env, { kind: 'filter' });
+  const r = runHook(ctx, bridgeChains(ruleset, 'prerouting'), 'bridge prerouting', false);
+  return { ...r, steps: ctx.steps, notes: ctx.notes };
+}
+
 function bridgeChains(ruleset: Ruleset, hook: Hook): { table: Table; chain: Chain }[] {
   const found = ruleset.tables
     .filter((t) => t.family === 'bridge')
