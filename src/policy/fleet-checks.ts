@@ -4,7 +4,7 @@
 // (fleet.ts), with the single-host checks.
 import { contains, parseHostAddress } from './addr.js';
 import { type DocPath, type Finding, error, suggestion } from './diagnostics.js';
-import { guestIfName } from './ifnames.js';
+import { guestIfName } from './names.js';
 import type { Guest, Policy } from './schema.js';
 
 type Report = (f: Finding) => void;

@@ -28,7 +28,8 @@ rules:
 
 describe.skipIf(skip !== undefined)(`rollout with Ansible over SSH${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let lab: FleetLab;
-  const live = (h: number) => lab.inHost(lab.hosts[h]!, ['nft', 'list', 'ruleset']);
+  // Stateless (-s): counters move with every packet; the rules, sets and maps are what must match.
+  const live = (h: number) => lab.inHost(lab.hosts[h]!, ['nft', '-s', 'list', 'ruleset']);
   const pending = (h: number) => existsSync(join(lab.hosts[h]!.state, 'pending-confirm.json'));
 
   beforeAll(async () => {
@@ -73,6 +74,7 @@ describe.skipIf(skip !== undefined)(`rollout with Ansible over SSH${skip ? ` (sk
       if (!restored) await new Promise((res) => setTimeout(res, 500));
     }
     expect(restored, 'h2 restored its previous ruleset').toBe(true);
+    expect(readFileSync(join(lab.hosts[1]!.state, 'history.log'), 'utf8')).toContain('rollback (not confirmed in time)');
     expect(await live(0)).toBe(before[0]);
     expect(await live(2)).toBe(before[2]);
     expect(readFileSync(join(lab.hosts[2]!.state, 'current.json'), 'utf8')).toBe(h3State);
