@@ -8,7 +8,7 @@ import type { HostDoor } from './host.js';
 import type { PreviewState } from './state.js';
 import { ColorContext, Paint } from './theme.js';
 import { Matrix, MatrixPending, useMatrix } from './views/matrix.js';
-import { Overview, useOverview } from './views/overview.js';
+import { Overview, overviewRows, useOverview } from './views/overview.js';
 import { Problems, useProblems } from './views/problems.js';
 import { RulePicker, Rules, rulesHelp, useRules } from './views/rules.js';
 import { WhatIf, useWhatIf } from './views/whatif.js';
@@ -57,7 +57,8 @@ export function App({ state, color = true, initialView = 'overview', host }: App
 
   const tree = useMemo(() => (good ? overviewTree(good.model) : []), [good]);
   const lines = useMemo(() => (good ? ruleLines(good.ruleset) : []), [good]);
-  const overview = useOverview(tree, height);
+  const treeRows = useMemo(() => overviewRows(tree, columns), [tree, columns]);
+  const overview = useOverview(treeRows, height);
   const matrix = useMatrix(good);
   const rules = useRules(lines, good?.model, height);
   const problems = useProblems(state.diagnostics, height);
@@ -84,7 +85,8 @@ export function App({ state, color = true, initialView = 'overview', host }: App
     <ColorContext.Provider value={color}>
       <Box flexDirection="column" width={columns}>
         <Text wrap="truncate">
-          <Paint bold>guestwall preview</Paint>{' '}
+          {/* At 80 columns the six views fit only without the word "preview". */}
+          <Paint bold>{columns >= 90 ? 'guestwall preview' : 'guestwall'}</Paint>{' '}
           {VIEWS.map((v) => (
             <Paint key={v.id} inverse={v.id === view} bold={v.id === view}>
               {v.id === view ? `[${v.keys[0]} ${v.title}]` : ` ${v.keys[0]} ${v.title} `}
@@ -102,7 +104,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
           {needsGood && !good ? (
             <Paint hue="red">{`${state.file} has not compiled yet; its problems are under 4 Problems.`}</Paint>
           ) : view === 'overview' ? (
-            <Overview lines={tree} top={overview.top} height={height} />
+            <Overview rows={treeRows} top={overview.top} height={height} />
           ) : view === 'matrix' && good ? (
             matrix.matrix ? (
               <Matrix good={good} matrix={matrix.matrix} row={matrix.row} col={matrix.col} width={columns} height={height} />
