@@ -9,7 +9,7 @@ import type { PreviewState } from './state.js';
 import { ColorContext, Paint } from './theme.js';
 import { Matrix, MatrixPending, useMatrix } from './views/matrix.js';
 import { Overview, overviewRows, useOverview } from './views/overview.js';
-import { Problems, useProblems } from './views/problems.js';
+import { Problems, problemsHelp, useProblems } from './views/problems.js';
 import { RulePicker, Rules, rulesHelp, useRules } from './views/rules.js';
 import { WhatIf, useWhatIf } from './views/whatif.js';
 import { Diff, diffHelp, useDiff } from './views/diff.js';
@@ -65,7 +65,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
   const whatIf = useWhatIf(good);
   const diff = useDiff(host, good, state.stale, view === 'diff', height);
   const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey, diff: diff.onKey };
-  const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : VIEWS.find((v) => v.id === view)!.help;
+  const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : view === 'problems' ? problemsHelp(problems.open) : VIEWS.find((v) => v.id === view)!.help;
   // An apply waiting for confirmation is said on every view: the timer rolls back whatever the user looks at.
   const pending = diff.phase.kind === 'pending' && view !== 'diff' ? `applied: 6 then c keeps it, x rolls back; rolls back by itself in ${diff.secondsLeft} s` : undefined;
 
@@ -120,7 +120,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
           ) : view === 'diff' ? (
             <Diff host={host} file={state.file} d={diff} height={height} />
           ) : view === 'problems' ? (
-            <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} height={height} />
+            <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} open={problems.open} width={columns} height={height} />
           ) : good ? (
             <WhatIf good={good} field={whatIf.field} question={whatIf.question} height={height} />
           ) : null}

@@ -8,6 +8,7 @@ import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
 import { runInSlices } from '../work.js';
+import { wrapWords } from '../wrap.js';
 import { RuleRow } from './rules.js';
 
 function move(input: string, key: Key): [number, number] | undefined {
@@ -71,26 +72,6 @@ const exceptionText = (c: MatrixCell) =>
 
 /** What the numbers and signs in the cells mean, in one line under the selected cell. */
 export const MATRIX_LEGEND = 'a cell: the default for a new connection, +N: N services that fare otherwise (+ accepted, - dropped, ! rejected; (fwd) through a port forward)';
-
-/** `text` broken at spaces into lines of at most `width` characters (a longer word is cut). */
-export function wrapWords(text: string, width: number): string[] {
-  const w = Math.max(1, width);
-  const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > w) {
-      out.push(line);
-      line = '';
-    }
-    line = line ? `${line} ${word}` : word;
-    while (line.length > w) {
-      out.push(line.slice(0, w));
-      line = line.slice(w);
-    }
-  }
-  out.push(line);
-  return out;
-}
 
 /**
  * The matrix on a screen of `height` lines: the header with the column names always first (the

@@ -244,6 +244,28 @@ describe('Problems', () => {
   });
 });
 
+describe('Problems in full', () => {
+  it('opens the selected problem with Enter: its whole message, hint and place wrapped at 80 columns; Enter goes back', async () => {
+    const d = homelab().diagnostics[0]!;
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    await p.press('p');
+    // The list cuts the message at 80 columns...
+    expect(p.flat()).not.toContain(d.message);
+    await p.press(KEYS.enter);
+    // ...opened, every word of it is there, and of the hint.
+    const lines = p.frame().split('\n');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    expect(p.flat()).toContain(`${d.file}:${d.line}:${d.col} ${d.severity} ${d.code} ${d.kind}`);
+    expect(p.flat()).toContain(d.message);
+    expect(p.flat()).toContain(`hint: ${d.hint!}`);
+    expect(p.frame()).toContain('problem 1 of 1');
+    expect(lines.at(-1)).toBe('q quit  1-6 views  ↑↓ next, previous  Enter Esc back to the list');
+    await p.press(KEYS.enter);
+    expect(p.frame()).toContain('> policies/homelab-dmz.yaml:69:5 warning');
+  });
+});
+
 describe('What-if', () => {
   it('shows the verdict and the trace of explain for the chosen packet', async () => {
     const p = preview();
