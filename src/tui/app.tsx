@@ -19,7 +19,7 @@ export const VIEWS = [
   { id: 'matrix', title: 'Matrix', keys: ['2', 'm'], help: '←↑↓→ select a cell' },
   { id: 'rules', title: 'Rules', keys: ['3', 'r'], help: '' },
   { id: 'problems', title: 'Problems', keys: ['4', 'p'], help: '↑↓ select' },
-  { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change  digits port' },
+  { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change (to: also port forwards)  digits port' },
   { id: 'diff', title: 'Diff', keys: ['6', 'd'], help: '' },
 ] as const;
 export type ViewId = (typeof VIEWS)[number]['id'];
@@ -122,7 +122,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
           ) : view === 'problems' ? (
             <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} open={problems.open} width={columns} height={height} />
           ) : good ? (
-            <WhatIf good={good} field={whatIf.field} question={whatIf.question} height={height} />
+            <WhatIf good={good} field={whatIf.field} question={whatIf.question} width={columns} height={height} />
           ) : null}
         </Box>
         <Text wrap="truncate">

@@ -91,6 +91,28 @@ export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: 
   });
 }
 
+/** A port forward as a what-if destination: its public ADDRESS:PORT (explain's own form) and what it forwards to. */
+export interface ForwardTarget {
+  to: string;
+  label: string;
+}
+
+/** Each port forward with a public IPv4 address, once per public address and first port of each protocol. */
+export function forwardTargets(model: HostModel): ForwardTarget[] {
+  const out: ForwardTarget[] = [];
+  for (const f of model.forwards) {
+    for (const addr of f.publicV4) {
+      for (const [proto, ranges] of [['tcp', f.tcp], ['udp', f.udp]] as const) {
+        const port = ranges[0]?.[0];
+        const to = `${addr}:${port}`;
+        if (port === undefined || out.some((t) => t.to === to)) continue;
+        out.push({ to, label: `forward ${f.labels.join(',') || proto} -> ${f.guest ?? f.targetV4}` });
+      }
+    }
+  }
+  return out;
+}
+
 /** What the what-if view offers as a source or destination: zones with interfaces, the host, guests. */
 export function endpoints(model: HostModel): string[] {
   return [...model.zones.filter((z) => z.interfaces.length > 0).map((z) => z.name), HOST_ZONE, ...model.guests.map((g) => g.name)];

@@ -278,6 +278,37 @@ describe('What-if', () => {
     expect(p.frame()).toContain('verdict: ACCEPT');
   });
 
+  it("offers each port forward's public ADDRESS:PORT as a destination and names the forward the packet took", async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    // net -> asterisk udp 5060 directly: dropped, no forward matches (the matrix says +sip,rtp(fwd)).
+    await p.press('w', KEYS.tab, KEYS.tab, KEYS.right, KEYS.tab, '5', '0', '6', '0');
+    expect(p.frame()).toMatch(/> port +5060/);
+    expect(p.frame()).toContain('verdict: DROP');
+    // To the forward's public side: accepted, through forward 0.
+    await p.press(KEYS.up, KEYS.up);
+    for (let i = 0; i < 6; i++) await p.press(KEYS.right);
+    expect(p.frame()).toMatch(/> to +203\.0\.113\.10:5060 \(forward sip,rtp -> asterisk\)/);
+    expect(p.frame()).toContain("port   (5060, the forward's public port)");
+    expect(p.frame()).toContain('verdict: ACCEPT');
+    expect(p.frame()).toMatch(/port forward taken: .*\(homelab-dmz\.yaml:90\)/);
+    const lines = p.frame().split('\n');
+    expect(lines.length).toBeLessThanOrEqual(23);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    // The trace wraps instead of being cut.
+    expect(p.frame().split('\n').slice(1).join('\n')).not.toContain('…');
+  });
+
+  it('replaces the port with the first digit typed after coming to the field', async () => {
+    const p = preview();
+    await p.press('w', KEYS.up, '2', '5');
+    expect(p.frame()).toMatch(/> port +25\n/);
+    await p.press('0');
+    expect(p.frame()).toMatch(/> port +250\n/);
+    await p.press(KEYS.down, KEYS.up, '8', '0');
+    expect(p.frame()).toMatch(/> port +80\n/);
+  });
+
   it('edits the destination, the protocol and the port from the keyboard', async () => {
     const p = preview();
     await p.press('w', KEYS.tab, KEYS.right, KEYS.right, KEYS.right, KEYS.right);
