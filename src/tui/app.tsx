@@ -19,7 +19,7 @@ export const VIEWS = [
   { id: 'matrix', title: 'Matrix', keys: ['2', 'm'], help: '←↑↓→ select a cell' },
   { id: 'rules', title: 'Rules', keys: ['3', 'r'], help: '' },
   { id: 'problems', title: 'Problems', keys: ['4', 'p'], help: '↑↓ select' },
-  { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change (to: also port forwards)  digits port' },
+  { id: 'whatif', title: 'What-if', keys: ['5', 'w'], help: '↑↓ Tab field  ←→ change  digits port' },
   { id: 'diff', title: 'Diff', keys: ['6', 'd'], help: '' },
 ] as const;
 export type ViewId = (typeof VIEWS)[number]['id'];
