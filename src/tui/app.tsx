@@ -56,7 +56,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
   const height = Math.max(3, rows - 3 - (banner ? 1 : 0));
 
   const tree = useMemo(() => (good ? overviewTree(good.model) : []), [good]);
-  const lines = useMemo(() => (good ? ruleLines(good.ruleset) : []), [good]);
+  const lines = useMemo(() => (good ? ruleLines(good.ruleset, good.model) : []), [good]);
   const treeRows = useMemo(() => overviewRows(tree, columns), [tree, columns]);
   const overview = useOverview(treeRows, height);
   const matrix = useMatrix(good);

@@ -45,17 +45,25 @@ export interface RuleLine {
   origin?: Origin;
   /** The chain a rule or chain line belongs to. */
   chain?: string;
+  /** The services the YAML element that wrote the rule names (`smtp`, `sip,rtp`), for search. */
+  services?: string[];
 }
 
-/** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin. */
-export function ruleLines(ruleset: Ruleset): RuleLine[] {
+/** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin (and, given the model, the services its YAML element names). */
+export function ruleLines(ruleset: Ruleset, model?: HostModel): RuleLine[] {
+  const services = new Map<string, string[]>();
+  for (const r of model?.rules ?? []) services.set(`rules[${r.index}]`, r.labels);
+  for (const f of model?.forwards ?? []) services.set(`forwards[${f.index}]`, f.labels);
   const out: RuleLine[] = [];
   for (const t of ruleset.tables) {
     out.push({ kind: 'table', text: `table ${t.family} ${t.name}` });
     for (const c of t.chains) {
       const base = c.base ? `  # ${c.base.type} hook ${c.base.hook} priority ${c.base.prio} policy ${c.base.policy}` : '';
       out.push({ kind: 'chain', text: `chain ${c.name}${base}`, chain: c.name });
-      for (const r of c.rules) out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name });
+      for (const r of c.rules) {
+        const named = services.get(r.origin.id);
+        out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name, ...(named?.length ? { services: named } : {}) });
+      }
     }
   }
   return out;

@@ -135,6 +135,17 @@ describe('Rules', () => {
     expect(p.frame().split('\n')[1]).toMatch(/^\* .*homelab-dmz\.yaml:90$/);
   });
 
+  it('finds the rules a service produced by its name (/smtp), though the rules show port numbers', async () => {
+    const good = homelab().good!;
+    const expected = ruleLines(good.ruleset, good.model).filter((l) => l.services?.includes('smtp')).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(ruleLines(good.ruleset).filter((l) => l.text.includes('smtp')).length).toBe(0);
+    const p = preview();
+    await p.press('r', '/', 's', 'm', 't', 'p', KEYS.enter);
+    expect(p.frame()).toContain(`search "smtp": ${expected} matching (n/N)`);
+    expect(p.frame().split('\n')[1]).toMatch(/^\* .*dport \{ 25, 465, 587, 993 \}.*homelab-dmz\.yaml:83$/);
+  });
+
   it('gives every key to the search while typing (q does not quit) and Esc goes back', async () => {
     const p = preview();
     await p.press('r', '/', 'q', 'm');
