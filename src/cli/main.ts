@@ -154,6 +154,21 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     });
 
   program
+    .command('trace')
+    .description('follow real packets through the live ruleset for a while: each chain and rule they pass, with the YAML line that wrote it')
+    .argument('<file>', 'the policy the live ruleset was applied from')
+    .requiredOption('--from <src>', 'a zone, guest, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .addOption(new Option('--proto <proto>', 'protocol (default: any)').choices(['tcp', 'udp', 'icmp', 'icmpv6']))
+    .addOption(new Option('--port <port>', 'destination port').argParser(portNumber))
+    .addOption(new Option('--seconds <n>', 'stop after this long').argParser(seconds).default(30))
+    .option('--netns <name>', 'trace inside this network namespace (a lab, or the tests)')
+    .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
+    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string }) => {
+      code = await (await import('./trace.js')).traceCommand(io, file, opts);
+    });
+
+  program
     .command('matrix')
     .description('the zone-to-zone reachability table for the services the policy names')
     .argument('<file>', 'policy file')
