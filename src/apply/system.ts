@@ -4,6 +4,7 @@
 // state directory. Only this file and its twin for tests import execa or node:fs.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ApplyError } from './errors.js';
@@ -103,7 +104,7 @@ export function realSystem(netns?: string): System {
       // The lock belongs to the open file description, which this process keeps open after
       // flock exits; closing it, or dying, releases it. Never unlinked, so no one can take a
       // lock on a file that another has already replaced.
-      const fh = await open(path, 'a', 0o600);
+      const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
       const code = await new Promise<number>((resolve) => {
         const child = spawn('flock', ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fh.fd] });
         child.on('error', () => resolve(127));
@@ -114,8 +115,10 @@ export function realSystem(netns?: string): System {
         if (code === 1) return undefined;
         throw new ApplyError(code === 127 ? 'flock is not installed, and guestwall locks its state with it' : `cannot lock ${path}: flock exited with ${code}`, 'install util-linux', 2);
       }
-      await fh.truncate(0);
-      await fh.write(`${process.pid}\n`);
+      // Who holds it, for the message of a process that waits: written over the old text, then cut to length.
+      const who = `${process.pid}\n`;
+      await fh.write(who, 0);
+      await fh.truncate(Buffer.byteLength(who));
       return { release: () => fh.close() };
     },
     async createExclusive(path, text) {
