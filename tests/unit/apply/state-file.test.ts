@@ -67,7 +67,7 @@ describe('a damaged state file is one clear line, exit 2, and nothing runs', () 
     const f = fakeSystem({
       root: true,
       files: { [state.previous]: sealSnapshot(script, 'abc123') },
-      answer: (cmd, args) => (args[0] === 'list' ? 'table inet guestwall {\n\tchain forward {\n\t}\n}\n' : ''),
+      answer: (_cmd, args) => (args[0] === 'list' ? 'table inet guestwall {\n\tchain forward {\n\t}\n}\n' : ''),
     });
     const e = await failure(rollback(f.sys, state, 'test'));
     expect(e.message).toContain('differs from it');
