@@ -313,7 +313,7 @@ export function planRestore(snapshot: NetworkSnapshot, live: LiveNetwork, owned:
   for (const key of restoreSysctlKeys(snapshot, owned)) {
     const then = snapshot.owned.sysctls.find((s) => s.key === key)?.value ?? owned.sysctls.find((s) => s.key === key)!.before;
     const now = live.sysctls[key];
-    if (now !== undefined && now !== then) steps.push({ ...sysctlStep(key, then, why), ...(snapshot.owned.sysctls.some((s) => s.key === key) ? {} : { remove: true as const }) });
+    if (now !== undefined && now !== then) steps.push({ ...sysctlStep(key, then, 'as before the last apply'), ...(snapshot.owned.sysctls.some((s) => s.key === key) ? {} : { remove: true as const }) });
   }
   return { steps, notes, owned: structuredClone(snapshot.owned) };
 }

@@ -254,7 +254,7 @@ describe.skipIf(skipReason !== undefined)(`faults on a namespace host${skipReaso
           const what = `${name} ${way}, ${cmd[0]}`;
           expect(r.err, what).not.toMatch(/\n\s+at |SyntaxError|TypeError/);
           expect([0, 1, 2], `${what}: ${r.err}`).toContain(r.code);
-          const error = r.err.split('\n').find((l) => /^guestwall: (?!the last)/.test(l));
+          const error = /guestwall: (?!the last)(.*)/.exec(r.err)?.[0];
           if (r.code !== 0 && cmd[0] !== 'diff') expect(error, `${what}: ${r.err}`).toBeDefined();
           report.push(`${what}: ${r.code}${error ? ` ${error.slice(0, 100)}` : ''}`);
           await whole(what);
