@@ -24,7 +24,8 @@ export function guestCommand(io: Io, file: string, name: string, opts: { host?: 
     const read = readPolicy(io, file);
     if (!('error' in read)) host = compilePolicyText(file, read.text).fleet?.homes[name] || undefined;
   }
-  const loaded = compiledPolicy(io, file, 'no snippet written', true, undefined, host);
+  // Errors only: the snippet is asked for often, and check and apply say the warnings.
+  const loaded = compiledPolicy(io, file, 'no snippet written', false, undefined, host);
   if ('exit' in loaded) return loaded.exit;
   const guest = loaded.model.guests.find((g) => g.name === name);
   if (!guest) {
