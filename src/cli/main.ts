@@ -177,7 +177,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--seconds <n>', 'stop after this long').argParser(seconds).default(30))
     .option('--netns <name>', 'trace inside this network namespace (a lab, or the tests)')
     .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
-    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string }) => {
+    .addOption(hostOption())
+    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string; host?: string }) => {
       code = await (await import('./trace.js')).traceCommand(io, file, opts);
     });
 
