@@ -9,6 +9,7 @@ import { TABLE } from '../compile/index.js';
 import { BASELINE_FEATURES, type KernelFeatures } from '../compile/features.js';
 import type { HostModel } from '../model/host.js';
 import type { Family, NftablesDocument, Stmt } from '../nft/types.js';
+import { jsonStmt } from '../nft/json.js';
 import { ApplyError } from './errors.js';
 import { checkJson, listRuleset, nftMessage, type NftListing } from './nft.js';
 import type { System } from './system.js';
@@ -118,7 +119,7 @@ function probeDocument(feature: KernelFeature): NftablesDocument {
     nftables: [
       { add: { table: { family, name: PROBE_TABLE } } },
       { add: { chain: { ...chain, ...base, policy: 'accept' } } },
-      { add: { rule: { family, table: PROBE_TABLE, chain: 'probe', expr } } },
+      { add: { rule: { family, table: PROBE_TABLE, chain: 'probe', expr: expr.map(jsonStmt) } } },
     ],
   };
 }

@@ -4,7 +4,7 @@
 import { type HostAddress, type Network, contains } from '../policy/addr.js';
 import type { DocPath, Location } from '../policy/diagnostics.js';
 import { isPublicZone } from '../policy/checks.js';
-import { XEN_EMU_SUFFIX, guestIfName } from '../policy/ifnames.js';
+import { guestInterfaceNames } from '../policy/names.js';
 import { type PortRange, portRanges } from '../policy/ports.js';
 import { type Endpoint, endpointList, hostAddresses, nameIndex, resolveEndpoint } from '../policy/references.js';
 import type { Policy, ServiceDef } from '../policy/schema.js';
@@ -61,6 +61,10 @@ interface GuestInterfaceBase {
    * Every map and set keyed on guest interfaces holds all of them.
    */
   hostNames: string[];
+  /** The Xen HVM emulated NIC's tap (also in hostNames). */
+  emuTap?: string;
+  /** The bridge-family chain checking this interface's neighbour adverts (names.ts). */
+  ndChain: string;
   zone: string;
   mac?: string;
   addresses: HostAddress[];
@@ -221,16 +225,18 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   }));
   const guests: GuestModel[] = Object.entries(p.guests ?? {}).map(([name, g]) => {
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
-      const ifname = guestIfName(name, index, iface.name);
-      const hostNames = g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname];
+      // Every name comes from the name authority, as the checks claimed it.
+      const names = guestInterfaceNames(name, index, iface.name, g.platform === 'xen' && g.xen?.type === 'hvm');
+      const { name: ifname, hostNames, ndChain } = names;
+      const emu = names.emuTap !== undefined ? { emuTap: names.emuTap } : {};
       const addresses = hostAddresses(iface.addresses);
       const at = src(['guests', name, 'interfaces', index]);
       const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
       // One literal per mode rather than a shared base spread into each: copying the base cost
       // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
