@@ -63,6 +63,9 @@ export type RejectStmt = {
 
 export type NatAddrFamily = 'ip' | 'ip6';
 
+/** A value looked up in a named data map by a key read from the packet: `<key> map @name`. */
+export type MapLookup = { map: { key: Expr; data: string } };
+
 export type Stmt =
   | { match: { op: MatchOp; left: Expr; right: Expr } }
   | { counter: null }
@@ -71,7 +74,7 @@ export type Stmt =
   | Verdict
   | RejectStmt
   | { vmap: { key: Expr; data: string } }
-  | { dnat: { family: NatAddrFamily; addr: string; port?: number | { range: [number, number] } } }
+  | { dnat: { family: NatAddrFamily; addr: string | MapLookup; port?: number | { range: [number, number] } | MapLookup } }
   | { snat: { family: NatAddrFamily; addr: string } }
   | { masquerade: null }
   | { 'ct helper': string };

@@ -2,8 +2,8 @@
 // so that the views, the plain summary and the tests all read the same lines.
 import { pairChainName } from '../compile/zones.js';
 import { HOST_ZONE, type HostModel } from '../model/host.js';
-import { printStmt } from '../nft/print.js';
-import type { Chain, Origin, Ruleset } from '../nft/ruleset.js';
+import { printSetElement, printStmt } from '../nft/print.js';
+import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
 import type { HostAddress } from '../policy/addr.js';
 import type { Change } from '../nft/diff.js';
 
@@ -45,6 +45,8 @@ export interface RuleLine {
   origin?: Origin;
   /** The chain a rule or chain line belongs to. */
   chain?: string;
+  /** A set or map element the rule above looks up, standing for a policy entry (a port forward). */
+  element?: boolean;
 }
 
 /** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin. */
@@ -55,8 +57,30 @@ export function ruleLines(ruleset: Ruleset): RuleLine[] {
     for (const c of t.chains) {
       const base = c.base ? `  # ${c.base.type} hook ${c.base.hook} priority ${c.base.prio} policy ${c.base.policy}` : '';
       out.push({ kind: 'chain', text: `chain ${c.name}${base}`, chain: c.name });
-      for (const r of c.rules) out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name });
+      for (const r of c.rules) {
+        out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name });
+        out.push(...elementLines(t, r, c.name));
+      }
     }
+  }
+  return out;
+}
+
+/**
+ * The elements a rule looks up that stand for policy entries (port forwards are set and map
+ * elements, not rules), one line each under the rule, with the entry's origin: traceable to
+ * their YAML line like rules.
+ */
+function elementLines(t: Table, r: Rule, chain?: string): RuleLine[] {
+  const names = new Set<string>();
+  JSON.stringify(r.stmts, (_k, v: unknown) => {
+    if (typeof v === 'string' && v.startsWith('@')) names.add(v.slice(1));
+    return v;
+  });
+  const out: RuleLine[] = [];
+  for (const s of t.sets) {
+    if (!names.has(s.name) || !('origins' in s) || s.origins === undefined) continue;
+    s.origins.forEach((origin, i) => out.push({ kind: 'rule', element: true, text: `  @${s.name} ${printSetElement(s, i)}`, origin, ...(chain !== undefined ? { chain } : {}) }));
   }
   return out;
 }
@@ -85,7 +109,7 @@ export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: 
         const line: RuleLine = { kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin };
         const target = r.stmts.flatMap((s) => ('jump' in s ? [s.jump.target] : []))[0];
         const sub = target !== undefined && depth < 4 ? byName.get(target) : undefined;
-        return sub ? [line, ...lines(sub, depth + 1)] : [line];
+        return [line, ...elementLines(t, r), ...(sub ? lines(sub, depth + 1) : [])];
       });
     return t.chains.filter((c) => c.name === chain).flatMap((c) => lines(c, 0));
   });

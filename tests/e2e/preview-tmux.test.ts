@@ -67,10 +67,10 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
     s = await waitFor('search "dmz_to_lan": 1 matching');
     expect(s.split('\n')[1]).toMatch(/^\* {3}chain dmz_to_lan/);
     keys('f', 'mail', 'Enter');
-    s = await waitFor('(guest mail; 218 without the filter, F clears)');
+    s = await waitFor('(guest mail; 238 without the filter, F clears)');
     expect(s).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} cou… homelab\.yaml:83$/m);
     keys('F');
-    await waitFor(/lines \d+-\d+ of 218 /);
+    await waitFor(/lines \d+-\d+ of 238 /);
 
     keys('p');
     s = await waitFor('[4 Problems]');

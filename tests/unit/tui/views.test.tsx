@@ -90,13 +90,13 @@ describe('Rules', () => {
   it('scrolls with the arrows and PageDown', async () => {
     const p = preview();
     await p.press('r');
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(/lines 1-26 of 238/);
     await p.press(KEYS.down, 'j');
-    expect(p.frame()).toMatch(/lines 3-28 of 218/);
+    expect(p.frame()).toMatch(/lines 3-28 of 238/);
     await p.press(KEYS.pageDown);
-    expect(p.frame()).toMatch(/lines 29-54 of 218/);
+    expect(p.frame()).toMatch(/lines 29-54 of 238/);
     await p.press('G');
-    expect(p.frame()).toMatch(/lines 193-218 of 218/);
+    expect(p.frame()).toMatch(/lines 213-238 of 238/);
   });
 
   it("searches with '/', jumps to the match as you type, and keeps it with Enter", async () => {
@@ -125,7 +125,7 @@ describe('Rules', () => {
     expect(p.frame()).toContain('/qm_');
     expect(p.frame()).toContain('[3 Rules]');
     await p.press(KEYS.escape);
-    expect(p.frame()).toMatch(/lines 1-26 of 218$/m);
+    expect(p.frame()).toMatch(/lines 1-26 of 238$/m);
   });
 });
 
@@ -140,19 +140,21 @@ describe('Rules filtered by zone or guest', () => {
     expect(p.frame()).toContain('show only the rules of: dm_  (1 matching zones and guests)');
     await p.press(KEYS.enter);
     const f = p.frame();
-    expect(f).toContain('lines 1-77 of 77 (zone dmz; 218 without the filter, F clears)');
+    expect(f).toContain('lines 1-86 of 124 (zone dmz; 238 without the filter, F clears)');
     const chains = [...f.matchAll(/^ {4}chain (\S+)/gm)].map((m) => m[1]);
-    expect(chains).toEqual(['from_dmz', 'net_to_dmz', 'lan_to_dmz', 'dmz_to_net', 'dmz_to_lan', 'dmz_to_dmz', 'dmz_to_host', 'host_to_dmz', 'dmz_to_dmz_dnat', 'dstnat_tcp', 'dstnat_udp', 'srcnat_hairpin', 'srcnat_out_net', 'dmz_to_dmz']);
+    expect(chains).toEqual(['from_dmz', 'net_to_dmz', 'lan_to_dmz', 'dmz_to_net', 'dmz_to_lan', 'dmz_to_dmz', 'dmz_to_host', 'host_to_dmz', 'dstnat', 'srcnat']);
     // In the shared NAT chains only what the YAML says about dmz: the forwards to its guests and its masquerade.
-    expect(f).toMatch(/ip daddr 203\.0\.113\.10 tcp dport 5060-5061 counter dnat ip to 10\.0\.10\.10 +homelab-dmz\.yaml:90/);
-    expect(f).toMatch(/ip saddr 10\.0\.10\.0\/24 counter masquerade +homelab-dmz\.yaml:97/);
+    // Forwards are map elements: each listed under the rule that looks it up, with its YAML line.
+    expect(f).toMatch(/@dnat_hairpin 203\.0\.113\.10 \. tcp \. 5060-5061 : 10\.0\.10\.10 +homelab-dmz\.yaml:90/);
+    await p.press(KEYS.pageDown);
+    expect(p.frame()).toMatch(/ip saddr 10\.0\.10\.0\/24 counter masquerade +homelab-dmz\.yaml:97/);
   });
 
   it('shows a guest\'s rules: those its YAML names it in, and those that match its interface', async () => {
     const p = preview();
     await p.press('r', 'f', ...'mail', KEYS.enter);
     const f = p.frame();
-    expect(f).toContain('lines 1-6 of 6 (guest mail; 218 without the filter, F clears)');
+    expect(f).toContain('lines 1-6 of 6 (guest mail; 238 without the filter, F clears)');
     expect(f).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} counter accept +homelab-dmz\.yaml:83$/m);
     expect(f).toMatch(/oifname "eth0" iifname \{ "br-dmz", "gw-mail" \}/);
     expect(f).not.toContain('10.0.10.10');
@@ -161,15 +163,15 @@ describe('Rules filtered by zone or guest', () => {
   it('searches within the filter, F clears it, and Esc closes the picker without filtering', async () => {
     const p = preview();
     await p.press('r', 'f', ...'lan', KEYS.enter, '/', ...'accept', KEYS.enter);
-    expect(p.frame()).toMatch(/of \d+ \(zone lan; 218 without the filter, F clears\) {2}search "accept": \d+ matching/);
+    expect(p.frame()).toMatch(/of \d+ \(zone lan; 238 without the filter, F clears\) {2}search "accept": \d+ matching/);
     await p.press('F');
-    expect(p.frame()).toMatch(/lines 1-26 of 218 {2}search "accept"/);
+    expect(p.frame()).toMatch(/lines 1-26 of 238 {2}search "accept"/);
     await p.press('f', 'd', KEYS.escape);
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(/lines 1-26 of 238/);
     await p.press('f', ...'zzz');
     expect(p.frame()).toContain('no zone or guest has that name');
     await p.press(KEYS.enter);
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(/lines 1-26 of 238/);
   });
 });
 
