@@ -19,7 +19,7 @@
 // of its forward (`origins`), so explain names the forward, not the map.
 import type { ForwardModel, HostModel } from '../model/host.js';
 import type { NamedDataMap, NamedSet, Origin, Rule } from '../nft/ruleset.js';
-import type { Expr, SetElement, Stmt } from '../nft/types.js';
+import { type Expr, type SetElement, type Stmt, setRef } from '../nft/types.js';
 import { type DocPath, type Finding, error, warning } from '../policy/diagnostics.js';
 import type { PortRange } from '../policy/ports.js';
 import { counter, match, meta, payload, portElement } from './matches.js';
@@ -254,12 +254,12 @@ export function forwards(model: HostModel): Forwards {
       sets.push({ kind: 'datamap', name: `${name}_port`, type: spec.type, map: 'inet_service', flags: ['interval'], elements: m.port, origins: m.portOrigins });
       // nft maps a port only after a transport protocol match.
       dstnat.push({
-        stmts: [...spec.before, match(L4PROTO, { set: ['tcp', 'udp'] }), { dnat: { family: 'ip', addr: { map: { key, data: `@${name}` } }, port: { map: { key, data: `@${name}_port` } } } }],
+        stmts: [...spec.before, match(L4PROTO, { set: ['tcp', 'udp'] }), { dnat: { family: 'ip', addr: { map: { key, data: setRef(name) } }, port: { map: { key, data: setRef(`${name}_port`) } } } }],
         origin: o(`dnat-${shape}-port`, `${spec.what}, to another port`),
       });
     }
     // No counter: before the lookups it would count every new connection, and nothing runs after a translation.
-    dstnat.push({ stmts: [...spec.before, { dnat: { family: 'ip', addr: { map: { key, data: `@${name}` } } } }], origin: o(`dnat-${shape}`, spec.what) });
+    dstnat.push({ stmts: [...spec.before, { dnat: { family: 'ip', addr: { map: { key, data: setRef(name) } } } }], origin: o(`dnat-${shape}`, spec.what) });
   }
 
   const acceptRules = new Map<string, Rule[]>();
@@ -269,11 +269,11 @@ export function forwards(model: HostModel): Forwards {
     const v6 = a.v6.toSet(forwardAcceptSetName(pair, 6), 6);
     if (v4.elements.length > 0) {
       sets.push(v4);
-      rules.push({ stmts: [ctDnat, match({ concat: [payload('ip', 'daddr'), L4PROTO, THDPORT] }, `@${v4.name}`), counter(), { accept: null }], origin: o('forward-dnat', 'connections a port forward DNATed to this zone') });
+      rules.push({ stmts: [ctDnat, match({ concat: [payload('ip', 'daddr'), L4PROTO, THDPORT] }, setRef(v4.name)), counter(), { accept: null }], origin: o('forward-dnat', 'connections a port forward DNATed to this zone') });
     }
     if (v6.elements.length > 0) {
       sets.push(v6);
-      rules.push({ stmts: [match({ concat: [payload('ip6', 'daddr'), L4PROTO, THDPORT] }, `@${v6.name}`), counter(), { accept: null }], origin: o('forward-ip6', "IPv6 connections to a forwarded guest's own address") });
+      rules.push({ stmts: [match({ concat: [payload('ip6', 'daddr'), L4PROTO, THDPORT] }, setRef(v6.name)), counter(), { accept: null }], origin: o('forward-ip6', "IPv6 connections to a forwarded guest's own address") });
     }
     acceptRules.set(pair, rules);
   }
@@ -282,7 +282,7 @@ export function forwards(model: HostModel): Forwards {
   if (hairpinElements.length > 0) {
     sets.push({ kind: 'set', name: 'hairpin', type: ['ifname', 'ifname', 'ipv4_addr', 'inet_proto', 'inet_service'], flags: ['interval'], elements: hairpinElements, origins: hairpinOrigins });
     hairpinRule.push({
-      stmts: [ctDnat, match({ concat: [meta('iifname'), meta('oifname'), payload('ip', 'daddr'), L4PROTO, THDPORT] }, '@hairpin'), counter(), { masquerade: null }],
+      stmts: [ctDnat, match({ concat: [meta('iifname'), meta('oifname'), payload('ip', 'daddr'), L4PROTO, THDPORT] }, setRef('hairpin')), counter(), { masquerade: null }],
       origin: o('srcnat-hairpin', 'a port-forwarded connection back out of its own interface is masqueraded'),
     });
   }

@@ -3,6 +3,7 @@
 import { pairChainName } from '../compile/zones.js';
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import { printSetElement, printStmt } from '../nft/print.js';
+import { isSetRef } from '../nft/types.js';
 import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
 import type { HostAddress } from '../policy/addr.js';
 import type { Change } from '../nft/diff.js';
@@ -74,7 +75,7 @@ export function ruleLines(ruleset: Ruleset): RuleLine[] {
 function elementLines(t: Table, r: Rule, chain?: string): RuleLine[] {
   const names = new Set<string>();
   JSON.stringify(r.stmts, (_k, v: unknown) => {
-    if (typeof v === 'string' && v.startsWith('@')) names.add(v.slice(1));
+    if (isSetRef(v)) names.add(v.setRef);
     return v;
   });
   const out: RuleLine[] = [];
