@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hookProblems } from '../../../src/compile/hooks.js';
 import { type Packet, evaluate, evaluateNat } from '../../../src/explain/evaluate.js';
 import type { Ruleset } from '../../../src/nft/ruleset.js';
+import { toNftJson } from '../../../src/nft/json.js';
 import { chain, chainText, compileYaml, ruleCount } from '../../support/compile.js';
 
 const BASE = `
@@ -205,6 +206,9 @@ nat:
     expect(port?.kind === 'datamap' && port.elements).toEqual([[{ concat: ['203.0.113.10', 'tcp', 8443] }, 443]]);
     expect(port?.kind === 'datamap' && port.origins?.map((o) => o.id)).toEqual(['forwards[1]']);
     expect(chain(ruleset, 'dstnat').base).toMatchObject({ type: 'nat', hook: 'prerouting', prio: -100 });
+    // nft's JSON spells both lookups as "<key> map @name" (loaded by tests/e2e/nft-load.test.ts).
+    const json = JSON.stringify(toNftJson(ruleset));
+    expect(json).toContain('"data":"@dnat_hairpin"}},"port":{"map":{"key":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@dnat_hairpin_port"}}');
   });
 
   it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone, by one lookup of the DNATed tuple', () => {
