@@ -4,7 +4,7 @@
 // Unicode). `check` never throws: it accepts, or refuses with located diagnostics. Every accepted
 // policy's artifacts are read back by their consumer (nft -c in a namespace, virt-xml-validate,
 // sh -n) or by a faithful parser (tests/support/consumers.ts), and say exactly the policy's names.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -210,6 +210,22 @@ describe('hostile policies through the whole pipeline', () => {
           const r = await execa('virt-xml-validate', [file, 'domain'], { reject: false });
           expect(r.exitCode, `${r.stdout}\n${r.stderr}\n${s.text}`).toBe(0);
         }
+      }
+      expect(n).toBeGreaterThan(0);
+    }, 120_000);
+
+    const noAnalyze = onPath('systemd-analyze') ? undefined : 'needs systemd-analyze';
+    it.skipIf(noAnalyze !== undefined)(`systemd-analyze verify takes every accepted policy's boot unit${noAnalyze ? ` (skipped: ${noAnalyze})` : ''}`, async () => {
+      let n = 0;
+      for (const a of accepted) {
+        const unit = networkFiles(networkSetup(a.model), networkReadTemplates()).find((f) => f.path.endsWith('.service'));
+        if (!unit || n >= 8) continue;
+        const file = join(dir, `u${n++}`, 'guestwall-network.service');
+        mkdirSync(join(file, '..'));
+        writeFileSync(file, unit.text);
+        const r = await execa('systemd-analyze', ['verify', file], { reject: false });
+        expect(r.exitCode, `${r.stderr}\n${unit.text}`).toBe(0);
+        expect(r.stderr, unit.text).toBe('');
       }
       expect(n).toBeGreaterThan(0);
     }, 120_000);
