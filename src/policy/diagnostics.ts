@@ -35,6 +35,7 @@ export const CODES = {
   'unstable-ifname': 'GW035',
   'hairpin-needs-address': 'GW036',
   'unknown-icmp-type': 'GW037',
+  'invalid-text': 'GW038',
   'shadowed-rule': 'GW100',
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
