@@ -157,6 +157,13 @@ export function evaluateBridge(ruleset: Ruleset, bridge: string, packet: Packet,
   return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps, notes };
 }
 
+/** A frame from a bridge port (`packet.iifname`) at the bridge family's prerouting hook, every step kept. */
+export function evaluateBridgePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const ctx = context(packet, 'prerouting', env, { kind: 'filter' });
+  const r = runHook(ctx, bridgeChains(ruleset, 'prerouting'), 'bridge prerouting', false);
+  return { ...r, steps: ctx.steps, notes: ctx.notes };
+}
+
 function bridgeChains(ruleset: Ruleset, hook: Hook): { table: Table; chain: Chain }[] {
   const found = ruleset.tables
     .filter((t) => t.family === 'bridge')
@@ -400,6 +407,9 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         }
         return { kind: 'nat', stmt: s as NatStmt };
       }
+      case 'mangle':
+        // Only `meta nftrace set 1` (guestwall trace's own table): it marks, it decides nothing.
+        break;
       default:
         // Every kind is handled above: a new one fails the build here.
         throw bug('a statement the evaluator does not know', key satisfies never);

@@ -106,13 +106,19 @@ export interface LimitModel {
   burst?: number;
 }
 
+/** One service (or one proto/ports pair) of a rule or forward and the traffic it stands for. */
+export interface LabelledTraffic {
+  label: string;
+  traffic: TrafficPart[];
+}
+
 export interface ZonePolicyModel {
   index: number;
   from: Place[];
   to: Place[];
   action: Action;
-  /** The log prefix, or undefined for no logging. */
-  log?: string;
+  /** The user's log prefix; true to log with guestwall's own (`gw <from>-><to> <action>`); undefined for no logging. */
+  log?: string | true;
   src: Source;
 }
 
@@ -124,6 +130,8 @@ export interface RuleModel {
   traffic: TrafficPart[];
   /** What the rule names, for people: service names, or "tcp/8000-8080"; empty for every protocol. */
   labels: string[];
+  /** The traffic of each label apart (a service is one label), for the matrix to judge each service whole. */
+  byLabel: LabelledTraffic[];
   action: Action;
   log?: string;
   limit?: LimitModel;
@@ -145,6 +153,8 @@ export interface ForwardModel {
   udp: PortRange[];
   /** What the forward names, for people: service names, or "tcp/8443". */
   labels: string[];
+  /** The traffic of each label apart, as on RuleModel. */
+  byLabel: LabelledTraffic[];
   toPort?: number;
   /** Public IPv4 addresses to match; empty when unknown (matched as "any local address" on the from zones' interfaces). */
   publicV4: string[];
@@ -266,7 +276,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
 
   const policies: ZonePolicyModel[] = (p.policies ?? []).map((pol, index) => ({
     index, from: places(pol.from, true), to: places(pol.to, true), action: pol.action,
-    ...logPrefix(pol.log, `policy ${index + 1}`), src: src(['policies', index]),
+    ...(pol.log === true || typeof pol.log === 'string' ? { log: pol.log } : {}), src: src(['policies', index]),
   }));
 
   const rules: RuleModel[] = (p.rules ?? []).map((r, index) => ({
@@ -276,6 +286,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     to: places(r.to, true),
     traffic: trafficOf(r, services),
     labels: labelsOf(r),
+    byLabel: byLabelOf(r, services),
     action: r.action,
     ...logPrefix(r.log, `rule ${index + 1}`),
     ...(r.limit !== undefined ? { limit: parseLimit(r.limit) } : {}),
@@ -300,7 +311,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
       ...(iface ? { targetInterface: iface.mode === 'bridged' ? iface.bridge : iface.name } : {}),
       targetV4: target?.addr ?? addrTarget?.addr ?? '',
       targetV6: (iface?.addresses ?? []).filter((a) => a.family === 6).map((a) => a.addr),
-      tcp: ports('tcp'), udp: ports('udp'), labels: labelsOf(f),
+      tcp: ports('tcp'), udp: ports('udp'), labels: labelsOf(f), byLabel: byLabelOf(f, services),
       ...(f.to_port !== undefined ? { toPort: f.to_port } : {}),
       publicV4, hairpin: f.hairpin ?? true, src: src(['forwards', index]),
     };
@@ -369,6 +380,12 @@ function labelsOf(r: { service?: string | string[]; proto?: string; ports?: unkn
   if (r.proto === undefined) return [];
   const ports = portRanges(r.ports as never).map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`));
   return [ports.length ? `${r.proto}/${ports.join(',')}` : r.proto];
+}
+
+function byLabelOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): LabelledTraffic[] {
+  if (r.service === undefined) return [{ label: labelsOf(r)[0] ?? 'all', traffic: trafficOf(r, services) }];
+  const names = Array.isArray(r.service) ? r.service : [r.service];
+  return [...new Set(names)].map((label) => ({ label, traffic: trafficOf({ service: label }, services) }));
 }
 
 function trafficOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): TrafficPart[] {

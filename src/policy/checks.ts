@@ -8,6 +8,7 @@ import { type Consumer, InterfaceNames, XEN_EMU_SUFFIX, guestIfName, guestInterf
 import { type PortRange, parsePort, portList, portRanges } from './ports.js';
 import { type NameIndex, type Endpoint, RESERVED_NAMES, endpointList, nameIndex, resolveEndpoint, resolveZone } from './references.js';
 import type { Policy, PortSpec, ServiceDef } from './schema.js';
+import { checkForwardServices } from './forward-services.js';
 import { describe } from './schema-findings.js';
 import { BUILTIN_SERVICES, ICMP_TYPES, ICMPV6_TYPES } from './services.js';
 
@@ -40,6 +41,7 @@ export function checkPolicy(p: Policy, known?: Partial<NameIndex>): Finding[] {
   checkServices(p, report);
   checkRules(p, idx, report);
   checkForwards(p, idx, report);
+  checkForwardServices(p, report);
   checkNat(p, idx, report);
   // What a policy means is judged once it has no errors (and is whole): before that, the
   // warnings would mostly repeat the errors ("zone 'dmz' is empty" for a typo in a bridge's zone).

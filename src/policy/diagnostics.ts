@@ -35,7 +35,8 @@ export const CODES = {
   'unstable-ifname': 'GW035',
   'hairpin-needs-address': 'GW036',
   'unknown-icmp-type': 'GW037',
-  'invalid-text': 'GW038',
+  'forward-without-ports': 'GW038',
+  'invalid-text': 'GW039',
   'shadowed-rule': 'GW100',
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
@@ -44,6 +45,7 @@ export const CODES = {
   'antispoof-incomplete': 'GW105',
   'bridge-stateless': 'GW106',
   'bridge-reject-drop': 'GW107',
+  'forward-icmp-ignored': 'GW108',
 } as const;
 
 export type DiagnosticKind = keyof typeof CODES;

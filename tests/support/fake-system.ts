@@ -15,6 +15,8 @@ export interface FakeSystemOptions {
   root?: boolean;
   netns?: string;
   env?: Record<string, string>;
+  /** What a watched program (`nft monitor trace`) prints, by command line; it then runs until stopped. */
+  watch?: Record<string, string[]>;
   /** Epoch milliseconds the clock starts at. */
   now?: number;
 }
@@ -37,6 +39,7 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
   const clock = { now: opts.now ?? Date.UTC(2025, 0, 1) };
   const processes = new Map<number, { cmdline: string; alive: boolean }>();
   let nextPid = 4000;
+  const locks = new Set<string>();
 
   const sys: System = {
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
@@ -46,6 +49,16 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
       const a = opts.run?.[line] ?? opts.answer?.(cmd, args, files);
       return a === undefined ? { code: 127, stdout: '', stderr: `${cmd}: not found` } : result(a);
     },
+    async watch(cmd, args, on) {
+      const line = [cmd, ...args].join(' ');
+      calls.push(line);
+      const lines = opts.watch?.[line];
+      if (lines === undefined) return { code: 127, stdout: '', stderr: `${cmd}: not found` };
+      on.onStart?.();
+      for (const l of lines) on.onLine(l);
+      if (!on.stop.aborted) await new Promise((r) => on.stop.addEventListener('abort', r, { once: true }));
+      return { code: 0, stdout: '', stderr: '' };
+    },
     readFile: async (path) => files.get(path),
     async writeFile(path, text) {
       files.set(path, text);
@@ -54,6 +67,12 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
       if (files.has(path)) return false;
       files.set(path, text);
       return true;
+    },
+    async tryLock(path) {
+      if (locks.has(path)) return undefined;
+      locks.add(path);
+      files.set(path, '1\n');
+      return { release: async () => void locks.delete(path) };
     },
     async remove(path) {
       for (const p of [...files.keys()]) if (p === path || p.startsWith(`${path}/`)) files.delete(p);
