@@ -253,7 +253,9 @@ describe('hostile policies through the whole pipeline', () => {
           expect(r.exitCode, r.stderr).toBe(0);
           const calls = readFileSync(log, 'utf8').split('\x1e').filter((c) => c !== '').map((c) => c.split('\x1f'));
           expect(calls[0], hook.text).toEqual(['ip', 'link', 'set', 'dev', p.name, 'up']);
-          const routes = calls.filter((c) => c[1] === 'route').map((c) => [c[3], c[5]]);
+          // `ip [-4|-6] route add|replace DST dev NAME ...`: the destination and the device as separate words.
+          const routes = calls.filter((c) => c[0] === 'ip' && c.includes('route') && (c.includes('add') || c.includes('replace')))
+            .map((c) => [c[c.indexOf('route') + 2], c[c.indexOf('dev') + 1]]);
           expect(routes).toEqual(p.routes.map((x) => [x.dst, p.name]));
           if (p.proxyArp) expect(calls).toContainEqual(['sysctl', '-q', '-w', `net.ipv4.conf.${p.name.replaceAll('.', '/')}.proxy_arp=1`]);
           ports++;
