@@ -36,6 +36,7 @@ export const CODES = {
   'hairpin-needs-address': 'GW036',
   'unknown-icmp-type': 'GW037',
   'forward-without-ports': 'GW038',
+  'invalid-text': 'GW039',
   // Fleet policies (hosts:), checked in fleet-checks.ts.
   'unknown-host': 'GW040',
   'fleet-shape': 'GW041',

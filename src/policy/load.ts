@@ -5,6 +5,7 @@ import { readBlockYaml } from './block-yaml.js';
 import { checkAnyPolicy } from './fleet.js';
 import { CODES, type Diagnostic, printable, printableDiagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
 import { offsetOf, type Placed, placedFromYaml } from './placed.js';
+import { freeTextFindings } from './free-text.js';
 import { withoutReservedKeys } from './reserved-keys.js';
 import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
@@ -52,11 +53,13 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
   // `__proto__`, `constructor` and their kind are refused before the schema, which would drop them silently.
   const reserved = withoutReservedKeys(read.data);
   const data = reserved.data;
+  // Descriptions with control or bidi characters: refused where they are written.
+  const unsafeText = freeTextFindings(data);
   const parsed = Policy.safeParse(data);
-  if (!parsed.success || reserved.findings.length > 0) {
+  if (!parsed.success || reserved.findings.length > 0 || unsafeText.length > 0) {
     // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
     const issues = parsed.success ? [] : parsed.error.issues;
-    const findings = [...reserved.findings, ...schemaFindings(issues, data)];
+    const findings = [...reserved.findings, ...unsafeText, ...schemaFindings(issues, data)];
     const rest = parsed.success ? { policy: parsed.data, known: {} } : salvage(data, issues);
     if (rest) {
       // A refused name is still declared: references to it are not reported as unknown too.
