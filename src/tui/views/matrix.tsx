@@ -2,7 +2,7 @@
 // cursor lists the rules of the zone-pair chain that decides it.
 import { Box, type Key, Text } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
+import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, exceptionText, matrixSteps } from '../../explain/matrix.js';
 import { cellRules } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
@@ -66,8 +66,7 @@ export function MatrixPending(props: { progress: MatrixProgress | undefined; err
 }
 
 const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');
-const exceptionText = (c: MatrixCell) =>
-  c.exceptions.map((e) => `${e.verdict === 'accept' ? '+' : e.verdict === 'drop' ? '-' : '!'}${e.label}${e.forwarded ? '(fwd)' : ''}`).join(' ');
+const exceptionsText = (c: MatrixCell) => c.exceptions.map(exceptionText).join(' ');
 
 export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number; col: number; width: number; height: number }) {
   const { matrix: m, row, col } = props;
@@ -117,7 +116,7 @@ export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number;
           <>
             <Paint {...(selected.verdict ? { hue: verdictHue[selected.verdict] } : {})}>{selected.verdict ?? 'cannot be tried'}</Paint>
             {' by default'}
-            {selected.exceptions.length ? `; ${exceptionText(selected)}` : ''}
+            {selected.exceptions.length ? `; ${exceptionsText(selected)}` : ''}
           </>
         ) : (
           'no cell (the host to itself goes over lo)'

@@ -179,7 +179,7 @@ describe('Matrix', () => {
     await p.press('m');
     await p.waitFor('from\\to');
     expect(p.frame()).toMatch(/from\\to +net +lan +dmz +host +asterisk/);
-    expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+1 +drop \+1/m);
+    expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+6 +drop \+2/m); // host: ping and every forward; asterisk: sip and rtp
     expect(p.frame()).toMatch(/^lan +accept +accept/m);
   });
 
@@ -193,7 +193,7 @@ describe('Matrix', () => {
     expect(p.frame()).toContain('lan -> lan: accept by default');
     expect(p.frame()).toMatch(/1 rule in the chain that decides it:\n +counter accept +homelab-dmz\.yaml:65/);
     await p.press('k', 'l', 'l', 'l');
-    expect(p.frame()).toContain('net -> asterisk: drop by default; +sip,rtp(fwd)');
+    expect(p.frame()).toContain('net -> asterisk: drop by default; +sip(fwd) +rtp(fwd)');
     expect(p.frame()).toMatch(/homelab-dmz\.yaml:90/);
   });
 });
