@@ -15,6 +15,9 @@ function portNumber(v: string): number {
 }
 
 /** For the commands that compile a ruleset for this host (or its --netns). */
+/** For the commands that do not change the host: the kernel-features line only when asked. */
+const verboseOption = () => new Option('--verbose', 'also say which kernel features the ruleset is compiled for, and what is weaker without the rest');
+
 const featuresOption = () =>
   new Option('--kernel-features <which>', 'compile for what the kernel can load: auto (ask it; baseline when it cannot be asked), baseline or full')
     .choices(FEATURE_CHOICES)
@@ -53,7 +56,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'nft']).default('json'))
     .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json, network/ (the host network setup) and guests/<guest>/<snippet> to DIR instead of stdout')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice }) => {
+    .addOption(verboseOption())
+    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
       code = await (await import('./compile.js')).compileCommand(io, file, opts);
     });
 
@@ -100,8 +104,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .command('diff')
       .description('what applying the policy would change on the live host, rule by rule; exit 1 when anything differs')
       .argument('<file>', 'policy file')
-      .addOption(featuresOption()),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice }) => {
+      .addOption(featuresOption())
+      .addOption(verboseOption()),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
     code = await (await import('./apply.js')).diffCommand(io, file, opts);
   });
 
@@ -152,6 +157,21 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     });
 
   program
+    .command('trace')
+    .description('follow real packets through the live ruleset for a while: each chain and rule they pass, with the YAML line that wrote it')
+    .argument('<file>', 'the policy the live ruleset was applied from')
+    .requiredOption('--from <src>', 'a zone, guest, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .addOption(new Option('--proto <proto>', 'protocol (default: any)').choices(['tcp', 'udp', 'icmp', 'icmpv6']))
+    .addOption(new Option('--port <port>', 'destination port').argParser(portNumber))
+    .addOption(new Option('--seconds <n>', 'stop after this long').argParser(seconds).default(30))
+    .option('--netns <name>', 'trace inside this network namespace (a lab, or the tests)')
+    .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
+    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string }) => {
+      code = await (await import('./trace.js')).traceCommand(io, file, opts);
+    });
+
+  program
     .command('matrix')
     .description('the zone-to-zone reachability table for the services the policy names')
     .argument('<file>', 'policy file')
@@ -170,7 +190,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--confirm <seconds>', 'an apply from the preview rolls back by itself unless confirmed within this time').argParser(seconds).default(60))
     .option('--force', 'apply even if the lockout guard objects')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice }) => {
+    .addOption(verboseOption())
+    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
       code = await (await import('./preview.js')).previewCommand(io, file, opts);
     });
 

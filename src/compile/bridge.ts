@@ -131,8 +131,8 @@ function filteredBridge(bridge: BridgeModel, guestInterfaces: number): boolean {
 function statelessFindings(filtered: BridgeModel[], statelessChains: Set<string>): Finding[] {
   return filtered.filter((b) => statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
     ...warning('bridge-stateless', b.src.path,
-      `the kernel has no bridge conntrack, so what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
-      'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'),
+      `on a kernel without bridge conntrack, what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
+      "apply and install ask the host's kernel and use bridge conntrack where it has it (modprobe nf_conntrack_bridge, kernel 5.3+; 'guestwall doctor' says whether it does); to isolate guests on any kernel, put them on routed interfaces or bridges of their own"),
     atKey: true,
   }));
 }

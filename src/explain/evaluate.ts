@@ -407,6 +407,9 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         }
         return { kind: 'nat', stmt: s as NatStmt };
       }
+      case 'mangle':
+        // Only `meta nftrace set 1` (guestwall trace's own table): it marks, it decides nothing.
+        break;
       default:
         // Every kind is handled above: a new one fails the build here.
         throw bug('a statement the evaluator does not know', key satisfies never);

@@ -77,6 +77,7 @@ export function jsonStmt(s: Stmt): JsonValue {
     case 'snat':
     case 'masquerade':
     case 'ct helper':
+    case 'mangle':
       // No expression inside: the IR value is the JSON. Strings here (log prefixes, chain
       // names, addresses) are not read as references by nft.
       return s as JsonValue;

@@ -54,6 +54,8 @@ export function printStmt(stmt: Stmt): string {
     case 'masquerade':
       if (s.masquerade !== null) throw bug('masquerade takes no arguments', stmt);
       return 'masquerade';
+    case 'mangle':
+      return 'meta nftrace set 1';
     case 'ct helper':
       return `ct helper set ${quote((stmt as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'])}`;
     default:

@@ -88,7 +88,9 @@ export type Stmt =
   | { dnat: { family: NatAddrFamily; addr: string; port?: number | { range: [number, number] } } }
   | { snat: { family: NatAddrFamily; addr: string } }
   | { masquerade: null }
-  | { 'ct helper': string };
+  | { 'ct helper': string }
+  /** `meta nftrace set 1`: only in the trace table guestwall trace loads for a while (src/nft/trace.ts). */
+  | { mangle: { key: { meta: { key: 'nftrace' } }; value: 1 } };
 
 export interface BaseChainSpec {
   type: ChainType;
