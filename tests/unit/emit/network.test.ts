@@ -168,8 +168,8 @@ describe('the planner', () => {
       'ip link set dev gw-mail up',
       'ip address add 169.254.0.1/32 dev gw-mail',
       'ip -6 address add fe80::1/64 dev gw-mail nodad',
-      'ip -4 route add 203.0.113.20/32 dev gw-mail',
-      'ip -6 route add 2001:db8:10::20/128 dev gw-mail',
+      'ip -4 route add 203.0.113.20/32 dev gw-mail proto 158',
+      'ip -6 route add 2001:db8:10::20/128 dev gw-mail proto 158',
       'ip -4 neigh add proxy 203.0.113.20 dev eth0',
       'sysctl -q -w net.ipv4.conf.gw-mail.proxy_arp=1',
     ]);
