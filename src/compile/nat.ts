@@ -13,7 +13,7 @@ import type { PortRange } from '../policy/ports.js';
 import type { Chain, CtHelper, Origin, Rule } from '../nft/ruleset.js';
 import type { Stmt } from '../nft/types.js';
 import { accept, addressVariants, counter, daddr, iifnames, match, meta, oifnames, oneOrSet, payload, portElement, saddr } from './matches.js';
-import { builtin, originOf } from './origin.js';
+import { originOf, placed } from './origin.js';
 import { fromChainName } from './dispatch.js';
 import { pairChainName } from './zones.js';
 
@@ -69,7 +69,8 @@ export function nat(model: HostModel): Nat {
   /** Source NAT rules by the zone they leave to: zones have disjoint interfaces, so no packet meets two groups. */
   const sourceNats = new Map<string, { outIfs: string[]; rules: Rule[] }>();
   const chains: Chain[] = [];
-  const o = (id: string, what: string) => builtin(id, what, model.file);
+  // The gates in front of forwards exist because of the forwards: section, source NAT's because of nat:.
+  const fwd = (id: string, what: string) => placed(model.sections?.forwards, id, what, model.file);
   const forwardAccepts = new Map<string, Rule[]>();
   const findings: Finding[] = [];
   // Per zone-pair chain: the accepts of DNATed IPv4 connections and the IPv6 accepts. No packet
@@ -149,20 +150,20 @@ export function nat(model: HostModel): Nat {
   // A connection that was not DNATed walks one rule here, not one per forward to the zone.
   for (const [pair, a] of accepts) {
     forwardAccepts.set(pair, [
-      ...gated(`${pair}_dnat`, [ctDnat], a.dnat, o('forward-dnat', 'only DNATed connections can be port forwards'), chains),
-      ...gated(`${pair}_ip6`, [match(meta('nfproto'), 'ipv6')], a.ip6, o('forward-ip6', 'only IPv6 connections can reach a forwarded guest by its own address'), chains),
+      ...gated(`${pair}_dnat`, [ctDnat], a.dnat, fwd('forward-dnat', 'only DNATed connections can be port forwards'), chains),
+      ...gated(`${pair}_ip6`, [match(meta('nfproto'), 'ipv6')], a.ip6, fwd('forward-ip6', 'only IPv6 connections can reach a forwarded guest by its own address'), chains),
     ]);
   }
 
   // A connection to a port no forward names walks one rule per protocol here.
   const dstnat: Rule[] = (['tcp', 'udp'] as const).flatMap((proto) =>
-    gated(`dstnat_${proto}`, [dport(proto, mergeRanges(dnats[proto].ports))], dnats[proto].rules, o('dstnat-ports', `only ${proto.toUpperCase()} connections to a forwarded port walk the port forwards`), chains));
+    gated(`dstnat_${proto}`, [dport(proto, mergeRanges(dnats[proto].ports))], dnats[proto].rules, fwd('dstnat-ports', `only ${proto.toUpperCase()} connections to a forwarded port walk the port forwards`), chains));
 
   // Hairpin rules first (a DNATed connection back out of its own interface), then source NAT by
   // the zone a packet leaves to, each group in policy order.
   const srcnat: Rule[] = [
-    ...gated('srcnat_hairpin', [ctDnat], hairpins, o('srcnat-hairpin', 'only port-forwarded connections can need hairpin masquerade'), chains),
-    ...[...sourceNats].flatMap(([zone, g]) => gated(`srcnat_out_${zone}`, [oifnames(g.outIfs)], g.rules, o('srcnat-out', `source NAT of connections that leave to ${zone}`), chains)),
+    ...gated('srcnat_hairpin', [ctDnat], hairpins, fwd('srcnat-hairpin', 'only port-forwarded connections can need hairpin masquerade'), chains),
+    ...[...sourceNats].flatMap(([zone, g]) => gated(`srcnat_out_${zone}`, [oifnames(g.outIfs)], g.rules, placed(model.sections?.nat, 'srcnat-out', `source NAT of connections that leave to ${zone}`, model.file), chains)),
   ];
 
   return {
