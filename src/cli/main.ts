@@ -143,13 +143,16 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('explain')
     .description('why a new connection is accepted or dropped: the path of chains and rules, with YAML lines; exit 0 accept, 1 drop/reject')
     .argument('<file>', 'policy file')
-    .requiredOption('--from <src>', 'a zone, guest, interface, "host" or an address')
-    .requiredOption('--to <dst>', 'a zone, guest, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .requiredOption('--from <src>', 'a zone, guest, guest port (gw-asterisk), interface, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, guest port, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .option('--src <address>', "the packet's source address (e.g. a spoofed one); default: the sender's own")
+    .option('--src-mac <mac>', "the packet's source MAC; default: the one the sending port declares")
+    .option('--direct', "to a guest's own address even where a port forward publishes the service to the sender")
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp', 'icmpv6']).default('tcp'))
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
     .option('--json', 'print the verdict and the trace as JSON')
-    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean }) => {
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean }) => {
       code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
     });
 

@@ -4,6 +4,7 @@
 //   trace id 9b61ede9 inet guestwall input packet: iif "v18a" ... tcp dport 22 ...
 //   trace id 9b61ede9 inet guestwall input rule iifname vmap @zone_in comment "h.yaml:16 zones:zone-in" (verdict jump from_x)
 //   trace id 9b61ede9 inet guestwall input policy drop
+import { jsonStmt } from './json.js';
 import type { Command, Hook, NftablesDocument, Stmt } from './types.js';
 
 /** The table guestwall trace loads and removes again; nothing else ever uses the name. */
@@ -31,7 +32,7 @@ export function traceTableDocument(selectors: TraceSelector[]): NftablesDocument
     nftables.push({ add: { chain: { family: t.family, table: t.name, name: hook, type: 'filter', hook, prio: TRACE_PRIORITY, policy: 'accept' } } });
   }
   for (const s of selectors) {
-    nftables.push({ add: { rule: { family: t.family, table: t.name, chain: s.hook, expr: [...s.stmts, { mangle: { key: { meta: { key: 'nftrace' } }, value: 1 } }], comment: 'guestwall trace' } } });
+    nftables.push({ add: { rule: { family: t.family, table: t.name, chain: s.hook, expr: [...s.stmts, { mangle: { key: { meta: { key: 'nftrace' } }, value: 1 } } as const].map(jsonStmt), comment: 'guestwall trace' } } });
   }
   return { nftables };
 }

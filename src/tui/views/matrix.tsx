@@ -2,7 +2,7 @@
 // cursor lists the rules of the zone-pair chain that decides it.
 import { Box, type Key, Text } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
+import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, exceptionText, matrixSteps } from '../../explain/matrix.js';
 import { cellRules } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
@@ -67,11 +67,10 @@ export function MatrixPending(props: { progress: MatrixProgress | undefined; err
 }
 
 const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');
-const exceptionText = (c: MatrixCell) =>
-  c.exceptions.map((e) => `${e.verdict === 'accept' ? '+' : e.verdict === 'drop' ? '-' : '!'}${e.label}${e.forwarded ? '(fwd)' : ''}`).join(' ');
+const exceptionsText = (c: MatrixCell) => c.exceptions.map(exceptionText).join(' ');
 
 /** What the numbers and signs in the cells mean, in one line under the selected cell. */
-export const MATRIX_LEGEND = 'a cell: the default for a new connection, +N: N services that fare otherwise (+ accepted, - dropped, ! rejected; (fwd) through a port forward)';
+export const MATRIX_LEGEND = 'a cell: the default for a new connection, +N: N services that fare otherwise (+ accepted, - dropped, ! rejected, ~ only in part; (fwd) through a port forward)';
 
 /**
  * The matrix on a screen of `height` lines: the header with the column names always first (the
@@ -91,7 +90,7 @@ export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number;
   const selected = cell(from, to);
   const rules = cellRules(props.good.model, props.good.ruleset, from, to);
   const story = selected
-    ? `${from} -> ${to}: ${selected.verdict ?? 'cannot be tried'} by default${selected.exceptions.length ? `; ${exceptionText(selected)}` : ''}`
+    ? `${from} -> ${to}: ${selected.verdict ?? 'cannot be tried'} by default${selected.exceptions.length ? `; ${exceptionsText(selected)}` : ''}`
     : `${from} -> ${to}: no cell (the host to itself goes over lo)`;
   const count = `${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`;
   // Fixed lines: the header, the story (wrapped), the legend and the count; the rows get what

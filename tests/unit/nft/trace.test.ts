@@ -65,7 +65,7 @@ describe('the trace table', () => {
       { family: 'inet', table: 'guestwall_trace', name: 'output', type: 'filter', hook: 'output', prio: -400, policy: 'accept' },
     ]);
     const rule = adds.flatMap((a) => ('rule' in a ? [a.rule] : []))[0]!;
-    expect(rule.expr.map(printStmt)).toEqual(['meta nftrace set 1']);
+    expect(rule.expr).toEqual([{ mangle: { key: { meta: { key: 'nftrace' } }, value: 1 } }]);
     expect(removeTraceDocument().nftables.slice(1)).toEqual([{ add: { table: { family: 'inet', name: 'guestwall_trace' } } }, { delete: { table: { family: 'inet', name: 'guestwall_trace' } } }]);
   });
 
