@@ -1,14 +1,24 @@
 // Apply a compiled ruleset safely: one transaction (all or nothing), verified after, with the
 // state before it saved so that it can always come back (by `rollback`, or by itself when an
 // `apply --confirm` is not confirmed in time, even if this process dies right after loading).
+// The host network setup runs in the same lock and belongs to the same record: rollback and the
+// timer restore both (src/apply/restore.ts), and an apply that dies halfway is undone whole by
+// the next guestwall that takes the lock.
 import { randomBytes } from 'node:crypto';
+import type { NetworkSetup } from '../emit/network.js';
+import { ownedUnion } from '../emit/network-plan.js';
 import { compareSummaries, summarizeListing, summarizeTable } from '../nft/listing.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
 import { withLock } from './lock.js';
-import { listTables, loadJson, loadScript, nftMessage, nftVersion, snapshot } from './nft.js';
+import { type NetworkApplyReport, NetworkStepError, networkSnapshot, planNetworkHere, runNetworkPlan } from './network.js';
+import { listTables, loadJson, nftMessage, nftVersion, snapshot } from './nft.js';
+import { recoverUnfinished, restorePrevious } from './restore.js';
 import type { PendingConfirm, StatePaths } from './state.js';
+import {
+  PENDING_TODO, StateFileError, checkWritable, readOwned, readPending, readState, removeState, sealSnapshot, writeInProgress, writeNetworkSnapshot, writeOwned, writePending, writeState,
+} from './state-file.js';
 import type { System } from './system.js';
 
 export interface ApplyOptions {
@@ -22,12 +32,16 @@ export interface ApplyOptions {
   /** Refuses the ruleset with a reason (the lockout guard), or says nothing. */
   guard?: (ruleset: Ruleset) => string | undefined;
   progress?: (message: string) => void;
+  /** The host network setup to bring about after the ruleset, in the same lock and record. */
+  network?: NetworkSetup;
 }
 
 export interface ApplyResult {
-  /** False when the live tables already were exactly this ruleset. */
+  /** False when the live tables (and network) already were exactly this policy. */
   changed: boolean;
   pending?: PendingConfirm;
+  /** The network steps that ran, when `network` was given. */
+  network?: NetworkApplyReport;
   timings: { loadMs: number; totalMs: number };
 }
 
@@ -36,41 +50,60 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
   const t0 = sys.now();
   if (!sys.isRoot()) throw new ApplyError('guestwall apply needs root to change the ruleset', 'run it with sudo, or as root', 2);
   await nftVersion(sys);
-  await sys.mkdir(opts.state.dir);
+  await sys.mkdir(opts.state.dir).catch(() => {}); // a read-only parent is reported by the lock, in one line
 
   return withLock(sys, opts.state.lock, opts.waitMs ?? 10_000, 'apply', async () => {
     const refusal = opts.guard?.(ruleset);
     if (refusal) throw new ApplyError(refusal, 'fix the policy, or run again with --force if you have another way in');
+    // A dead apply's half-done change is undone first, so that this one starts from a whole state.
+    await recoverUnfinished(sys, opts.state, say);
 
     const json = `${JSON.stringify(toNftJson(ruleset))}\n`;
     const tables = ruleset.tables.map((t) => ({ family: t.family, name: t.name }));
+    const owned = opts.network ? await readOwned(sys, opts.state.network) : undefined;
+    const netPlan = opts.network ? await planNetworkHere(sys, opts.network, owned) : undefined;
 
-    // Nothing to do when the same document is already live and intact.
-    const pendingBefore = await sys.readFile(opts.state.pending);
-    if (pendingBefore === undefined && (await sys.readFile(opts.state.current)) === json && (await liveDifferences(sys, ruleset)).length === 0) {
+    // Nothing to do when the same document is already live and intact, and the network too.
+    const pendingBefore = await readPending(sys, opts.state.pending).catch((e: unknown) => {
+      if (e instanceof StateFileError) return 'damaged' as const; // replaced below
+      throw e;
+    });
+    if (
+      pendingBefore === undefined && (netPlan?.steps.length ?? 0) === 0 &&
+      (await readState(sys, opts.state.current)) === json && (await liveDifferences(sys, ruleset)).length === 0
+    ) {
       say('the live ruleset is already this policy: nothing to change');
-      return { changed: false, timings: { loadMs: 0, totalMs: sys.now() - t0 } };
+      return { changed: false, ...(netPlan ? { network: { done: [], notes: netPlan.notes } } : {}), timings: { loadMs: 0, totalMs: sys.now() - t0 } };
     }
 
     say('saving the current state of guestwall\'s tables');
-    const before = await snapshot(sys, tables);
+    const id = randomBytes(8).toString('hex');
+    const before = sealSnapshot(await snapshot(sys, tables), id);
+    const netBefore = owned ? { id, ...(await networkSnapshot(sys, owned)) } : undefined;
+    // Everything this apply writes fits, or it stops here with nothing changed.
+    await checkWritable(sys, opts.state.dir, json.length + before.length + 65_536);
 
     // No `nft -c` first: the load is one transaction that the kernel takes whole or refuses
     // whole, and a check would parse and build the whole ruleset once more (seconds at 10,000
     // guests) without catching everything the commit can refuse (mechanics.md 5.3).
-    await sys.writeFile(opts.state.next, json, 0o600);
+    await writeState(sys, opts.state.next, json);
     // What `rollback` restores becomes the state now; put back as it was if the load is refused.
-    const previousBefore = await sys.readFile(opts.state.previous);
+    const previousBefore = await readState(sys, opts.state.previous);
     const keepPrevious = async () => {
-      if (previousBefore === undefined) await sys.remove(opts.state.previous);
-      else await sys.writeFile(opts.state.previous, previousBefore, 0o600);
+      if (previousBefore === undefined) await removeState(sys, opts.state.previous);
+      else await writeState(sys, opts.state.previous, previousBefore);
     };
-    await sys.writeFile(opts.state.previous, before, 0o600);
+    // The network half first: previous.nft names the apply id the network snapshot must carry.
+    if (netBefore) await writeNetworkSnapshot(sys, opts.state.previousNetwork, netBefore);
+    await writeState(sys, opts.state.previous, before);
+    // A confirmation still waiting is superseded: its timer sees the token go and stops.
+    if (pendingBefore === 'damaged') await removeState(sys, opts.state.pending);
+    else if (pendingBefore) await cancelPending(sys, opts.state, pendingBefore);
     let pending: PendingConfirm | undefined;
     if (opts.confirmSeconds !== undefined) {
       // The timer starts before the load: if this process dies right after loading, it still rolls back.
       pending = { token: randomBytes(8).toString('hex'), deadline: sys.now() + opts.confirmSeconds * 1000 };
-      await sys.writeFile(opts.state.pending, `${JSON.stringify(pending)}\n`, 0o600);
+      await writePending(sys, opts.state.pending, pending);
       const [cmd, ...args] = opts.timerCommand;
       pending.timerPid = sys.spawnDetached(cmd!, [...args, '--state-dir', opts.state.dir, '--token', pending.token, ...(sys.netns ? ['--netns', sys.netns] : [])]);
       if (!(await timerArmed(sys, opts.state, pending.token))) {
@@ -80,6 +113,8 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
       }
     }
 
+    // From here on the host changes: a process that dies leaves this mark for the next one.
+    await writeInProgress(sys, opts.state.inProgress, { op: 'apply', id, pid: process.pid });
     say('loading the ruleset in one transaction');
     const t2 = sys.now();
     const load = await loadJson(sys, opts.state.next);
@@ -87,23 +122,39 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
     if (load.code !== 0) {
       if (pending) await cancelPending(sys, opts.state, pending);
       await keepPrevious();
+      await removeState(sys, opts.state.inProgress);
       throw new ApplyError(`the kernel refuses the ruleset: ${nftMessage(load)}; nothing was changed`, kernelHint(load.stderr));
     }
 
+    /** Undo this apply whole (ruleset and network) and say why. */
+    const undo = async (what: string, hint: string): Promise<never> => {
+      if (pending) await cancelPending(sys, opts.state, pending);
+      const back = await restorePrevious(sys, opts.state, say).then(() => 'the previous state was restored', (e: unknown) => `restoring the previous state failed too: ${(e as Error).message}`);
+      throw new ApplyError(`${what}; ${back}`, hint);
+    };
     const differences = await liveDifferences(sys, ruleset);
     if (differences.length > 0) {
-      const restore = await loadScript(sys, opts.state.previous);
-      if (pending) await cancelPending(sys, opts.state, pending);
-      throw new ApplyError(
-        `the live tables differ from the ruleset after loading (${differences.slice(0, 3).join('; ')}); ` +
-          (restore.code === 0 ? 'the previous state was restored' : `restoring the previous state failed too: ${nftMessage(restore)}`),
-        'run guestwall doctor; another program may be changing the ruleset at the same time',
-      );
+      await undo(`the live tables differ from the ruleset after loading (${differences.slice(0, 3).join('; ')})`, 'run guestwall doctor; another program may be changing the ruleset at the same time');
     }
-    await sys.writeFile(opts.state.current, json, 0o600);
-    await sys.remove(opts.state.next);
-    await log(sys, opts.state, `apply ${pending ? `pending confirm until ${new Date(pending.deadline).toISOString()}` : 'done'}`);
-    return { changed: true, ...(pending ? { pending } : {}), timings: { loadMs, totalMs: sys.now() - t0 } };
+
+    let network: NetworkApplyReport | undefined;
+    if (netPlan && owned) {
+      // Adds are recorded before they run and removals after: a death in between leaves a record
+      // that claims a little too much, never too little, and removal forgives what is absent.
+      await writeOwned(sys, opts.state.network, ownedUnion(owned, netPlan.owned));
+      try {
+        network = await runNetworkPlan(sys, netPlan, say);
+      } catch (e) {
+        if (!(e instanceof NetworkStepError)) throw e;
+        await undo(`network setup failed at "${e.step.what}" (${e.step.program} ${e.step.args.join(' ')}): ${e.message.split(': ').slice(-1)[0]}`, 'fix the cause and apply again');
+      }
+      await writeOwned(sys, opts.state.network, netPlan.owned);
+    }
+    await writeState(sys, opts.state.current, json);
+    await removeState(sys, opts.state.next);
+    await removeState(sys, opts.state.inProgress);
+    await log(sys, opts.state, `apply ${pending ? `pending confirm until ${new Date(pending.deadline).toISOString()}` : 'done'}${network ? ` (${network.done.length} network steps)` : ''}`);
+    return { changed: true, ...(pending ? { pending } : {}), ...(network ? { network } : {}), timings: { loadMs, totalMs: sys.now() - t0 } };
   });
 }
 
@@ -117,8 +168,7 @@ export async function liveDifferences(sys: System, ruleset: Ruleset): Promise<st
 async function timerArmed(sys: System, state: StatePaths, token: string): Promise<boolean> {
   const end = sys.now() + 5000;
   while (sys.now() < end) {
-    const text = await sys.readFile(state.pending);
-    const p = text === undefined ? undefined : (JSON.parse(text) as PendingConfirm);
+    const p = await readPending(sys, state.pending).catch(() => undefined);
     if (p?.token === token && p.armed) return true;
     await sys.sleep(20);
   }
@@ -132,42 +182,56 @@ function kernelHint(stderr: string): string | undefined {
 }
 
 async function cancelPending(sys: System, state: StatePaths, p: PendingConfirm): Promise<void> {
-  await sys.remove(state.pending);
+  await removeState(sys, state.pending);
   if (p.timerPid !== undefined && (await sys.cmdline(p.timerPid))?.includes('rollback-timer')) sys.kill(p.timerPid);
 }
 
+/** One line in history.log. The history is for people: a log that cannot be written does not undo a change. */
 export async function log(sys: System, state: StatePaths, line: string): Promise<void> {
-  const old = (await sys.readFile(state.log)) ?? '';
-  const lines = `${old}${new Date(sys.now()).toISOString()} ${line}\n`.split('\n').slice(-500).join('\n');
-  await sys.writeFile(state.log, lines, 0o600);
+  try {
+    const old = (await sys.readFile(state.log)) ?? '';
+    const lines = `${old}${new Date(sys.now()).toISOString()} ${line}\n`.split('\n').slice(-500).join('\n');
+    await sys.writeFile(state.log, lines, 0o600);
+  } catch {
+    // the change itself is done and recorded in the state files
+  }
 }
 
 /** `guestwall confirm`: keep what `apply --confirm` loaded, and stop its timer. */
-export async function confirm(sys: System, state: StatePaths): Promise<PendingConfirm> {
+export async function confirm(sys: System, state: StatePaths, say: (line: string) => void = () => {}): Promise<PendingConfirm> {
   return withLock(sys, state.lock, 10_000, 'confirm', async () => {
-    const text = await sys.readFile(state.pending);
-    if (text === undefined) throw new ApplyError('there is nothing to confirm: no apply --confirm is waiting (it may have rolled back already)', 'see the history in guestwall state');
-    const p = JSON.parse(text) as PendingConfirm;
+    if (await recoverUnfinished(sys, state, say)) {
+      throw new ApplyError('there is nothing to confirm: the last apply did not finish, and the state before it was restored', 'apply again');
+    }
+    let p: PendingConfirm | undefined;
+    try {
+      p = await readPending(sys, state.pending);
+    } catch (e) {
+      if (e instanceof StateFileError) throw new StateFileError(state.pending, 'is damaged, so guestwall cannot tell which apply it confirms', PENDING_TODO);
+      throw e;
+    }
+    if (p === undefined) throw new ApplyError('there is nothing to confirm: no apply --confirm is waiting (it may have rolled back already)', 'see the history in guestwall state');
     await cancelPending(sys, state, p);
     await log(sys, state, 'confirm');
     return p;
   });
 }
 
-/** Restore guestwall's tables as they were before the last apply. */
-export async function rollback(sys: System, state: StatePaths, reason: string, token?: string): Promise<boolean> {
+/** Restore guestwall's tables and host network as they were before the last apply. */
+export async function rollback(sys: System, state: StatePaths, reason: string, token?: string, say: (line: string) => void = () => {}): Promise<boolean> {
   return withLock(sys, state.lock, 60_000, 'rollback', async () => {
-    const pending = await sys.readFile(state.pending);
     if (token !== undefined) {
-      // The timer only acts on its own apply: a confirm or a newer apply since then wins.
-      if (pending === undefined || (JSON.parse(pending) as PendingConfirm).token !== token) return false;
+      // The timer only acts on its own apply: a confirm or a newer apply since then wins. A
+      // damaged file cannot say so; in doubt the timer restores (that is what it is for).
+      const pending = await readPending(sys, state.pending).catch((e: unknown) => {
+        if (e instanceof StateFileError) return { token, deadline: 0 };
+        throw e;
+      });
+      if (pending === undefined || pending.token !== token) return false;
     }
-    const previous = await sys.readFile(state.previous);
-    if (previous === undefined) throw new ApplyError('there is no previous state to roll back to: guestwall has not applied anything here');
-    const r = await loadScript(sys, state.previous);
-    if (r.code !== 0) throw new ApplyError(`restoring the previous state failed: ${nftMessage(r)}`, 'the current ruleset is unchanged; run guestwall doctor');
-    await sys.remove(state.pending);
-    await sys.remove(state.current);
+    await restorePrevious(sys, state, say);
+    await removeState(sys, state.pending);
+    await removeState(sys, state.current);
     await log(sys, state, `rollback (${reason})`);
     return true;
   });

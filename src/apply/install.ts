@@ -218,7 +218,7 @@ async function installedNetworkFiles(sys: System, root: string): Promise<string[
     return r.code === 0 ? r.stdout.split('\n').filter((n) => n.startsWith(prefix)).map((n) => `${dir}/${n}`) : [];
   };
   return [
-    NETWORK_PATHS.unit, NETWORK_PATHS.proxyBatch, NETWORK_PATHS.networkdConf,
+    NETWORK_PATHS.unit, NETWORK_PATHS.proxyBatch, NETWORK_PATHS.networkdConf, NETWORK_PATHS.rtProtos,
     ...(await list(NETWORK_PATHS.networkdDir, '00-guestwall-')),
     ...Object.values(HOOK_PATHS),
   ];

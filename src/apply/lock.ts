@@ -1,26 +1,29 @@
-// One change at a time: a lock file holding the pid of its owner. A lock whose owner is gone
-// (killed, crashed) is taken over; a live owner is waited for, then refused with its pid.
-import { ApplyError } from './errors.js';
+// One change at a time: an exclusive flock(2) on the lock file, held by the kernel for as long
+// as the holder's file stays open. A holder that dies (kill -9, crash) releases it with its last
+// descriptor, so there is no stale lock to judge and take over, and no window in which two
+// processes can both believe they hold it: the kernel grants it to one open file at a time.
+// A live holder is waited for, then refused with the pid it wrote into the file.
+import { ApplyError, stateIoError } from './errors.js';
 import type { System } from './system.js';
 
 export async function withLock<T>(sys: System, path: string, waitMs: number, what: string, fn: () => Promise<T>): Promise<T> {
-  const me = String(process.pid);
   const deadline = sys.now() + waitMs;
+  let held: { release(): Promise<void> } | undefined;
   for (;;) {
-    if (await sys.createExclusive(path, me)) break;
-    const owner = Number((await sys.readFile(path))?.trim());
-    if (!Number.isInteger(owner) || owner <= 0 || !sys.alive(owner)) {
-      await sys.remove(path); // stale: its owner died without unlocking
-      continue;
-    }
+    held = await sys.tryLock(path).catch((e: unknown) => {
+      throw stateIoError(e, path, 'write');
+    });
+    if (held) break;
     if (sys.now() >= deadline) {
-      throw new ApplyError(`another guestwall (pid ${owner}) is changing the ruleset; ${what} did not start`, 'wait for it to finish, or run again with a longer --wait');
+      const owner = Number((await sys.readFile(path).catch(() => undefined))?.trim());
+      const who = Number.isInteger(owner) && owner > 0 ? ` (pid ${owner})` : '';
+      throw new ApplyError(`another guestwall${who} is changing the ruleset; ${what} did not start`, 'wait for it to finish, or run again with a longer --wait');
     }
     await sys.sleep(100);
   }
   try {
     return await fn();
   } finally {
-    if ((await sys.readFile(path))?.trim() === me) await sys.remove(path);
+    await held.release();
   }
 }

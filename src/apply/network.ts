@@ -1,8 +1,11 @@
 // The host network setup on a running host (or inside --netns): read what is there with
-// `ip -j` and `sysctl`, plan the missing steps (src/emit/network-plan.ts), run them one by one
-// and report each. Nothing is deleted; a second run finds nothing to do.
+// `ip -j` and `sysctl` (guestwall's own routes by their protocol), plan the steps from the
+// setup and what guestwall owns (src/emit/network-plan.ts), run them one by one and report each.
+// Only what guestwall created is ever removed; a second run finds nothing to do.
 import type { NetworkSetup } from '../emit/network.js';
-import { type LiveNetwork, type NetworkPlan, type NetworkStep, planNetwork, sysctlKeys } from '../emit/network-plan.js';
+import {
+  type LiveNetwork, type NetworkPlan, type NetworkSnapshot, type NetworkStep, NOTHING_OWNED, type OwnedNetwork, ROUTE_PROTOCOL, planNetwork, planRestore, restoreSysctlKeys, sysctlKeys,
+} from '../emit/network-plan.js';
 import { ApplyError } from './errors.js';
 import type { System } from './system.js';
 
@@ -54,6 +57,14 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
     ...(await ipJson<IpRoute>(sys, ['-4', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
     ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
   ].map((r) => ({ dst: r.dst, ...(r.dev !== undefined ? { dev: r.dev } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
+  // guestwall's own: asked for by protocol number, so no rt_protos name is needed.
+  const owned = [
+    ...(await ipJson<IpRoute>(sys, ['-4', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTOCOL)])).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
+    ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTOCOL)])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
+  ];
+  for (const r of routes) {
+    if (owned.some((o) => o.dst === r.dst && o.dev === r.dev && o.metric === r.metric)) Object.assign(r, { owned: true });
+  }
   const proxies = (await ipJson<IpNeigh>(sys, ['neigh', 'show', 'proxy'])).map((n) => ({ address: n.dst, dev: n.dev }));
   // One sysctl process per 500 keys, not one per key: a host with thousands of routed ports has
   // thousands of proxy_arp keys. `-e` skips keys whose interface is not there; lines are "key = value".
@@ -69,9 +80,20 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
   return { links, addresses, routes, proxies, sysctls };
 }
 
-/** What applying the setup would do here, without doing it (diff). */
-export async function planNetworkHere(sys: System, setup: NetworkSetup): Promise<NetworkPlan> {
-  return planNetwork(setup, await readLiveNetwork(sys, sysctlKeys(setup)));
+/** What applying the setup would do here, given what guestwall owns, without doing it (diff). */
+export async function planNetworkHere(sys: System, setup: NetworkSetup, owned: OwnedNetwork = NOTHING_OWNED): Promise<NetworkPlan> {
+  return planNetwork(setup, await readLiveNetwork(sys, [...new Set([...sysctlKeys(setup), ...owned.sysctls.map((s) => s.key)])]), owned);
+}
+
+/** guestwall's part of the host network now, for rollback: its routes (by protocol) and its record. */
+export async function networkSnapshot(sys: System, owned: OwnedNetwork): Promise<NetworkSnapshot> {
+  const live = await readLiveNetwork(sys, []);
+  return { routes: live.routes.filter((r) => r.owned).map(({ owned: _, ...r }) => r), owned };
+}
+
+/** The steps that bring guestwall's part of the host network back to `snapshot`. */
+export async function planRestoreHere(sys: System, snapshot: NetworkSnapshot, owned: OwnedNetwork): Promise<NetworkPlan> {
+  return planRestore(snapshot, await readLiveNetwork(sys, restoreSysctlKeys(snapshot, owned)), owned);
 }
 
 export interface NetworkApplyReport {
@@ -94,7 +116,11 @@ export class NetworkStepError extends ApplyError {
 
 export async function applyNetwork(sys: System, setup: NetworkSetup, progress: (line: string) => void = () => {}): Promise<NetworkApplyReport> {
   if (!sys.isRoot()) throw new ApplyError('setting up the host network needs root', 'run it with sudo, or as root', 2);
-  const plan = await planNetworkHere(sys, setup);
+  return runNetworkPlan(sys, await planNetworkHere(sys, setup), progress);
+}
+
+/** Run a plan's steps in order, reporting each; the first that fails stops it (NetworkStepError). */
+export async function runNetworkPlan(sys: System, plan: NetworkPlan, progress: (line: string) => void = () => {}): Promise<NetworkApplyReport> {
   for (const n of plan.notes) progress(`network: ${n}`);
   const done: NetworkStep[] = [];
   for (const step of plan.steps) {

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { rollback } from './apply.js';
 import type { PendingConfirm } from './state.js';
 import { statePaths } from './state.js';
+import { readPending, writePending } from './state-file.js';
 import { realSystem } from './system.js';
 
 const { values } = parseArgs({ options: { 'state-dir': { type: 'string' }, token: { type: 'string' }, netns: { type: 'string' } } });
@@ -19,20 +20,23 @@ const sys = realSystem(values.netns);
 // The state directory given is already the namespace's own; do not nest it again.
 const state = { ...statePaths(dir), dir };
 
+/** The pending confirmation; a damaged file (someone else's fault) counts as still ours: in doubt, restore. */
+const pending = (): Promise<PendingConfirm | 'damaged' | undefined> => readPending(sys, state.pending).catch(() => 'damaged' as const);
+
 // Tell apply that the timer is running: only then does it load the new ruleset.
+let deadline: number;
 {
-  const text = await sys.readFile(state.pending);
-  const p = text === undefined ? undefined : (JSON.parse(text) as PendingConfirm);
-  if (p?.token !== token) process.exit(0);
-  await sys.writeFile(state.pending, `${JSON.stringify({ ...p, timerPid: process.pid, armed: true })}\n`, 0o600);
+  const p = await pending();
+  if (p === undefined || p === 'damaged' || p.token !== token) process.exit(0);
+  deadline = p.deadline;
+  await writePending(sys, state.pending, { ...p, timerPid: process.pid, armed: true });
 }
 
 for (;;) {
-  const text = await sys.readFile(state.pending);
-  if (text === undefined) process.exit(0); // confirmed or cancelled
-  const p = JSON.parse(text) as PendingConfirm;
-  if (p.token !== token) process.exit(0); // a newer apply owns the confirmation now
-  const wait = p.deadline - sys.now();
+  const p = await pending();
+  if (p === undefined) process.exit(0); // confirmed or cancelled
+  if (p !== 'damaged' && p.token !== token) process.exit(0); // a newer apply owns the confirmation now
+  const wait = (p === 'damaged' ? deadline : p.deadline) - sys.now();
   if (wait <= 0) break;
   await sys.sleep(Math.min(wait, 500));
 }

@@ -19,6 +19,12 @@ export interface StatePaths {
   pending: string;
   /** One line per apply, confirm and rollback. */
   log: string;
+  /** What guestwall owns on the host network: the proxy entries, addresses and sysctls it set. */
+  network: string;
+  /** The owned network as it was before the last apply, restored by rollback beside previous.nft. */
+  previousNetwork: string;
+  /** Present while an apply or rollback changes the host; the next guestwall finishes a dead one's job. */
+  inProgress: string;
 }
 
 export function statePaths(base: string, netns?: string): StatePaths {
@@ -31,6 +37,9 @@ export function statePaths(base: string, netns?: string): StatePaths {
     next: join(dir, 'next.json'),
     pending: join(dir, 'pending-confirm.json'),
     log: join(dir, 'history.log'),
+    network: join(dir, 'network.json'),
+    previousNetwork: join(dir, 'previous-network.json'),
+    inProgress: join(dir, 'in-progress.json'),
   };
 }
 

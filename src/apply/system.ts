@@ -3,8 +3,11 @@
 // so tests hand apply/ a System bound to a throwaway network namespace and a temporary
 // state directory. Only this file and its twin for tests import execa or node:fs.
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ApplyError } from './errors.js';
 
 export interface RunResult {
   code: number;
@@ -23,8 +26,17 @@ export interface System {
   watch(cmd: string, args: string[], on: { onLine: (line: string) => void; onStart?: () => void; stop: AbortSignal }): Promise<RunResult>;
   /** The file's text, or undefined when it does not exist. */
   readFile(path: string): Promise<string | undefined>;
-  /** Write atomically: a temporary file in the same directory, then rename over the target. */
+  /**
+   * Write atomically and durably: a temporary file in the same directory, written and fsynced,
+   * renamed over the target, then the directory fsynced. A crash leaves the old file or the new
+   * one, never a mix.
+   */
   writeFile(path: string, text: string, mode?: number): Promise<void>;
+  /**
+   * Take the lock on `path` if nobody holds it (flock(2), exclusive, held by the kernel for as
+   * long as this process keeps the file open: it dies with the process); undefined when held.
+   */
+  tryLock(path: string): Promise<{ release(): Promise<void> } | undefined>;
   /** Create a file only if it does not exist yet; false when it already does. */
   createExclusive(path: string, text: string): Promise<boolean>;
   remove(path: string): Promise<void>;
@@ -93,11 +105,52 @@ export function realSystem(netns?: string): System {
       }
     },
     async writeFile(path, text, mode = 0o644) {
+      const dir = dirname(path);
+      await mkdir(dir, { recursive: true });
+      const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      try {
+        const fh = await open(tmp, 'wx', mode);
+        try {
+          await fh.writeFile(text);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await chmod(tmp, mode); // the umask must not narrow a unit file to 0600
+        await rename(tmp, path);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => {});
+        throw e;
+      }
+      const d = await open(dir, 'r');
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+    },
+    async tryLock(path) {
       await mkdir(dirname(path), { recursive: true });
-      const tmp = join(dirname(path), `.${Date.now()}-${process.pid}.tmp`);
-      await writeFile(tmp, text, { mode });
-      await chmod(tmp, mode); // the umask must not narrow a unit file to 0600
-      await rename(tmp, path);
+      // Node has no flock(2): the flock utility takes it on the descriptor it inherits as fd 3.
+      // The lock belongs to the open file description, which this process keeps open after
+      // flock exits; closing it, or dying, releases it. Never unlinked, so no one can take a
+      // lock on a file that another has already replaced.
+      const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+      const code = await new Promise<number>((resolve) => {
+        const child = spawn('flock', ['-x', '-n', '3'], { stdio: ['ignore', 'ignore', 'pipe', fh.fd] });
+        child.on('error', () => resolve(127));
+        child.on('exit', (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) {
+        await fh.close();
+        if (code === 1) return undefined;
+        throw new ApplyError(code === 127 ? 'flock is not installed, and guestwall locks its state with it' : `cannot lock ${path}: flock exited with ${code}`, 'install util-linux', 2);
+      }
+      // Who holds it, for the message of a process that waits: written over the old text, then cut to length.
+      const who = `${process.pid}\n`;
+      await fh.write(who, 0);
+      await fh.truncate(Buffer.byteLength(who));
+      return { release: () => fh.close() };
     },
     async createExclusive(path, text) {
       await mkdir(dirname(path), { recursive: true });

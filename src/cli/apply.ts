@@ -6,7 +6,8 @@ import { diffRuleset } from '../apply/diff.js';
 import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
-import { applyNetwork, planNetworkHere } from '../apply/network.js';
+import { planNetworkHere } from '../apply/network.js';
+import { readOwned } from '../apply/state-file.js';
 import { type System, realSystem } from '../apply/system.js';
 import { networkSetup } from '../emit/network.js';
 import { formatChanges } from '../nft/diff.js';
@@ -23,6 +24,8 @@ export interface HostOptions {
 export interface CompileForHostOptions extends HostOptions {
   /** Default auto: what the kernel behind --netns (or this host's) can load. */
   kernelFeatures?: FeatureChoice;
+  /** Which host of a fleet policy. */
+  host?: string;
   /** Also say on stderr which kernel features the ruleset is compiled for. */
   verbose?: boolean;
 }
@@ -46,7 +49,7 @@ export function timerCommand(): string[] {
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
-  const loaded = compiledPolicy(io, file, 'nothing applied', true, features);
+  const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
@@ -58,22 +61,16 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
       waitMs: (opts.wait ?? 10) * 1000,
       timerCommand: timerCommand(),
       progress: (m) => io.err(m),
+      // The ruleset first, then the network, in one lock and one record: no bridge or route comes
+      // up before the rules for it are in place, and rollback restores both.
+      ...(opts.network !== false ? { network: networkSetup(loaded.model) } : {}),
     });
     const where = opts.netns ? ` in network namespace ${opts.netns}` : '';
     if (!r.changed) io.out(`guestwall: nothing to change${where}`);
     else if (r.pending) {
-      io.out(`guestwall: applied ${file}${where}; run 'guestwall confirm${opts.netns ? ` --netns ${opts.netns}` : ''}' within ${opts.confirm} s or the previous ruleset comes back`);
+      io.out(`guestwall: applied ${file}${where}; run 'guestwall confirm${opts.netns ? ` --netns ${opts.netns}` : ''}' within ${opts.confirm} s or the previous ruleset and network come back`);
     } else io.out(`guestwall: applied ${file}${where} (loaded in ${r.timings.loadMs} ms)`);
-    if (opts.network !== false) {
-      // The ruleset first: no bridge or route comes up before the rules for it are in place.
-      try {
-        const net = await applyNetwork(sys, networkSetup(loaded.model), (m) => io.err(m));
-        io.out(net.done.length ? `guestwall: network setup${where}: ${net.done.length} changes` : `guestwall: network setup${where}: nothing to change`);
-      } catch (e) {
-        if (e instanceof ApplyError) io.err('guestwall: the ruleset is applied; the network setup is not complete');
-        throw e;
-      }
-    }
+    if (r.network && r.changed) io.out(r.network.done.length ? `guestwall: network setup${where}: ${r.network.done.length} changes` : `guestwall: network setup${where}: nothing to change`);
     return EXIT.ok;
   } catch (e) {
     return reportError(io, e);
@@ -82,7 +79,7 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
 
 export async function confirmCommand(io: Io, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   try {
-    await confirm(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns));
+    await confirm(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns), (m) => io.err(m));
     io.out('guestwall: confirmed; the new ruleset stays');
     return EXIT.ok;
   } catch (e) {
@@ -93,8 +90,8 @@ export async function confirmCommand(io: Io, opts: HostOptions, sys: System = re
 export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   try {
     if (!sys.isRoot()) throw new ApplyError('guestwall rollback needs root to change the ruleset', 'run it with sudo, or as root', 2);
-    await rollback(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns), 'on demand');
-    io.out('guestwall: restored guestwall\'s tables as they were before the last apply');
+    await rollback(sys, statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns), 'on demand', undefined, (m) => io.err(m));
+    io.out('guestwall: restored guestwall\'s tables and host network as they were before the last apply (checked against the snapshot)');
     return EXIT.ok;
   } catch (e) {
     return reportError(io, e);
@@ -103,12 +100,12 @@ export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = r
 
 export async function diffCommand(io: Io, file: string, opts: CompileForHostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, opts.verbose === true);
-  const loaded = compiledPolicy(io, file, 'nothing to compare', false, features);
+  const loaded = compiledPolicy(io, file, 'nothing to compare', false, features, opts.host);
   if ('exit' in loaded) return loaded.exit === EXIT.policy ? EXIT.usage : loaded.exit;
   try {
     const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
     const changes = await diffRuleset(sys, realSystem(), loaded.ruleset, join(state.dir, 'diff.json'));
-    const net = await planNetworkHere(sys, networkSetup(loaded.model));
+    const net = await planNetworkHere(sys, networkSetup(loaded.model), await readOwned(sys, state.network));
     for (const n of net.notes) io.err(`network: ${n}`);
     if (changes.length === 0) io.out(`guestwall: the live ruleset${opts.netns ? ` in ${opts.netns}` : ''} already is ${file}`);
     else {
@@ -116,7 +113,10 @@ export async function diffCommand(io: Io, file: string, opts: CompileForHostOpti
       const added = changes.filter((c) => c.kind === '+').length;
       io.out(`${added} to add, ${changes.length - added} to remove`);
     }
-    if (net.steps.length > 0) io.out(`network:\n${net.steps.map((s) => `  + ${s.what}`).join('\n')}\n${net.steps.length} network steps to run`);
+    if (net.steps.length > 0) {
+      const removals = net.steps.filter((s) => s.remove).length;
+      io.out(`network:\n${net.steps.map((s) => `  ${s.remove ? '-' : '+'} ${s.what}`).join('\n')}\n${net.steps.length} network steps to run (${removals} removing what guestwall created)`);
+    }
     if (changes.length === 0 && net.steps.length === 0) return EXIT.ok;
     return EXIT.policy;
   } catch (e) {

@@ -4,6 +4,7 @@
 import { ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../model/host.js';
 import { deviceUnitName } from '../policy/grammars/systemd.js';
 import { networkdFileName } from '../policy/names.js';
+import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from './network-plan.js';
 import type { NetworkSetup, ProxyNeighbourSetup, RoutedPortSetup } from './network.js';
 import { HOOK_PATHS, HOOKS_DIR } from './paths.js';
 import { fillTemplate } from './template.js';
@@ -27,6 +28,8 @@ export interface NetworkTemplates {
 export const NETWORK_PATHS = {
   networkdDir: '/etc/systemd/network',
   networkdConf: '/etc/systemd/networkd.conf.d/guestwall.conf',
+  /** Names guestwall's route protocol for `ip route` listings ("proto guestwall"). */
+  rtProtos: '/etc/iproute2/rt_protos.d/guestwall.conf',
   sysctl: '/etc/sysctl.d/60-guestwall.conf',
   /** `ip -batch` input for what networkd cannot say: the proxy neighbour entries on the uplinks. */
   proxyBatch: '/etc/guestwall/network.batch',
@@ -98,7 +101,7 @@ export function networkdFiles(setup: NetworkSetup): NetworkFile[] {
           ['Network', ['ConfigureWithoutCarrier=yes', 'DHCP=no', 'IPv6AcceptRA=no', 'IPv6SendRA=no', ...(p.proxyArp ? ['IPv4ProxyARP=yes'] : [])]],
         ]) +
         p.gateways.map((g) => `\n${ini([['Address', [`Address=${g}`, ...(g.includes(':') ? ['DuplicateAddressDetection=none'] : [])]]])}`).join('') +
-        p.routes.map((r) => `\n${ini([['Route', [`Destination=${r.dst}`, ...(r.metric !== undefined ? [`Metric=${r.metric}`] : [])]]])}`).join(''),
+        p.routes.map((r) => `\n${ini([['Route', [`Destination=${r.dst}`, ...(r.metric !== undefined ? [`Metric=${r.metric}`] : []), `Protocol=${ROUTE_PROTOCOL}`]]])}`).join(''),
       what: `host side of ${p.guest}'s routed port ${p.name}`,
     });
   }
@@ -155,13 +158,15 @@ function portBranch(p: RoutedPortSetup): string {
     `routes=${shQuote(p.routes.map((r) => r.dst).join(' '))}`,
     ...(metric !== undefined ? [`metric=${metric}`] : []),
     ...(p.proxyArp ? [`arp_key=${shQuote(`net.ipv4.conf.${p.name.replaceAll('.', '/')}.proxy_arp`)}`] : []),
+    // DEV/ADDRESS: '/' is the one character no interface name has.
+    ...(p.uplinkProxies?.length ? [`proxies=${shQuote(p.uplinkProxies.map((x) => `${x.dev}/${x.address}`).join(' '))}`] : []),
   ];
   return `  ${shQuote(p.name)})\n    # ${p.guest}, zone ${p.zone}\n${vars.map((v) => `    ${v}`).join('\n')}\n    ;;`;
 }
 
 export function hookFiles(setup: NetworkSetup, t: NetworkTemplates): NetworkFile[] {
   const ports = setup.routedPorts.map(portBranch).join('\n');
-  const common = { generated: GENERATED, ports, hooksDir: HOOKS_DIR, xenVif: HOOK_PATHS.xenVif, xenScripts: NETWORK_PATHS.xenScripts, gatewayV4: ROUTED_GATEWAY_V4, gatewayV6: ROUTED_GATEWAY_V6 };
+  const common = { generated: GENERATED, ports, hooksDir: HOOKS_DIR, xenVif: HOOK_PATHS.xenVif, xenScripts: NETWORK_PATHS.xenScripts, gatewayV4: ROUTED_GATEWAY_V4, gatewayV6: ROUTED_GATEWAY_V6, routeProtocol: String(ROUTE_PROTOCOL) };
   const render = (tpl: string) => fillTemplate(tpl, common);
   return [
     { path: HOOK_PATHS.portUp, text: render(t.portUp), mode: 0o755, what: "port-up IFNAME: a routed guest port's host side" },
@@ -198,7 +203,17 @@ export function proxyBootFiles(setup: NetworkSetup, unitTemplate: string): Netwo
 /** systemd-escape for a device unit name, byte by byte in UTF-8: the one in policy/grammars/systemd.ts. */
 export { systemdEscape } from '../policy/grammars/systemd.js';
 
+/** The name of guestwall's route protocol for iproute2; guestwall itself always passes the number. */
+export function routeProtocolFile(): NetworkFile {
+  return {
+    path: NETWORK_PATHS.rtProtos,
+    text: `# ${GENERATED}\n# Routes guestwall creates (apply, port-up) carry this protocol; it removes only those.\n${ROUTE_PROTOCOL}\t${ROUTE_PROTOCOL_NAME}\n`,
+    mode: 0o644,
+    what: `names route protocol ${ROUTE_PROTOCOL} "${ROUTE_PROTOCOL_NAME}" for ip route`,
+  };
+}
+
 /** Every file of the network setup, in the order install writes them. */
 export function networkFiles(setup: NetworkSetup, t: NetworkTemplates): NetworkFile[] {
-  return [...networkdFiles(setup), sysctlFile(setup), ...hookFiles(setup, t), ...proxyBootFiles(setup, t.networkUnit)];
+  return [...networkdFiles(setup), sysctlFile(setup), routeProtocolFile(), ...hookFiles(setup, t), ...proxyBootFiles(setup, t.networkUnit)];
 }

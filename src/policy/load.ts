@@ -2,7 +2,7 @@
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
 import type { Document, Node as YamlNode } from 'yaml';
 import { readBlockYaml } from './block-yaml.js';
-import { checkPolicy } from './checks.js';
+import { checkAnyPolicy } from './fleet.js';
 import { CODES, type Diagnostic, printable, printableDiagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
 import { offsetOf, type Placed, placedFromYaml } from './placed.js';
 import { withoutReservedKeys } from './reserved-keys.js';
@@ -65,11 +65,11 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
         const [top, name] = f.path;
         if (f.path.length === 2 && (top === 'zones' || top === 'guests' || top === 'bridges' || top === 'services')) (known[top] ??= new Set()).add(String(name));
       }
-      findings.push(...checkPolicy(rest.policy, known));
+      findings.push(...checkAnyPolicy(rest.policy, known));
     }
     return { file, reader, locate, diagnostics: sortDiagnostics(findings.map(place)) };
   }
-  const findings = checkPolicy(parsed.data);
+  const findings = checkAnyPolicy(parsed.data);
   const diagnostics = sortDiagnostics(findings.map(place));
   const failed = diagnostics.some((d) => d.severity === 'error');
   return failed ? { file, reader, locate, diagnostics } : { file, reader, locate, diagnostics, policy: parsed.data };

@@ -39,6 +39,7 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
   const clock = { now: opts.now ?? Date.UTC(2025, 0, 1) };
   const processes = new Map<number, { cmdline: string; alive: boolean }>();
   let nextPid = 4000;
+  const locks = new Set<string>();
 
   const sys: System = {
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
@@ -66,6 +67,12 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
       if (files.has(path)) return false;
       files.set(path, text);
       return true;
+    },
+    async tryLock(path) {
+      if (locks.has(path)) return undefined;
+      locks.add(path);
+      files.set(path, '1\n');
+      return { release: async () => void locks.delete(path) };
     },
     async remove(path) {
       for (const p of [...files.keys()]) if (p === path || p.startsWith(`${path}/`)) files.delete(p);

@@ -48,18 +48,20 @@ describe('apply refuses cleanly, changing nothing', () => {
 
   it('when another guestwall holds the lock past --wait, naming its pid', async () => {
     const f = fakeSystem({ root: true, run: { 'nft --version': 'nftables v1.0.6' } });
-    f.processes.set(4242, { cmdline: 'node guestwall apply', alive: true });
-    f.files.set(state.lock, '4242');
+    const held = await f.sys.tryLock(state.lock);
+    f.files.set(state.lock, '4242\n');
     const e = await refusal(applyRuleset(f.sys, ruleset, { ...opts, waitMs: 300 }));
     expect(e.message).toContain('another guestwall (pid 4242) is changing the ruleset');
-    expect(f.files.get(state.lock)).toBe('4242');
+    expect(f.calls.filter((c) => c.startsWith('nft list') || c.startsWith('nft -j'))).toEqual([]);
+    await held!.release();
   });
 
-  it('takes over a lock whose owner is gone', async () => {
+  it('ignores what a dead owner left in the lock file: only a held lock counts', async () => {
     const f = fakeSystem({ root: true });
     f.files.set(state.lock, '999999');
-    expect(await withLock(f.sys, state.lock, 100, 'test', async () => f.files.get(state.lock))).toBe(String(process.pid));
-    expect(f.files.has(state.lock)).toBe(false);
+    expect(await withLock(f.sys, state.lock, 100, 'test', async () => 'ran')).toBe('ran');
+    // Released, and usable again at once.
+    expect(await withLock(f.sys, state.lock, 0, 'test', async () => 'again')).toBe('again');
   });
 });
 

@@ -21,7 +21,7 @@ const compiled = compilePolicyText(POLICY, policyText).compiled!;
 const HOOKS = ['etc/guestwall/hooks/port-down', 'etc/guestwall/hooks/port-up', 'etc/guestwall/hooks/xen-vif'];
 const INSTALLED = [
   'etc/guestwall/hooks/port-down', 'etc/guestwall/hooks/port-up', 'etc/guestwall/hooks/xen-vif',
-  'etc/guestwall/network.batch', 'etc/guestwall/origins.json', 'etc/guestwall/policy.yaml', 'etc/guestwall/ruleset.json', 'etc/sysctl.d/60-guestwall.conf',
+  'etc/guestwall/network.batch', 'etc/guestwall/origins.json', 'etc/guestwall/policy.yaml', 'etc/guestwall/ruleset.json', 'etc/iproute2/rt_protos.d/guestwall.conf', 'etc/sysctl.d/60-guestwall.conf',
   'etc/systemd/network/00-guestwall-br-dmz.netdev', 'etc/systemd/network/00-guestwall-br-dmz.network',
   'etc/systemd/network/00-guestwall-br-lan.netdev', 'etc/systemd/network/00-guestwall-br-lan.network',
   'etc/systemd/network/00-guestwall-eth1.network', 'etc/systemd/network/00-guestwall-gw-mail.network',
@@ -177,7 +177,7 @@ describe('guestwall uninstall --root DIR', () => {
     const m = memoryIo();
     expect(await run(['uninstall', '--root', root], m.io)).toBe(0);
     expect(Object.keys(tree(root)).sort()).toEqual(['etc/sysctl.d/99-other.conf', 'var/lib/guestwall/last-good.json']);
-    expect(readdirSync(join(root, 'etc')).sort()).toEqual(['sysctl.d', 'systemd']);
+    expect(readdirSync(join(root, 'etc')).sort()).toEqual(['iproute2', 'sysctl.d', 'systemd']);
     expect(m.stdout()).toContain(`kept ${join(root, BOOT_PATHS.lastGood)}`);
     expect(m.stdout()).toContain('the live ruleset was not touched; to remove guestwall\'s tables now: nft delete table inet guestwall');
   });

@@ -5,7 +5,7 @@ import { networkSetup } from '../../../src/emit/network.js';
 import { networkFiles, shQuote, systemdEscape } from '../../../src/emit/network-files.js';
 import { type LiveNetwork, planNetwork, pristineHost, sysctlKeys } from '../../../src/emit/network-plan.js';
 import { networkOutput, readNetworkTemplates } from '../../../src/cli/network.js';
-import { compileYaml } from '../../support/compile.js';
+import { compileExample, compileYaml } from '../../support/compile.js';
 import { expectGolden } from '../../support/golden.js';
 
 const homelab = compileYaml(readFileSync('policies/homelab-dmz.yaml', 'utf8')).model;
@@ -72,8 +72,11 @@ describe('the network setup of the homelab example', () => {
 
 describe('every example policy', () => {
   it('renders its network files as reviewed (golden)', () => {
-    for (const name of ['kvm-lan', 'lxc-isolated', 'routed-xen']) {
-      const model = compileYaml(readFileSync(`policies/${name}.yaml`, 'utf8')).model;
+    const models = [
+      ...['kvm-lan', 'lxc-isolated', 'routed-xen'].map((name) => ({ name, model: compileYaml(readFileSync(`policies/${name}.yaml`, 'utf8')).model })),
+      ...compileExample('fleet-pair.yaml').map(({ name, result }) => ({ name, model: result.model! })),
+    ];
+    for (const { name, model } of models) {
       const out = networkOutput(model, templates);
       for (const f of out.files) expectGolden(`tests/golden/network/${name}${f.path}`, f.text);
       expectGolden(`tests/golden/network/${name}/plan.json`, out.planJson);
@@ -168,8 +171,8 @@ describe('the planner', () => {
       'ip link set dev gw-mail up',
       'ip address add 169.254.0.1/32 dev gw-mail',
       'ip -6 address add fe80::1/64 dev gw-mail nodad',
-      'ip -4 route add 203.0.113.20/32 dev gw-mail',
-      'ip -6 route add 2001:db8:10::20/128 dev gw-mail',
+      'ip -4 route add 203.0.113.20/32 dev gw-mail proto 158',
+      'ip -6 route add 2001:db8:10::20/128 dev gw-mail proto 158',
       'ip -4 neigh add proxy 203.0.113.20 dev eth0',
       'sysctl -q -w net.ipv4.conf.gw-mail.proxy_arp=1',
     ]);
