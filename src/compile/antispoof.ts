@@ -11,7 +11,8 @@ import { type Finding, warning } from '../policy/diagnostics.js';
 import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import { accept, addrElement, counter, drop, match, meta, payload } from './matches.js';
-import { builtin } from './origin.js';
+import { placed } from './origin.js';
+import type { Source } from '../model/host.js';
 
 /** The set names, the same in every guestwall table that checks ports. */
 export const SPOOF_SETS = {
@@ -108,9 +109,9 @@ export interface AntiSpoof {
 const ifPort = (set: string): Stmt => match(meta('iifname'), setRef(set));
 const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, setRef(set), '!=');
 
-/** The sets and rules that check `ports`, for one table. */
-export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
-  const o = (id: string, what: string) => builtin(id, what, file);
+/** The sets and rules that check `ports`, for one table; `guests`: where the policy's guests: section is, their origin. */
+export function antiSpoof(ports: Port[], checks: Checks, file: string, guests?: Source): AntiSpoof {
+  const o = (id: string, what: string) => placed(guests, id, what, file);
   // Plain loops rather than flatMap chains: each list has an element per guest port.
   const names = (list: Port[]): string[] => {
     const out: string[] = [];
@@ -176,7 +177,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     }
     sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndJumps });
     for (const { port, chain } of ndChains) {
-      chains.push({ name: chain, rules: ndTargetRules(port.v6, o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`)) });
+      chains.push({ name: chain, rules: ndTargetRules(port.v6, placed(port.iface.src, 'nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`, file)) });
     }
     rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.ndTarget) } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
   }

@@ -38,7 +38,7 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
   // No bridged guest, nothing to check or filter: the table is there (guestwall owns it), empty.
   if (bridged.length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
   const o = (id: string, what: string) => builtin(id, what, model.file);
-  const spoof = antiSpoof(bridged, 'bridge', model.file);
+  const spoof = antiSpoof(bridged, 'bridge', model.file, model.sections?.guests);
   const onBridge = interfacesByBridge(bridged);
   // Only bridges that forward between a guest and another port need the forward chain's filtering.
   const filtered = model.bridges.filter((b) => filteredBridge(b, onBridge.get(b.name)?.length ?? 0));

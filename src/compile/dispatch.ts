@@ -9,7 +9,7 @@ import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
 import { type SetElement, type Verdict, setRef } from '../nft/types.js';
 import { accept, counter, ctState, drop, match, meta, payload, portElement } from './matches.js';
-import { builtin } from './origin.js';
+import { builtin, placed } from './origin.js';
 import { pairChainName, rateLimitedLog } from './zones.js';
 
 /** ICMPv6 the host must always accept, or IPv6 stops working (RFC 4890 4.4.1). */
@@ -36,6 +36,9 @@ export interface Dispatch {
 export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = new Map()): Dispatch {
   const file = model.file;
   const o = (id: string, what: string) => builtin(id, what, file);
+  // Dispatch by zone exists because of the zones: section; a zone's own chain is that zone's.
+  const zones = (id: string, what: string) => placed(model.sections?.zones, id, what, file);
+  const bridges = (id: string, what: string) => placed(model.sections?.bridges, id, what, file);
   const zonesWithIfs = model.zones.filter((z) => z.interfaces.length > 0);
   // Every interface of every zone, to that zone's chain; loops, since routed guests make these long.
   const elements = (target: (zone: string) => string): [SetElement, Verdict][] => {
@@ -76,8 +79,8 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
       established, invalid,
       { stmts: [match(meta('iifname'), 'lo'), accept()], origin: o('loopback-in', 'the host talks to itself') },
       ndp('iifname'),
-      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_in') } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
-      rateLimitedLog('gw in unknown-iface drop', o('unknown-in', 'from an interface in no zone: dropped')),
+      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_in') } }], origin: zones('zone-in', 'to the chain of the zone the packet came from') },
+      rateLimitedLog('gw in unknown-iface drop', zones('unknown-in', 'from an interface in no zone: dropped')),
     ],
   };
   const output: Chain = {
@@ -87,15 +90,15 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
       established, invalid,
       { stmts: [match(meta('oifname'), 'lo'), accept()], origin: o('loopback-out', 'the host talks to itself') },
       ndp('oifname'),
-      { stmts: [{ vmap: { key: meta('oifname'), data: setRef('zone_out') } }], origin: o('zone-out', 'to the chain of the zone the packet goes to') },
-      { stmts: [counter(), accept()], origin: o('unknown-out', "the host's own traffic to an interface in no zone is accepted") },
+      { stmts: [{ vmap: { key: meta('oifname'), data: setRef('zone_out') } }], origin: zones('zone-out', 'to the chain of the zone the packet goes to') },
+      { stmts: [counter(), accept()], origin: zones('unknown-out', "the host's own traffic to an interface in no zone is accepted") },
     ],
   };
   // With br_netfilter, frames between two ports of one bridge pass here too (in and out = the
   // bridge): what the bridge table always lets through must not be dropped here instead. The
   // protocol comes first: few packets are ND or DHCP, and the rest skip the pair lookup.
   const bridged = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({
-    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, setRef(BRIDGED_SET)), accept()], origin: o(id, what),
+    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, setRef(BRIDGED_SET)), accept()], origin: bridges(id, what),
   });
   const forward: Chain = {
     name: 'forward',
@@ -108,17 +111,17 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
         match(payload('udp', 'sport'), portElement([67, 68])), match(payload('udp', 'dport'), portElement([67, 68]))),
       bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
         match(payload('udp', 'sport'), portElement([546, 547])), match(payload('udp', 'dport'), portElement([546, 547]))),
-      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_src') } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
-      rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
+      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_src') } }], origin: zones('zone-src', 'to the chain of the zone the packet came from') },
+      rateLimitedLog('gw fwd unknown-iface drop', zones('unknown-src', 'from an interface in no zone: dropped')),
     ],
   };
   const from: Chain[] = model.zones.map((z) => ({
     name: fromChainName(z.name),
     rules: [
       ...(first.get(fromChainName(z.name)) ?? []),
-      { stmts: [{ vmap: { key: meta('oifname'), data: setRef(dstMapName(z.name)) } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
-      rateLimitedLog(`gw ${z.name}->unknown-iface drop`, o('unknown-dst', 'to an interface in no zone: dropped')),
-      { stmts: [counter(), drop()], origin: o('unknown-dst', 'to an interface in no zone: dropped') },
+      { stmts: [{ vmap: { key: meta('oifname'), data: setRef(dstMapName(z.name)) } }], origin: placed(z.src, 'zone-dst', 'to the chain of the zone the packet goes to', file) },
+      rateLimitedLog(`gw ${z.name}->unknown-iface drop`, placed(z.src, 'unknown-dst', 'to an interface in no zone: dropped', file)),
+      { stmts: [counter(), drop()], origin: placed(z.src, 'unknown-dst', 'to an interface in no zone: dropped', file) },
     ],
   }));
   return { chains: [input, forward, output, ...from], sets: [...sets, ...maps] };

@@ -23,7 +23,7 @@ import { type Expr, type SetElement, type Stmt, setRef } from '../nft/types.js';
 import { type DocPath, type Finding, error, warning } from '../policy/diagnostics.js';
 import type { PortRange } from '../policy/ports.js';
 import { counter, match, meta, payload, portElement } from './matches.js';
-import { builtin, originOf } from './origin.js';
+import { originOf, placed } from './origin.js';
 import { pairChainName } from './zones.js';
 
 type Proto = 'tcp' | 'udp';
@@ -156,7 +156,8 @@ export const forwardAcceptSetName = (pair: string, family: 4 | 6) => `${pair}_${
 
 export function forwards(model: HostModel): Forwards {
   const findings: Finding[] = [];
-  const o = (id: string, what: string) => builtin(id, what, model.file);
+  // The lookups exist because of the forwards: section; their elements name each forward.
+  const o = (id: string, what: string) => placed(model.sections?.forwards, id, what, model.file);
   const index = new ClaimIndex();
   /** Per shape: address elements, port elements, and which forward each came from. */
   const maps = new Map<Shape, { addr: [SetElement, string][]; addrOrigins: Origin[]; port: [SetElement, number][]; portOrigins: Origin[]; first: number }>();

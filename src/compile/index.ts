@@ -13,7 +13,7 @@ import { ROUTED_GUESTS_SET, dispatch } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
 import { match, meta } from './matches.js';
 import { firstRules, helpers, nat } from './nat.js';
-import { builtin } from './origin.js';
+import { placed } from './origin.js';
 import { shadowFindings } from './shadow.js';
 import { pairChains } from './zones.js';
 
@@ -37,14 +37,14 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const { bridged, routed } = guestPorts(model);
   // Without routed guests there is nothing to check there: the arp table stays empty.
   const none = { sets: [], rules: [], chains: [] };
-  const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file) : none;
-  const routedArp = routed.length > 0 ? antiSpoof(routed, 'arp', model.file) : none;
+  const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file, model.sections?.guests) : none;
+  const routedArp = routed.length > 0 ? antiSpoof(routed, 'arp', model.file, model.sections?.guests) : none;
   const antispoofChain: Chain = {
     name: 'antispoof',
     base: { type: 'filter', hook: 'prerouting', prio: ROUTED_ANTISPOOF_PRIO, policy: 'accept' },
     // Every arriving packet meets this chain; only those from a routed guest port have anything to check.
     rules: [
-      { stmts: [match(meta('iifname'), setRef(ROUTED_GUESTS_SET), '!='), { return: null }], origin: builtin('antispoof-gate', 'only packets from routed guest ports are checked here', model.file) },
+      { stmts: [match(meta('iifname'), setRef(ROUTED_GUESTS_SET), '!='), { return: null }], origin: placed(model.sections?.guests, 'antispoof-gate', 'only packets from routed guest ports are checked here', model.file) },
       ...routedSpoof.rules,
     ],
   };

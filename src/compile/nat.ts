@@ -14,7 +14,7 @@ import type { Chain, CtHelper, NamedDataMap, NamedSet, Origin, Rule } from '../n
 import type { Stmt } from '../nft/types.js';
 import { addressVariants, counter, iifnames, match, meta, oifnames, oneOrSet, payload, portElement, saddr } from './matches.js';
 import { forwards } from './forwards.js';
-import { builtin, originOf } from './origin.js';
+import { originOf, placed } from './origin.js';
 import { fromChainName } from './dispatch.js';
 import { pairChainName } from './zones.js';
 
@@ -53,7 +53,7 @@ export function nat(model: HostModel): Nat {
   /** Source NAT rules by the zone they leave to: zones have disjoint interfaces, so no packet meets two groups. */
   const sourceNats = new Map<string, { outIfs: string[]; rules: Rule[] }>();
   const chains: Chain[] = [];
-  const o = (id: string, what: string) => builtin(id, what, model.file);
+  const o = (id: string, what: string) => placed(model.sections?.nat, id, what, model.file);
 
   for (const s of model.sourceNat) {
     const origin = originOf(s.src, `${s.kind} ${s.index + 1}: -> ${s.to}`);

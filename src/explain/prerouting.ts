@@ -106,8 +106,13 @@ export function guestPortNamed(model: HostModel, ifname: string): GuestInterface
 
 const portIndexes = new WeakMap<HostModel, Map<string, GuestInterfaceModel>>();
 
-/** Built-in rules whose drop comes from what a guest interface declares (mac:, addresses:, router:). */
-const FROM_DECLARATION = ['builtin:spoof-', 'builtin:routed-antispoof', 'builtin:rogue-', 'builtin:dhcp-client', 'builtin:dad-mld'];
+/**
+ * Anti-spoofing rules whose drop comes from what a guest interface declares (mac:, addresses:,
+ * router:), by the kind after the last ':' of their origin id (`guests:spoof-mac`,
+ * `guests.web.interfaces[0]:nd-target`; `builtin:` when the policy has no guests: section).
+ */
+const FROM_DECLARATION = ['spoof-', 'routed-antispoof', 'rogue-', 'dhcp-client', 'dad-mld', 'nd-target'];
+const kindOf = (o: Origin) => o.id.slice(o.id.lastIndexOf(':') + 1);
 
 /**
  * When an anti-spoofing rule decided, the guest interface whose declaration filled its sets: the
@@ -115,14 +120,14 @@ const FROM_DECLARATION = ['builtin:spoof-', 'builtin:routed-antispoof', 'builtin
  * `router: true`), and that is the YAML line to change.
  */
 export function declarationBehind(model: HostModel, decidedBy: Origin | undefined, iifname: string | undefined): Origin | undefined {
-  if (decidedBy === undefined || iifname === undefined || !FROM_DECLARATION.some((p) => decidedBy.id.startsWith(p))) return undefined;
+  if (decidedBy === undefined || iifname === undefined || !FROM_DECLARATION.some((p) => kindOf(decidedBy).startsWith(p))) return undefined;
   const i = guestPortNamed(model, iifname);
   if (i === undefined) return undefined;
   const g = model.guests.find((x) => x.name === i.guest)!;
   const declared = [
     ...(i.mac !== undefined ? [`mac ${i.mac}`] : []),
     `addresses ${i.addresses.map((a) => a.addr).join(', ') || '(none)'}`,
-    ...(decidedBy.id.startsWith('builtin:rogue-') ? [g.router ? 'router: true' : 'not a router'] : []),
+    ...(kindOf(decidedBy).startsWith('rogue-') ? [g.router ? 'router: true' : 'not a router'] : []),
   ];
   const path = ['guests', g.name, 'interfaces', i.index] as const;
   return { id: `guests.${g.name}.interfaces[${i.index}]`, file: i.src.loc.file, line: i.src.loc.line, col: i.src.loc.col, what: `guest ${g.name} interface ${i.name} declares ${declared.join(', ')}`, path };

@@ -194,7 +194,14 @@ export interface HostModel {
   forwards: ForwardModel[];
   sourceNat: SourceNatModel[];
   helpers: HelperModel[];
+  /**
+   * Where the policy's top-level sections are written: the origin of the rules guestwall adds
+   * because of a whole section (anti-spoofing for `guests:`, dispatch for `zones:`).
+   */
+  sections?: Partial<Record<PolicySection, Source>>;
 }
+
+export type PolicySection = 'zones' | 'bridges' | 'guests' | 'forwards' | 'nat';
 
 type Locate = (path: DocPath) => Location;
 
@@ -335,7 +342,9 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     src: src(['helpers', index]),
   }));
 
-  return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers };
+  const sections: Partial<Record<PolicySection, Source>> = {};
+  for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = src([key]);
+  return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers, sections };
 }
 
 /** Where an endpoint is, zone by zone. `all` covers every zone and, where allowed, the host. */

@@ -2,7 +2,7 @@
 // follow (`meta nftrace set 1`) for a while, and the reading of `nft monitor trace` lines. nft
 // 1.0.6 prints trace events as text even with -j, one line per event, checked here:
 //   trace id 9b61ede9 inet guestwall input packet: iif "v18a" ... tcp dport 22 ...
-//   trace id 9b61ede9 inet guestwall input rule iifname vmap @zone_in comment "builtin:zone-in" (verdict jump from_x)
+//   trace id 9b61ede9 inet guestwall input rule iifname vmap @zone_in comment "h.yaml:16 zones:zone-in" (verdict jump from_x)
 //   trace id 9b61ede9 inet guestwall input policy drop
 import { jsonStmt } from './json.js';
 import type { Command, Hook, NftablesDocument, Stmt } from './types.js';

@@ -116,7 +116,8 @@ async function buildLab(brNetfilter: 0 | 1, rulesetFile: string): Promise<Lab> {
 async function counted(lab: Lab, family: string, comment: string): Promise<number> {
   const listing = JSON.parse(await sh(lab.host, 'nft', '-j', 'list', 'table', family, 'guestwall')) as { nftables: { rule?: { comment?: string; expr: Record<string, { packets?: number }>[] } }[] };
   return listing.nftables
-    .flatMap((i) => (i.rule && i.rule.comment === comment ? i.rule.expr : []))
+    // A comment is the origin id, after the YAML place when the rule has one ("h.yaml:35 guests:spoof-mac").
+    .flatMap((i) => (i.rule && (i.rule.comment === comment || i.rule.comment?.endsWith(` ${comment}`)) ? i.rule.expr : []))
     .reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
 }
 
@@ -164,22 +165,22 @@ for (const brNetfilter of [0, 1] as const) {
 
     it('drops a spoofed IPv4 or IPv6 source address at bridge prerouting', async () => {
       let got = true;
-      expect(await countedBy('bridge', 'builtin:spoof-ipv4', async () => { got = await arrives('web', 'db', game({ src: '10.0.10.99' })); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:spoof-ipv4', async () => { got = await arrives('web', 'db', game({ src: '10.0.10.99' })); })).toBe(1);
       expect(got).toBe(false);
-      expect(await countedBy('bridge', 'builtin:spoof-ipv6', async () => { got = await arrives('web', 'db', game({ src: 'fd00:10::99', dst: 'fd00:10::11' })); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:spoof-ipv6', async () => { got = await arrives('web', 'db', game({ src: 'fd00:10::99', dst: 'fd00:10::11' })); })).toBe(1);
       expect(got).toBe(false);
     }, 20_000);
 
     it('drops a spoofed source MAC, even with the right address', async () => {
       let got = true;
-      expect(await countedBy('bridge', 'builtin:spoof-mac', async () => { got = await arrives('web', 'db', game({ srcMac: '02:00:0a:00:0a:99' })); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:spoof-mac', async () => { got = await arrives('web', 'db', game({ srcMac: '02:00:0a:00:0a:99' })); })).toBe(1);
       expect(got).toBe(false);
     }, 20_000);
 
     it('drops an ARP reply for another guest\'s address, passes one for its own', async () => {
       const reply = (spa: string) => arpFrame({ srcMac: MAC.web, dstMac: MAC.db, op: 2, sha: MAC.web, spa, tha: MAC.db, tpa: '10.0.10.11' });
       let got = true;
-      expect(await countedBy('bridge', 'builtin:spoof-arp-ip', async () => { got = await arrives('web', 'db', reply('10.0.10.12')); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:spoof-arp-ip', async () => { got = await arrives('web', 'db', reply('10.0.10.12')); })).toBe(1);
       expect(got).toBe(false);
       expect(await arrives('web', 'db', reply('10.0.10.10'))).toBe(true);
     }, 20_000);
@@ -187,7 +188,7 @@ for (const brNetfilter of [0, 1] as const) {
     it('drops a neighbour advert for another guest\'s address, passes one for its own', async () => {
       const na = (target: string) => neighbourAdvert({ srcMac: MAC.web, dstMac: '33:33:00:00:00:01', src: eui64LinkLocal(MAC.web), target });
       let got = true;
-      expect(await countedBy('bridge', 'builtin:spoof-nd-target', async () => { got = await arrives('web', 'db', na('fd00:10::11')); })).toBe(1);
+      expect(await countedBy('bridge', 'guests.web.interfaces[0]:nd-target', async () => { got = await arrives('web', 'db', na('fd00:10::11')); })).toBe(1);
       expect(got).toBe(false);
       expect(await arrives('web', 'db', na('fd00:10::10'))).toBe(true);
     }, 20_000);
@@ -196,9 +197,9 @@ for (const brNetfilter of [0, 1] as const) {
       const offer = (g: 'web' | 'gw', src: string) => udpFrame({ srcMac: MAC[g], dstMac: 'ff:ff:ff:ff:ff:ff', src, dst: '255.255.255.255', sport: 67, dport: 68, data: `offer-${Math.random()}` });
       const ra = (g: 'web' | 'gw') => routerAdvert({ srcMac: MAC[g], dstMac: '33:33:00:00:00:01', src: eui64LinkLocal(MAC[g]) });
       let got = true;
-      expect(await countedBy('bridge', 'builtin:rogue-dhcp', async () => { got = await arrives('web', 'db', offer('web', '10.0.10.10')); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:rogue-dhcp', async () => { got = await arrives('web', 'db', offer('web', '10.0.10.10')); })).toBe(1);
       expect(got).toBe(false);
-      expect(await countedBy('bridge', 'builtin:rogue-ra', async () => { got = await arrives('web', 'db', ra('web')); })).toBe(1);
+      expect(await countedBy('bridge', 'guests:rogue-ra', async () => { got = await arrives('web', 'db', ra('web')); })).toBe(1);
       expect(got).toBe(false);
       expect(await arrives('gw', 'db', offer('gw', '10.0.10.12'))).toBe(true);
       expect(await arrives('gw', 'db', ra('gw'))).toBe(true);
@@ -252,9 +253,9 @@ for (const brNetfilter of [0, 1] as const) {
         };
         expect(await sent(toHost())).toBe(1);
         let n = 1;
-        expect(await countedBy('inet', 'builtin:spoof-mac', async () => { n = await sent(toHost({ srcMac: '00:16:3e:00:00:99' })); })).toBe(1);
+        expect(await countedBy('inet', 'guests:spoof-mac', async () => { n = await sent(toHost({ srcMac: '00:16:3e:00:00:99' })); })).toBe(1);
         expect(n).toBe(0);
-        expect(await countedBy('inet', 'builtin:routed-antispoof', async () => { n = await sent(toHost({ src: '203.0.113.21' })); })).toBe(1);
+        expect(await countedBy('inet', 'guests:routed-antispoof', async () => { n = await sent(toHost({ src: '203.0.113.21' })); })).toBe(1);
         expect(n).toBe(0);
       }, 20_000);
 
@@ -270,13 +271,13 @@ for (const brNetfilter of [0, 1] as const) {
         const entries = await sh(lab.host, 'cat', '/proc/net/nf_conntrack').catch(() => '');
         if (entries) expect(entries).toMatch(/src=169\.254\.0\.1 dst=203\.0\.113\.21 sport=9998 dport=40001/);
         const reply = toHost({ src: '203.0.113.21', sport: 40001, dport: 9998 });
-        expect(await countedBy('inet', 'builtin:routed-antispoof', () => sendFrames(lab.ns.mail, GUEST_IF, [reply]))).toBe(1);
+        expect(await countedBy('inet', 'guests:routed-antispoof', () => sendFrames(lab.ns.mail, GUEST_IF, [reply]))).toBe(1);
       }, 20_000);
 
       it('drops ARP that claims another address (arp table); the host learns the guest from its own', async () => {
         const who = (spa: string) => arpFrame({ srcMac: MAC.mail, dstMac: 'ff:ff:ff:ff:ff:ff', op: 1, sha: MAC.mail, spa, tha: '00:00:00:00:00:00', tpa: ROUTED_GATEWAY });
         await sh(lab.host, 'ip', 'neigh', 'flush', 'dev', 'xmail');
-        expect(await countedBy('arp', 'builtin:spoof-arp-ip', () => sendFrames(lab.ns.mail, GUEST_IF, [who('203.0.113.21')]))).toBe(1);
+        expect(await countedBy('arp', 'guests:spoof-arp-ip', () => sendFrames(lab.ns.mail, GUEST_IF, [who('203.0.113.21')]))).toBe(1);
         await sendFrames(lab.ns.mail, GUEST_IF, [who('203.0.113.20')]);
         await new Promise((r) => setTimeout(r, 300));
         const neigh = await sh(lab.host, 'ip', 'neigh', 'show', 'dev', 'xmail');
@@ -286,9 +287,9 @@ for (const brNetfilter of [0, 1] as const) {
 
       it('drops a rogue DHCP offer and router advertisement', async () => {
         const offer = udpFrame({ srcMac: MAC.mail, dstMac: 'ff:ff:ff:ff:ff:ff', src: '203.0.113.20', dst: '255.255.255.255', sport: 67, dport: 68, data: 'offer' });
-        expect(await countedBy('inet', 'builtin:rogue-dhcp', () => sendFrames(lab.ns.mail, GUEST_IF, [offer]))).toBe(1);
+        expect(await countedBy('inet', 'guests:rogue-dhcp', () => sendFrames(lab.ns.mail, GUEST_IF, [offer]))).toBe(1);
         const ra = routerAdvert({ srcMac: MAC.mail, dstMac: '33:33:00:00:00:01', src: eui64LinkLocal(MAC.mail) });
-        expect(await countedBy('inet', 'builtin:rogue-ra', () => sendFrames(lab.ns.mail, GUEST_IF, [ra]))).toBe(1);
+        expect(await countedBy('inet', 'guests:rogue-ra', () => sendFrames(lab.ns.mail, GUEST_IF, [ra]))).toBe(1);
       }, 20_000);
     });
   });

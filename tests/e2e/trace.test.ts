@@ -81,7 +81,7 @@ describe.skipIf(skipReason !== undefined)(`guestwall trace with real packets${sk
     expect(await t.exit).toBe(0);
     const out = t.out.stdout;
     expect(out).toMatch(/^packet \w+: tcp 203\.0\.113\.99 -> 203\.0\.113\.10 port 22 in on eth0$/m);
-    expect(out).toMatch(/^ {2}inet input: iifname vmap @zone_in -> goto net_to_host {2}\[.* \(builtin:zone-in\)\]$/m);
+    expect(out).toMatch(/^ {2}inet input: iifname vmap @zone_in -> goto net_to_host {2}\[.* \(policy\.yaml:\d+\)\]$/m);
     expect(out).toMatch(/^ {2}inet net_to_host: tcp dport 22 counter accept -> accept {2}\[rule .*\(policy\.yaml:11\)\]$/m);
     expect(out).toMatch(/^packet \w+: tcp 203\.0\.113\.99 -> 203\.0\.113\.10 port 23 in on eth0$/m);
     expect(out).toMatch(/^ {2}inet net_to_host: counter drop -> drop {2}\[policy .*\(policy\.yaml:15\)\]$/m);

@@ -211,23 +211,23 @@ describe('explain evaluates the bridge table', () => {
   it('drops a spoofed MAC or source address at bridge prerouting', () => {
     const mac = evaluateBridge(baseline.ruleset, 'br-dmz', frame({ smac: '02:00:0a:00:0a:99' }));
     expect(mac.verdict).toBe('drop');
-    expect(mac.decidedBy?.id).toBe('builtin:spoof-mac');
+    expect(mac.decidedBy?.id).toBe('guests:spoof-mac');
     expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ smac: '02:00:0a:00:0a:0a' })).verdict).toBe('accept');
-    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ saddr: '10.0.10.12' })).decidedBy?.id).toBe('builtin:spoof-ipv4');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', frame({ saddr: '10.0.10.12' })).decidedBy?.id).toBe('guests:spoof-ipv4');
   });
 
   it('checks neighbour-advert targets', () => {
     const na = (ndTarget: string): Packet => ({ family: 6, iifname: 'gw-web', oifname: 'xdb', saddr: 'fe80::aff:fe00:a0a', daddr: 'ff02::1', proto: 'icmpv6', icmpType: 'nd-neighbor-advert', ndTarget, ct: { state: 'new' } });
     expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::10')).verdict).toBe('accept');
     expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fe80::aff:fe00:a0a')).verdict).toBe('accept');
-    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::11')).decidedBy?.id).toBe('builtin:spoof-nd-target');
-    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fe80::aff:fe00:a0b')).decidedBy?.id).toBe('builtin:spoof-nd-target');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fd00:10::11')).decidedBy?.id).toBe('guests.web.interfaces[0]:nd-target');
+    expect(evaluateBridge(baseline.ruleset, 'br-dmz', na('fe80::aff:fe00:a0b')).decidedBy?.id).toBe('guests.web.interfaces[0]:nd-target');
   });
 
   it('checks a routed guest MAC in inet prerouting', () => {
     const p: Packet = { family: 4, iifname: 'xmail', oifname: 'eth0', saddr: '203.0.113.20', daddr: '198.51.100.1', proto: 'udp', sport: 5000, dport: 53, ct: { state: 'new' } };
     expect(evaluate(baseline.ruleset, 'forward', p).verdict).toBe('accept');
-    expect(evaluate(baseline.ruleset, 'forward', { ...p, smac: '00:16:3e:00:00:99' }).decidedBy?.id).toBe('builtin:spoof-mac');
+    expect(evaluate(baseline.ruleset, 'forward', { ...p, smac: '00:16:3e:00:00:99' }).decidedBy?.id).toBe('guests:spoof-mac');
   });
 
   it('tells the bridge story between two guests on one bridge, then the inet pass of br_netfilter', () => {
@@ -255,6 +255,6 @@ describe('with br_netfilter, the inet forward hook sees bridged frames too', () 
     const discover: Packet = { family: 4, iifname: 'gw-web', oifname: 'gw-gw', saddr: '0.0.0.0', daddr: '255.255.255.255', proto: 'udp', sport: 68, dport: 67, ct: { state: 'new' } };
     const e = evaluateBridge(baseline.ruleset, 'br-dmz', discover, { brNetfilter: true });
     expect(e.verdict).toBe('accept');
-    expect(e.steps.some((s) => s.family === 'inet' && s.origin?.id === 'builtin:bridged-dhcp' && s.outcome === 'verdict')).toBe(true);
+    expect(e.steps.some((s) => s.family === 'inet' && s.origin?.id === 'bridges:bridged-dhcp' && s.outcome === 'verdict')).toBe(true);
   });
 });

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { hookProblems } from '../../../src/compile/hooks.js';
+import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { type Packet, evaluate, evaluateNat } from '../../../src/explain/evaluate.js';
 import type { Ruleset } from '../../../src/nft/ruleset.js';
 import { toNftJson } from '../../../src/nft/json.js';
@@ -157,7 +159,21 @@ rules:
 `);
     const rule = chain(ruleset, 'lan_to_host').rules[0]!;
     expect(rule.origin).toMatchObject({ id: 'rules[0]', file: 'test.yaml', line: 15, col: 5 });
-    for (const c of ruleset.tables[0]!.chains) for (const r of c.rules) expect(r.origin.id).toMatch(/^(builtin:[a-z0-9-]+|[a-z.]+\[\d+\])$/);
+    for (const c of ruleset.tables[0]!.chains) for (const r of c.rules) expect(r.origin.id).toMatch(/^(builtin:[a-z0-9-]+|[a-z.]+\[\d+\]|[a-z][\w.[\]-]*:[a-z0-9-]+)$/);
+  });
+
+  it('names a YAML place for every rule but the policy-independent ones (conntrack state, loopback, ND): at most a quarter of the homelab example', () => {
+    const r = compilePolicyText('policies/homelab-dmz.yaml', readFileSync('policies/homelab-dmz.yaml', 'utf8'));
+    const rules = r.compiled!.ruleset.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((x) => ({ chain: c.name, origin: x.origin }))));
+    const builtin = rules.filter((x) => x.origin.line <= 0);
+    expect(builtin.length * 4).toBeLessThanOrEqual(rules.length);
+    for (const b of builtin) expect(b.origin.id).toMatch(/^builtin:(bridge-)?(ct-|loopback-|icmpv6-nd|arp|dhcp|port-)/);
+    // A guest's own chain (its neighbour-advert targets) names that guest's interface.
+    const nd = rules.filter((x) => x.chain.startsWith('nd_'));
+    expect(nd.length).toBeGreaterThan(0);
+    for (const x of nd) expect(x.origin.id).toMatch(/^guests\.[a-z]+\.interfaces\[\d+\]:nd-target$/);
+    const mailNd = nd.find((x) => x.chain === 'nd_gw-mail')!;
+    expect(mailNd.origin.line).toBe(r.model!.guests.find((g) => g.name === 'mail')!.interfaces[0]!.src.loc.line);
   });
 
   it('warns about a rule an earlier rule makes unreachable', () => {

@@ -197,8 +197,8 @@ describe('verdict maps, default drops and rejects', () => {
     expect(e.verdict).toBe('drop');
     expect(e.decidedBy).toBeUndefined();
     expect(e.steps.slice(-3).map((s) => [s.outcome, s.origin?.id, s.effects])).toEqual([
-      ['map miss', 'builtin:zone-in', undefined],
-      ['matched', 'builtin:unknown-in', ['log prefix "gw in unknown-iface drop " level info']],
+      ['map miss', 'zones:zone-in', undefined],
+      ['matched', 'zones:unknown-in', ['log prefix "gw in unknown-iface drop " level info']],
       ['policy', undefined, undefined],
     ]);
     expect(e.steps.at(-1)).toMatchObject({ chain: 'input', text: 'policy drop' });
@@ -214,7 +214,7 @@ describe('verdict maps, default drops and rejects', () => {
   it('drops spoofed traffic from a routed guest when no route leads back', () => {
     const p = tcp({ iifname: 'gw-mail', oifname: 'eth0', saddr: '203.0.113.99', daddr: '198.51.100.7', dport: 443 });
     // Checked in prerouting, on every packet: before conntrack could pass a spoofed one as established.
-    expect(evaluatePrerouting(homelab, p, { routeBack: () => false })).toMatchObject({ verdict: 'drop', decidedBy: { id: 'builtin:routed-antispoof' } });
+    expect(evaluatePrerouting(homelab, p, { routeBack: () => false })).toMatchObject({ verdict: 'drop', decidedBy: { id: 'guests:routed-antispoof' } });
     const trusting = evaluatePrerouting(homelab, p);
     expect(trusting.verdict).toBe('accept');
     expect(trusting.notes.join('\n')).toMatch(/assumed a route back/);

@@ -71,15 +71,15 @@ describe('explain', () => {
     expect(honest.evaluation.verdict).toBe('accept');
     const e = ask('gw-asterisk', 'net', 'udp', 53, { src: '10.0.10.99' });
     expect(e.evaluation.verdict).toBe('drop');
-    expect(e.evaluation.decidedBy?.id).toBe('builtin:spoof-ipv4');
+    expect(e.evaluation.decidedBy?.id).toBe('guests:spoof-ipv4');
     expect(e.declaration).toMatchObject({ id: 'guests.asterisk.interfaces[0]', line: 39 });
     expect(e.story.join('\n')).toContain('because of guest asterisk interface gw-asterisk declares mac 02:00:0a:00:0a:0a, addresses 10.0.10.10, fd00:10::10 (homelab-dmz.yaml:39)');
     // Another guest's address, to the host and to a guest on the same bridge: the same check.
-    expect(ask('asterisk', 'host', 'udp', 53, { src: '10.0.10.11' }).evaluation.decidedBy?.id).toBe('builtin:spoof-ipv4');
-    expect(ask('asterisk', 'mumble', 'udp', 64738, { src: '10.0.10.12' }).evaluation.decidedBy?.id).toBe('builtin:spoof-ipv4');
-    expect(ask('asterisk', 'net', 'udp', 53, { src: 'fd00:10::99' }).evaluation.decidedBy?.id).toBe('builtin:spoof-ipv6');
+    expect(ask('asterisk', 'host', 'udp', 53, { src: '10.0.10.11' }).evaluation.decidedBy?.id).toBe('guests:spoof-ipv4');
+    expect(ask('asterisk', 'mumble', 'udp', 64738, { src: '10.0.10.12' }).evaluation.decidedBy?.id).toBe('guests:spoof-ipv4');
+    expect(ask('asterisk', 'net', 'udp', 53, { src: 'fd00:10::99' }).evaluation.decidedBy?.id).toBe('guests:spoof-ipv6');
     const mac = ask('desktop', 'net', 'tcp', 443, { srcMac: '52:54:00:00:01:99' });
-    expect(mac.evaluation.decidedBy?.id).toBe('builtin:spoof-mac');
+    expect(mac.evaluation.decidedBy?.id).toBe('guests:spoof-mac');
     expect(mac.declaration?.line).toBe(62);
   });
 
@@ -87,12 +87,12 @@ describe('explain', () => {
     expect(ask('mail', 'net', 'tcp', 80).evaluation.verdict).toBe('accept');
     for (const src of ['203.0.113.21', '10.0.10.10', '198.51.100.7']) {
       const e = ask('gw-mail', 'net', 'tcp', 80, { src });
-      expect(e.evaluation.decidedBy?.id).toBe('builtin:routed-antispoof');
+      expect(e.evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
       expect(e.declaration).toMatchObject({ id: 'guests.mail.interfaces[0]', line: 58 });
     }
     const e = ask('mail', 'net', 'tcp', 80, { src: '203.0.113.21' });
     expect(e.story).toContain("fib: the route back to 203.0.113.21 is eth0's subnet via eth0, not gw-mail (assumed the host's routes are the ones the policy makes (connected subnets, routed guests' host routes, a default route via eth0); live routes may differ)");
-    expect(ask('mail', 'net', 'tcp', 80, { srcMac: '00:16:3e:00:00:99' }).evaluation.decidedBy?.id).toBe('builtin:spoof-mac');
+    expect(ask('mail', 'net', 'tcp', 80, { srcMac: '00:16:3e:00:00:99' }).evaluation.decidedBy?.id).toBe('guests:spoof-mac');
   });
 
   it('a Xen HVM guest: the -emu tap holds the preferred route, so the fib check passes there and fails on the PV vif (as the kernel does)', () => {
@@ -103,9 +103,9 @@ describe('explain', () => {
       return r.value;
     };
     expect(q('xen-www2-emu').evaluation.verdict).toBe('accept');
-    expect(q('xen-www2-emu', '198.51.100.9').evaluation.decidedBy?.id).toBe('builtin:routed-antispoof');
+    expect(q('xen-www2-emu', '198.51.100.9').evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
     const vif = q('xen-www2');
-    expect(vif.evaluation.decidedBy?.id).toBe('builtin:routed-antispoof');
+    expect(vif.evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
     expect(vif.story.join('\n')).toContain('via xen-www2-emu, not xen-www2');
   });
 
