@@ -64,7 +64,7 @@ function linearWalk(ruleset: Ruleset, iif: string, oif: string): number {
   const i = src.elements.findIndex(([k]) => k === iif);
   const verdict = src.elements[i]?.[1];
   const fromChain = verdict && 'goto' in verdict ? verdict.goto.target : verdict && 'jump' in verdict ? verdict.jump.target : undefined;
-  const dstName = t.chains.find((c) => c.name === fromChain)?.rules.flatMap((r) => r.stmts).flatMap((s) => (typeof s === 'object' && s !== null && 'vmap' in s ? [s.vmap.data.slice(1)] : []))[0];
+  const dstName = t.chains.find((c) => c.name === fromChain)?.rules.flatMap((r) => r.stmts).flatMap((s) => (typeof s === 'object' && s !== null && 'vmap' in s ? [s.vmap.data.setRef] : []))[0];
   const dst = dstName ? map(dstName) : undefined;
   const o = dst?.kind === 'map' ? dst.elements.findIndex(([k]) => k === oif) : -1;
   return i + 1 + (o + 1);

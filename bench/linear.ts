@@ -24,7 +24,7 @@ function linearTable(table: Table): Table {
   const expanded = new Set<string>();
   const chains: Chain[] = table.chains.map((c) => ({ ...c, rules: c.rules.flatMap((r) => linearRule(table, r, expanded)) }));
   // A map no rule looks up any more would still be loaded (memory, not per-packet cost): drop it.
-  const stillUsed = new Set(chains.flatMap((c) => c.rules.flatMap((r) => r.stmts.filter(isVmap).map((s) => s.vmap.data.slice(1)))));
+  const stillUsed = new Set(chains.flatMap((c) => c.rules.flatMap((r) => r.stmts.filter(isVmap).map((s) => s.vmap.data.setRef))));
   const sets = table.sets.filter((s) => s.kind !== 'map' || !expanded.has(s.name) || stillUsed.has(s.name));
   return { ...table, chains, sets };
 }
@@ -33,8 +33,8 @@ function linearRule(table: Table, rule: Rule, expanded: Set<string>): Rule[] {
   const at = rule.stmts.findIndex(isVmap);
   if (at < 0) return [rule];
   const vmap = rule.stmts[at] as VmapStmt;
-  if (at !== rule.stmts.length - 1) throw new Error(`linearDispatch: statements after a vmap (${vmap.vmap.data}) are not expected`);
-  const name = vmap.vmap.data.slice(1);
+  if (at !== rule.stmts.length - 1) throw new Error(`linearDispatch: statements after a vmap (@${vmap.vmap.data.setRef}) are not expected`);
+  const name = vmap.vmap.data.setRef;
   const map = table.sets.find((s) => s.name === name);
   if (map === undefined || map.kind !== 'map') throw new Error(`linearDispatch: ${table.name} has no verdict map ${vmap.vmap.data}`);
   expanded.add(name);

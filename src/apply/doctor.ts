@@ -9,6 +9,7 @@ import { TABLE } from '../compile/index.js';
 import { BASELINE_FEATURES, type KernelFeatures } from '../compile/features.js';
 import type { HostModel } from '../model/host.js';
 import type { Family, NftablesDocument, Stmt } from '../nft/types.js';
+import { jsonStmt } from '../nft/json.js';
 import { ApplyError } from './errors.js';
 import { checkJson, listRuleset, nftMessage, type NftListing } from './nft.js';
 import type { System } from './system.js';
@@ -43,7 +44,7 @@ export async function doctor(sys: System, model?: HostModel): Promise<HostFindin
     ...(nftWorks ? await kernelFeatureFindings(sys, model) : []),
     ...(nftWorks ? await foreignDropFindings(sys, model) : []),
     ...(await nftablesServiceFindings(sys)),
-    ...brNetfilterFindings(sys, sysctls, model),
+    ...brNetfilterFindings(sysctls, model),
     ...forwardingFindings(sys, sysctls, model),
     ...rpFilterFindings(sys, sysctls, model),
     ...(model ? await interfaceFindings(sys, model) : []),
@@ -118,7 +119,7 @@ function probeDocument(feature: KernelFeature): NftablesDocument {
     nftables: [
       { add: { table: { family, name: PROBE_TABLE } } },
       { add: { chain: { ...chain, ...base, policy: 'accept' } } },
-      { add: { rule: { family, table: PROBE_TABLE, chain: 'probe', expr } } },
+      { add: { rule: { family, table: PROBE_TABLE, chain: 'probe', expr: expr.map(jsonStmt) } } },
     ],
   };
 }
@@ -362,17 +363,18 @@ function persist(...settings: string[]): string {
 }
 
 /** With br_netfilter, bridged frames also pass the ip/ip6/inet hooks, with the bridge as both interfaces. */
-function brNetfilterFindings(sys: System, values: Map<string, string>, model: HostModel | undefined): HostFinding[] {
+function brNetfilterFindings(values: Map<string, string>, model: HostModel | undefined): HostFinding[] {
   const id = 'br-netfilter';
   const calls = BRIDGE_NF.filter((p) => values.has(p));
   // Its sysctls exist only while it is loaded, also when it is built into the kernel (no /proc/modules entry).
   if (calls.length === 0) return [finding(id, 'ok', 'br_netfilter is not loaded: bridged guest traffic passes only the bridge-family hooks')];
   const on = calls.filter((p) => values.get(p) === '1');
   if (on.length === 0) return [finding(id, 'ok', 'br_netfilter is loaded but bridge-nf-call-iptables and -ip6tables are 0: bridged traffic stays out of the inet hooks')];
-  const bridged = model === undefined || model.bridges.length > 0;
-  return [finding(id, bridged ? 'warn' : 'info',
-    `br_netfilter is loaded with ${on.map((p) => `${sysctlName(p)}=1`).join(' and ')}: bridged guest traffic also passes the inet forward hook with the bridge as both input and output interface, so other tables' forward drops (Docker's) and routing checks apply to frames between guests on one bridge`,
-    `${shell(sys, `sysctl -w ${on.map((p) => `${sysctlName(p)}=0`).join(' ')}`)} unless containers on those bridges need it, ${persist(...on.map((p) => `${sysctlName(p)}=0`))}`)];
+  // guestwall's rules hold either way and it leaves these sysctls alone (Docker and Kubernetes
+  // need them on), so this is what changes, not something to turn off.
+  const hairpin = model === undefined || model.forwards.some((f) => f.hairpin);
+  return [finding(id, 'info',
+    `br_netfilter is loaded with ${on.map((p) => `${sysctlName(p)}=1`).join(' and ')}: bridged guest traffic also passes the inet forward hook with the bridge as both input and output interface, so other tables' forward drops (Docker's) apply to frames between guests on one bridge too${hairpin ? ", and a hairpin client on the forward target's own bridge is bridged to it after DNAT, so the guest sees the client's own address (not masqueraded)" : ''}; guestwall's filtering holds either way`)];
 }
 
 function routesGuests(model: HostModel | undefined): boolean {

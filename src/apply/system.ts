@@ -18,6 +18,12 @@ export interface RunResult {
 export interface System {
   /** Run a program (argument array, never a shell string) in the target network namespace. */
   run(cmd: string, args: string[]): Promise<RunResult>;
+  /**
+   * Run a program that reports as it goes (`nft monitor trace`): each line of its stdout to
+   * `onLine` as it comes, until it exits or `stop` is aborted (then it is ended with SIGTERM).
+   * `onStart` runs once the process is there.
+   */
+  watch(cmd: string, args: string[], on: { onLine: (line: string) => void; onStart?: () => void; stop: AbortSignal }): Promise<RunResult>;
   /** The file's text, or undefined when it does not exist. */
   readFile(path: string): Promise<string | undefined>;
   /**
@@ -64,6 +70,31 @@ export function realSystem(netns?: string): System {
         return { code: 127, stdout: '', stderr: `${cmd}: ${r.code === 'ENOENT' ? 'not found' : (r.shortMessage ?? 'could not start')}` };
       }
       return { code: r.exitCode ?? 1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+    },
+    watch(cmd, args, on) {
+      const [c, a] = wrap(cmd, args);
+      return new Promise((done) => {
+        const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stderr = '';
+        let rest = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          const lines = (rest + chunk).split('\n');
+          rest = lines.pop() ?? '';
+          for (const l of lines) on.onLine(l);
+        });
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        const stop = () => child.kill('SIGTERM');
+        if (on.stop.aborted) stop();
+        else on.stop.addEventListener('abort', stop, { once: true });
+        child.once('spawn', () => on.onStart?.());
+        child.once('error', (e: NodeJS.ErrnoException) => done({ code: 127, stdout: '', stderr: `${cmd}: ${e.code === 'ENOENT' ? 'not found' : e.message}` }));
+        child.once('close', (code) => {
+          on.stop.removeEventListener('abort', stop);
+          if (rest) on.onLine(rest);
+          // Ended by us (SIGTERM, no exit code) is how a watch normally ends.
+          done({ code: code ?? 0, stdout: '', stderr });
+        });
+      });
     },
     async readFile(path) {
       try {

@@ -11,6 +11,9 @@ export interface ExplainOptions {
   proto: Proto;
   port?: number;
   family?: 4 | 6;
+  src?: string;
+  srcMac?: string;
+  direct?: boolean;
   json?: boolean;
 }
 
@@ -21,6 +24,7 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
   const r = explainFlow(c.model, c.ruleset, {
     from: opts.from, to: opts.to, proto: opts.proto,
     ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.family !== undefined ? { family: opts.family } : {}),
+    ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.srcMac !== undefined ? { srcMac: opts.srcMac } : {}), ...(opts.direct ? { direct: true } : {}),
   });
   if (!r.ok) {
     io.err(`guestwall: ${r.error}`);
@@ -36,6 +40,8 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
       path: e.path,
       verdict: e.evaluation.verdict,
       decidedBy: e.evaluation.decidedBy ?? null,
+      ...(e.forward ? { forward: e.forward } : {}),
+      ...(e.declaration ? { declaration: e.declaration } : {}),
       steps: e.evaluation.steps.map((s) => ({ chain: s.chain, rule: s.rule ?? null, text: s.text, outcome: s.outcome, origin: s.origin ?? null })),
       notes: e.evaluation.notes,
     }, null, 2));

@@ -17,7 +17,8 @@ export function snippetTemplates(io: Io): SnippetTemplates | { error: string } {
 
 /** Exit 0 with the snippet, 1 when the policy has errors, 2 for an unknown guest or unreadable files. */
 export function guestCommand(io: Io, file: string, name: string): number {
-  const loaded = compiledPolicy(io, file, 'no snippet written');
+  // Errors only: the snippet is asked for often, and check and apply say the warnings.
+  const loaded = compiledPolicy(io, file, 'no snippet written', false);
   if ('exit' in loaded) return loaded.exit;
   const guest = loaded.model.guests.find((g) => g.name === name);
   if (!guest) {

@@ -26,7 +26,7 @@ export interface UninstallCliOptions extends InstallCliOptions {
 
 
 export async function installCommand(io: Io, file: string, opts: InstallCompileOptions, sys: System = realSystem()): Promise<number> {
-  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys);
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
   const loaded = compiledPolicy(io, file, 'nothing installed', true, features);
   if ('exit' in loaded) return loaded.exit;
   const root = resolve(opts.root ?? '/');

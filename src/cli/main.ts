@@ -15,6 +15,9 @@ function portNumber(v: string): number {
 }
 
 /** For the commands that compile a ruleset for this host (or its --netns). */
+/** For the commands that do not change the host: the kernel-features line only when asked. */
+const verboseOption = () => new Option('--verbose', 'also say which kernel features the ruleset is compiled for, and what is weaker without the rest');
+
 const featuresOption = () =>
   new Option('--kernel-features <which>', 'compile for what the kernel can load: auto (ask it; baseline when it cannot be asked), baseline or full')
     .choices(FEATURE_CHOICES)
@@ -53,7 +56,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'nft']).default('json'))
     .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json, network/ (the host network setup) and guests/<guest>/<snippet> to DIR instead of stdout')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice }) => {
+    .addOption(verboseOption())
+    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
       code = await (await import('./compile.js')).compileCommand(io, file, opts);
     });
 
@@ -100,8 +104,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .command('diff')
       .description('what applying the policy would change on the live host, rule by rule; exit 1 when anything differs')
       .argument('<file>', 'policy file')
-      .addOption(featuresOption()),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice }) => {
+      .addOption(featuresOption())
+      .addOption(verboseOption()),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
     code = await (await import('./apply.js')).diffCommand(io, file, opts);
   });
 
@@ -138,14 +143,32 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .command('explain')
     .description('why a new connection is accepted or dropped: the path of chains and rules, with YAML lines; exit 0 accept, 1 drop/reject')
     .argument('<file>', 'policy file')
-    .requiredOption('--from <src>', 'a zone, guest, interface, "host" or an address')
-    .requiredOption('--to <dst>', 'a zone, guest, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .requiredOption('--from <src>', 'a zone, guest, guest port (gw-asterisk), interface, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, guest port, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .option('--src <address>', "the packet's source address (e.g. a spoofed one); default: the sender's own")
+    .option('--src-mac <mac>', "the packet's source MAC; default: the one the sending port declares")
+    .option('--direct', "to a guest's own address even where a port forward publishes the service to the sender")
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp', 'icmpv6']).default('tcp'))
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
     .option('--json', 'print the verdict and the trace as JSON')
-    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean }) => {
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean }) => {
       code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
+    });
+
+  program
+    .command('trace')
+    .description('follow real packets through the live ruleset for a while: each chain and rule they pass, with the YAML line that wrote it')
+    .argument('<file>', 'the policy the live ruleset was applied from')
+    .requiredOption('--from <src>', 'a zone, guest, "host" or an address')
+    .requiredOption('--to <dst>', 'a zone, guest, "host", an address, or a public ADDRESS:PORT of a port forward')
+    .addOption(new Option('--proto <proto>', 'protocol (default: any)').choices(['tcp', 'udp', 'icmp', 'icmpv6']))
+    .addOption(new Option('--port <port>', 'destination port').argParser(portNumber))
+    .addOption(new Option('--seconds <n>', 'stop after this long').argParser(seconds).default(30))
+    .option('--netns <name>', 'trace inside this network namespace (a lab, or the tests)')
+    .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
+    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string }) => {
+      code = await (await import('./trace.js')).traceCommand(io, file, opts);
     });
 
   program
@@ -167,7 +190,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--confirm <seconds>', 'an apply from the preview rolls back by itself unless confirmed within this time').argParser(seconds).default(60))
     .option('--force', 'apply even if the lockout guard objects')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice }) => {
+    .addOption(verboseOption())
+    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
       code = await (await import('./preview.js')).previewCommand(io, file, opts);
     });
 

@@ -12,14 +12,15 @@ import { EXIT, type Io, readPolicy } from './io.js';
 export type Loaded = { model: HostModel; ruleset: Ruleset; text: string } | { exit: number };
 
 /**
- * The kernel features to compile for, with one stderr line saying which and what is weaker.
- * `auto` asks the kernel behind `sys` (inside its network namespace, if any).
+ * The kernel features to compile for. `auto` asks the kernel behind `sys` (inside its network
+ * namespace, if any). With `say`, one stderr line says which and what is weaker: the commands that
+ * change the host (apply, install) always say it, the others with --verbose.
  */
-export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: System): Promise<KernelFeatures> {
+export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: System, say: boolean): Promise<KernelFeatures> {
   const { features, how } = choice === 'auto'
     ? await compilerFeatures(sys)
     : { features: choice === 'full' ? FULL_FEATURES : BASELINE_FEATURES, how: `--kernel-features ${choice}` };
-  io.err(featuresLine(features, how));
+  if (say) io.err(featuresLine(features, how));
   return features;
 }
 

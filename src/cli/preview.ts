@@ -23,6 +23,8 @@ export interface PreviewOptions {
   color?: boolean;
   /** Default baseline here (tests); the command line's default is auto. */
   kernelFeatures?: FeatureChoice;
+  /** Also say on stderr which kernel features the ruleset is compiled for. */
+  verbose?: boolean;
   /** Diff against and apply to this network namespace instead of the host. */
   netns?: string;
   stateDir?: string;
@@ -74,7 +76,7 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
     io.err(read.error);
     return EXIT.usage;
   }
-  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'baseline', opts.netns !== undefined ? realSystem(opts.netns) : sys);
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'baseline', opts.netns !== undefined ? realSystem(opts.netns) : sys, opts.verbose === true);
   let state: PreviewState = nextState(undefined, file, read, features);
   const interactive = opts.interactive ?? (io === processIo && Boolean(process.stdout.isTTY && process.stdin.isTTY));
   if (!interactive) {

@@ -6,7 +6,7 @@
 // family (ARP sender).
 import type { GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
-import type { Expr, SetElement, Stmt, Verdict } from '../nft/types.js';
+import { type Expr, type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
 import { formatIpv6Groups, parseNetwork } from '../policy/addr.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
@@ -105,8 +105,8 @@ export interface AntiSpoof {
   chains: Chain[];
 }
 
-const ifPort = (set: string): Stmt => match(meta('iifname'), `@${set}`);
-const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, `@${set}`, '!=');
+const ifPort = (set: string): Stmt => match(meta('iifname'), setRef(set));
+const pairNot = (field: Expr, set: string): Stmt => match({ concat: [meta('iifname'), field] }, setRef(set), '!=');
 
 /** The sets and rules that check `ports`, for one table. */
 export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoof {
@@ -169,7 +169,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     // the port. The addresses are plain matches, not an anonymous set: the kernel looks every
     // set up by name in a list, so 10,000 anonymous sets made loading the ruleset quadratic
     // (about 7 s of kernel time at 10,000 guests).
-    const ndChains = with6.map((p) => ({ port: p, chain: `nd_${p.iface.name.replace(/[^A-Za-z0-9_.-]/g, '_')}` }));
+    const ndChains = with6.map((p) => ({ port: p, chain: p.iface.ndChain }));
     const ndJumps: [SetElement, Verdict][] = [];
     for (const { port, chain } of ndChains) {
       for (const n of port.iface.hostNames) ndJumps.push([n, { jump: { target: chain } }]);
@@ -178,7 +178,7 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string): AntiSpoo
     for (const { port, chain } of ndChains) {
       chains.push({ name: chain, rules: ndTargetRules(port.v6, o('spoof-nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`)) });
     }
-    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: `@${SPOOF_SETS.ndTarget}` } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
+    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.ndTarget) } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
   }
   if (ip) {
     sets.push(

@@ -5,7 +5,7 @@
 // port, where the zone's intra-zone policy and rules decide, written by the same code as inet's.
 import type { BridgeModel, GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, Rule, Table } from '../nft/ruleset.js';
-import type { SetElement, Verdict } from '../nft/types.js';
+import { type SetElement, type Verdict, setRef } from '../nft/types.js';
 import type { Finding } from '../policy/diagnostics.js';
 import { warning } from '../policy/diagnostics.js';
 import { type Port, antiSpoof } from './antispoof.js';
@@ -72,9 +72,9 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
       // Guests get their addresses on the bridge; who may answer is checked at prerouting.
       { stmts: [match(payload('udp', 'sport'), { set: [67, 68] }), match(payload('udp', 'dport'), { set: [67, 68] }), accept()], origin: o('bridge-dhcp', 'DHCP on the bridge passes (only routers may answer, checked at prerouting)') },
       { stmts: [match(payload('udp', 'sport'), { set: [546, 547] }), match(payload('udp', 'dport'), { set: [546, 547] }), accept()], origin: o('bridge-dhcpv6', 'DHCPv6 on the bridge passes (only routers may answer, checked at prerouting)') },
-      { stmts: [{ vmap: { key: meta('iifname'), data: `@${BRIDGE_PORTS_MAP}` } }], origin: o('bridge-port-src', 'to the pair chain of the zone of the port the frame came from') },
+      { stmts: [{ vmap: { key: meta('iifname'), data: setRef(BRIDGE_PORTS_MAP) } }], origin: o('bridge-port-src', 'to the pair chain of the zone of the port the frame came from') },
       // A port guestwall does not know (attached by hand) still cannot reach a known one unfiltered.
-      { stmts: [{ vmap: { key: meta('oifname'), data: `@${BRIDGE_PORTS_MAP}` } }], origin: o('bridge-port-dst', 'to the pair chain of the zone of the port the frame goes to') },
+      { stmts: [{ vmap: { key: meta('oifname'), data: setRef(BRIDGE_PORTS_MAP) } }], origin: o('bridge-port-dst', 'to the pair chain of the zone of the port the frame goes to') },
     ],
   };
   const prerouting: Chain = {
@@ -131,8 +131,8 @@ function filteredBridge(bridge: BridgeModel, guestInterfaces: number): boolean {
 function statelessFindings(filtered: BridgeModel[], statelessChains: Set<string>): Finding[] {
   return filtered.filter((b) => statelessChains.has(pairChainName(b.zone, b.zone))).map((b) => ({
     ...warning('bridge-stateless', b.src.path,
-      `the kernel has no bridge conntrack, so what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
-      'load nf_conntrack_bridge (kernel 5.3+) and compile with --kernel-features auto or full, or put guests that must be isolated on routed interfaces'),
+      `on a kernel without bridge conntrack, what the ${b.zone} -> ${b.zone} rules accept between ports of '${b.name}' is stateless: anything that looks like a reply passes (TCP from the service port except a bare SYN, UDP from it, echo replies), not only replies to real connections`,
+      "apply and install ask the host's kernel and use bridge conntrack where it has it (modprobe nf_conntrack_bridge, kernel 5.3+; 'guestwall doctor' says whether it does); to isolate guests on any kernel, put them on routed interfaces or bridges of their own"),
     atKey: true,
   }));
 }

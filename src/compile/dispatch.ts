@@ -7,7 +7,7 @@
 // prerouting (antispoof.ts), on every packet, before conntrack can place a spoofed one.
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
-import type { SetElement, Verdict } from '../nft/types.js';
+import { type SetElement, type Verdict, setRef } from '../nft/types.js';
 import { accept, counter, ctState, drop, match, meta, payload, portElement } from './matches.js';
 import { builtin } from './origin.js';
 import { pairChainName, rateLimitedLog } from './zones.js';
@@ -76,7 +76,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
       established, invalid,
       { stmts: [match(meta('iifname'), 'lo'), accept()], origin: o('loopback-in', 'the host talks to itself') },
       ndp('iifname'),
-      { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_in' } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
+      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_in') } }], origin: o('zone-in', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw in unknown-iface drop', o('unknown-in', 'from an interface in no zone: dropped')),
     ],
   };
@@ -87,7 +87,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
       established, invalid,
       { stmts: [match(meta('oifname'), 'lo'), accept()], origin: o('loopback-out', 'the host talks to itself') },
       ndp('oifname'),
-      { stmts: [{ vmap: { key: meta('oifname'), data: '@zone_out' } }], origin: o('zone-out', 'to the chain of the zone the packet goes to') },
+      { stmts: [{ vmap: { key: meta('oifname'), data: setRef('zone_out') } }], origin: o('zone-out', 'to the chain of the zone the packet goes to') },
       { stmts: [counter(), accept()], origin: o('unknown-out', "the host's own traffic to an interface in no zone is accepted") },
     ],
   };
@@ -95,7 +95,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
   // bridge): what the bridge table always lets through must not be dropped here instead. The
   // protocol comes first: few packets are ND or DHCP, and the rest skip the pair lookup.
   const bridged = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({
-    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, `@${BRIDGED_SET}`), accept()], origin: o(id, what),
+    stmts: [...stmts, match({ concat: [meta('iifname'), meta('oifname')] }, setRef(BRIDGED_SET)), accept()], origin: o(id, what),
   });
   const forward: Chain = {
     name: 'forward',
@@ -108,7 +108,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
         match(payload('udp', 'sport'), portElement([67, 68])), match(payload('udp', 'dport'), portElement([67, 68]))),
       bridged('bridged-dhcpv6', 'DHCPv6 between ports of a bridge (br_netfilter) passes; who may answer is checked in the bridge table',
         match(payload('udp', 'sport'), portElement([546, 547])), match(payload('udp', 'dport'), portElement([546, 547]))),
-      { stmts: [{ vmap: { key: meta('iifname'), data: '@zone_src' } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
+      { stmts: [{ vmap: { key: meta('iifname'), data: setRef('zone_src') } }], origin: o('zone-src', 'to the chain of the zone the packet came from') },
       rateLimitedLog('gw fwd unknown-iface drop', o('unknown-src', 'from an interface in no zone: dropped')),
     ],
   };
@@ -116,7 +116,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
     name: fromChainName(z.name),
     rules: [
       ...(first.get(fromChainName(z.name)) ?? []),
-      { stmts: [{ vmap: { key: meta('oifname'), data: `@${dstMapName(z.name)}` } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
+      { stmts: [{ vmap: { key: meta('oifname'), data: setRef(dstMapName(z.name)) } }], origin: o('zone-dst', 'to the chain of the zone the packet goes to') },
       rateLimitedLog(`gw ${z.name}->unknown-iface drop`, o('unknown-dst', 'to an interface in no zone: dropped')),
       { stmts: [counter(), drop()], origin: o('unknown-dst', 'to an interface in no zone: dropped') },
     ],

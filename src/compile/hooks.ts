@@ -36,7 +36,7 @@ function reachers(table: Table): Map<string, BaseChainSpec[]> {
       for (const s of r.stmts) {
         if ('jump' in s) out.push(s.jump.target);
         else if ('goto' in s) out.push(s.goto.target);
-        else if ('vmap' in s) for (const t of mapTargets.get(s.vmap.data.replace(/^@/, '')) ?? []) out.push(t);
+        else if ('vmap' in s) for (const t of mapTargets.get(s.vmap.data.setRef) ?? []) out.push(t);
       }
     }
     return out;

@@ -2,6 +2,7 @@
 // `arp guestwall`, and replaces all of them in one transaction, every time, even when one is
 // empty (so a table the policy no longer needs disappears in the same transaction). Nothing
 // else in the kernel's ruleset is touched.
+import { setRef } from '../nft/types.js';
 import type { HostModel } from '../model/host.js';
 import type { Chain, Ruleset, Table } from '../nft/ruleset.js';
 import { type Finding, warning } from '../policy/diagnostics.js';
@@ -43,7 +44,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     base: { type: 'filter', hook: 'prerouting', prio: ROUTED_ANTISPOOF_PRIO, policy: 'accept' },
     // Every arriving packet meets this chain; only those from a routed guest port have anything to check.
     rules: [
-      { stmts: [match(meta('iifname'), `@${ROUTED_GUESTS_SET}`, '!='), { return: null }], origin: builtin('antispoof-gate', 'only packets from routed guest ports are checked here', model.file) },
+      { stmts: [match(meta('iifname'), setRef(ROUTED_GUESTS_SET), '!='), { return: null }], origin: builtin('antispoof-gate', 'only packets from routed guest ports are checked here', model.file) },
       ...routedSpoof.rules,
     ],
   };

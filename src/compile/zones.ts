@@ -136,7 +136,8 @@ export function pairChains(model: HostModel, forwardAccepts: Map<string, Rule[]>
     if (pol) {
       usedPolicies.add(pol.index);
       const origin = originOf(pol.src, `policy ${pol.index + 1}: ${a} -> ${b} ${pol.action}`);
-      if (pol.log !== undefined) rules.push(rateLimitedLog(`gw ${a}->${b} ${pol.action}`, origin));
+      // A prefix the user wrote is kept, as a rule's is; `log: true` names the zone pair.
+      if (pol.log !== undefined) rules.push(rateLimitedLog(typeof pol.log === 'string' ? `gw ${pol.log}` : `gw ${a}->${b} ${pol.action}`, origin));
       rules.push({ stmts: [counter(), verdict(pol.action, canReject)], origin });
       if (pol.action === 'reject') rejectBecomesDrop(pol.src.path, `policy ${pol.index + 1} (${a} -> ${b})`);
     } else if (a === HOST_ZONE) {

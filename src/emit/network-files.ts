@@ -2,6 +2,8 @@
 // a networkd.conf drop-in, the sysctl file, the per-host hooks (from templates/hooks/) and the
 // boot unit that adds the uplink proxy entries. Pure: the templates come in as text.
 import { ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../model/host.js';
+import { deviceUnitName } from '../policy/grammars/systemd.js';
+import { networkdFileName } from '../policy/names.js';
 import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from './network-plan.js';
 import type { NetworkSetup, ProxyNeighbourSetup, RoutedPortSetup } from './network.js';
 import { HOOK_PATHS, HOOKS_DIR } from './paths.js';
@@ -46,7 +48,7 @@ const GENERATED = "Written by guestwall from the policy: change the policy and c
  * [Match] fits a link. "00-guestwall-" sorts before the usual "10-*", "20-wired" or "eth1.network",
  * so the policy's say over an interface it names wins over an older file for the same interface.
  */
-const networkdFile = (name: string, ext: 'netdev' | 'network') => `${NETWORK_PATHS.networkdDir}/00-guestwall-${name}.${ext}`;
+const networkdFile = (name: string, ext: 'netdev' | 'network') => `${NETWORK_PATHS.networkdDir}/${networkdFileName(name, ext)}`;
 
 const ini = (sections: [string, string[]][]) => `${sections.filter(([, lines]) => lines.length > 0).map(([name, lines]) => `[${name}]\n${lines.join('\n')}`).join('\n\n')}\n`;
 
@@ -125,15 +127,18 @@ export function sysctlFile(setup: NetworkSetup): NetworkFile {
     '# that takes its own IPv6 address from SLAAC needs net.ipv6.conf.<uplink>.accept_ra=2.',
     '#',
     "# rp_filter is 0: routed guests are anti-spoofed per port by the ruleset's",
-    "# 'fib saddr . iif oif missing drop' (logged, and shown by 'guestwall explain'); the kernel's strict",
-    '# check would silently drop what the policy allows on asymmetric paths. A loose (2) value a',
+    "# 'fib saddr . iif oif missing counter drop' ('guestwall explain --from PORT --src ADDRESS' shows it,",
+    "# with the routes the policy installs); the kernel's strict check would silently drop what the",
+    '# policy allows on asymmetric paths. A loose (2) value a',
     '# distribution sets per interface is compatible (the kernel takes the larger of all and the',
     "# interface's value).",
     '#',
     '# net.bridge.bridge-nf-call-{iptables,ip6tables,arptables} are deliberately not set. guestwall',
     '# filters bridged guests in the bridge family, so isolation holds with br_netfilter loaded or',
     '# not, and its inet rules are written to stay correct when br_netfilter passes bridged traffic through them. Docker',
-    "# and Kubernetes need them on; forcing them off here would break them.",
+    "# and Kubernetes need them on; forcing them off here would break them. One visible difference: with",
+    "# them on, a hairpin client on a forward target's own bridge is bridged to it after DNAT and not",
+    '# masqueraded (the guest sees the client\'s address); with them off it is masqueraded.',
   ];
   for (const s of setup.sysctls) lines.push('', `# ${s.why}`, `${s.key}=${s.value}`);
   return { path: NETWORK_PATHS.sysctl, text: `${lines.join('\n')}\n`, mode: 0o644, what: 'forwarding, rp_filter, per-port proxy ARP and uplink proxy NDP (systemd-sysctl)' };
@@ -181,7 +186,7 @@ export function proxyBatch(proxies: ProxyNeighbourSetup[]): string {
 export function proxyBootFiles(setup: NetworkSetup, unitTemplate: string): NetworkFile[] {
   if (setup.proxies.length === 0) return [];
   const devs = [...new Set(setup.proxies.map((p) => p.dev))];
-  const units = devs.map((d) => `sys-subsystem-net-devices-${systemdEscape(d)}.device`).join(' ');
+  const units = devs.map(deviceUnitName).join(' ');
   return [
     { path: NETWORK_PATHS.proxyBatch, text: `# ${GENERATED}\n# Proxy ARP/NDP entries for routed guests whose addresses lie in an uplink's subnet.\n${proxyBatch(setup.proxies)}`, mode: 0o644, what: 'uplink proxy ARP/NDP entries (ip -batch)' },
     {
@@ -193,10 +198,8 @@ export function proxyBootFiles(setup: NetworkSetup, unitTemplate: string): Netwo
   ];
 }
 
-/** systemd-escape for a device unit name: '-' and other specials as \xNN ('/' would be '-'). */
-export function systemdEscape(name: string): string {
-  return [...name].map((c, i) => (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0) ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)).join('');
-}
+/** systemd-escape for a device unit name, byte by byte in UTF-8: the one in policy/grammars/systemd.ts. */
+export { systemdEscape } from '../policy/grammars/systemd.js';
 
 /** The name of guestwall's route protocol for iproute2; guestwall itself always passes the number. */
 export function routeProtocolFile(): NetworkFile {

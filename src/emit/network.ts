@@ -3,7 +3,6 @@
 // (networkd files, sysctl file, hooks) and the planner for a running host all read this one
 // value, so they cannot disagree about what the host should look like.
 import { type HostAddress, contains } from '../policy/addr.js';
-import { XEN_EMU_SUFFIX } from '../policy/ifnames.js';
 import { type GuestModel, type HostModel, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../model/host.js';
 
 export interface BridgeSetup {
@@ -82,7 +81,6 @@ export function networkSetup(model: HostModel): NetworkSetup {
       if (i.mode !== 'routed') continue;
       const families = new Set(i.addresses.map((a) => a.family));
       const gateways = [...(families.has(4) ? [`${ROUTED_GATEWAY_V4}/32`] : []), ...(families.has(6) ? [`${ROUTED_GATEWAY_V6}/64`] : [])];
-      const hvm = g.platform === 'xen' && g.xenType === 'hvm';
       const routes = (metric?: number): RouteSetup[] =>
         i.addresses.map((a) => ({ dst: `${a.addr}/${a.family === 4 ? 32 : 128}`, family: a.family, ...(metric !== undefined ? { metric } : {}) }));
       const port = (name: string, metric?: number): RoutedPortSetup => ({
@@ -90,7 +88,7 @@ export function networkSetup(model: HostModel): NetworkSetup {
         gateways, routes: routes(metric), proxyArp: g.platform !== 'lxc' && families.has(4),
       });
       // Xen HVM: the PV vif and the emulated "-emu" tap both carry the guest; metrics as in vif-route.
-      if (hvm) routedPorts.push(port(i.name, 2), port(`${i.name}${XEN_EMU_SUFFIX}`, 1));
+      if (i.emuTap !== undefined) routedPorts.push(port(i.name, 2), port(i.emuTap, 1));
       else routedPorts.push(port(i.name));
     }
   }

@@ -4,7 +4,6 @@
 // as values (the CLI reads templates/), and the text goes out.
 import type { HostAddress } from '../policy/addr.js';
 import { contains } from '../policy/addr.js';
-import { XEN_EMU_SUFFIX } from '../policy/ifnames.js';
 import { type BridgeModel, type GuestInterfaceModel, type GuestModel, type HostModel, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6 } from '../model/host.js';
 import { HOOK_PATHS } from './paths.js';
 import { type TemplateValue, fillTemplate } from './template.js';
@@ -89,7 +88,7 @@ function xenSnippet(model: HostModel, g: GuestModel, t: SnippetTemplates): strin
   const notes = g.interfaces.map((i) => {
     const common = {
       index: String(i.index), name: i.name,
-      hvm: optional(hvm ? `HVM: until its PV drivers load, the guest talks through QEMU's tap ${i.name}${XEN_EMU_SUFFIX}, a second host-side interface.` : undefined),
+      hvm: optional(i.emuTap !== undefined ? `HVM: until its PV drivers load, the guest talks through QEMU's tap ${i.emuTap}, a second host-side interface.` : undefined),
       noMac: optional(i.mac === undefined ? 'No MAC in the policy: Xen picks a random 00:16:3e:xx:xx:xx at every start.' : undefined),
     };
     return i.mode === 'bridged'

@@ -5,7 +5,7 @@
 // would tell a user that a packet passes when it does not.
 import { printStmt } from '../nft/print.js';
 import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
-import type { ChainType, Expr, Family, Hook, MatchOp, SetElement, Stmt, Value, Verdict } from '../nft/types.js';
+import { type ChainType, type Expr, type Family, type Hook, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from '../nft/types.js';
 import { type IpFamily, contains, formatAddress, parseHostAddress } from '../policy/addr.js';
 import { CT_STATES, CT_STATUS, ETHER_TYPES, FIB_TYPES, ICMP_TYPE, ICMPV6_TYPE, L4PROTO, NFPROTO, TCP_FLAGS } from './symbols.js';
 
@@ -155,6 +155,13 @@ export function evaluateBridge(ruleset: Ruleset, bridge: string, packet: Packet,
     return { ...e, steps: [...steps, ...e.steps], notes: [...notes, ...e.notes] };
   }
   return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps, notes };
+}
+
+/** A frame from a bridge port (`packet.iifname`) at the bridge family's prerouting hook, every step kept. */
+export function evaluateBridgePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const ctx = context(packet, 'prerouting', env, { kind: 'filter' });
+  const r = runHook(ctx, bridgeChains(ruleset, 'prerouting'), 'bridge prerouting', false);
+  return { ...r, steps: ctx.steps, notes: ctx.notes };
 }
 
 function bridgeChains(ruleset: Ruleset, hook: Hook): { table: Table; chain: Chain }[] {
@@ -346,7 +353,7 @@ function outcomeOf(r: RuleResult): Outcome {
 
 function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleResult {
   for (const s of rule.stmts) {
-    const key = onlyKey(s, 'statement');
+    const key = onlyKey(s, 'statement') as StmtKind;
     switch (key) {
       case 'match': {
         const m = (s as Extract<Stmt, { match: unknown }>).match;
@@ -375,12 +382,12 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         return { kind: 'reject' };
       case 'vmap': {
         const { key: k, data } = (s as Extract<Stmt, { vmap: unknown }>).vmap;
-        if (typeof data !== 'string' || !data.startsWith('@')) throw bug('vmap data must be a named map "@name"', s);
+        if (!isSetRef(data)) throw bug('vmap data must be a named map', s);
         const left = readLeft(ctx, k);
         // A failed protocol dependency ends the rule like a failed match.
         if (left === undefined) return { kind: 'continue', outcome: 'no match', failed: printStmt(s) };
-        const map = table.sets.find((x) => x.name === data.slice(1));
-        if (map === undefined || map.kind !== 'map') throw bug(`${table.name}: no verdict map ${data}`, s);
+        const map = table.sets.find((x) => x.name === data.setRef);
+        if (map === undefined || map.kind !== 'map') throw bug(`${table.name}: no verdict map @${data.setRef}`, s);
         const hit = map.elements.find(([el]) => elementMatches(left, el));
         // A miss is no verdict at all: the rule ends and the next rule runs.
         if (hit === undefined) return { kind: 'continue', outcome: 'map miss', failed: printStmt(s) };
@@ -400,8 +407,12 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         }
         return { kind: 'nat', stmt: s as NatStmt };
       }
+      case 'mangle':
+        // Only `meta nftrace set 1` (guestwall trace's own table): it marks, it decides nothing.
+        break;
       default:
-        throw bug('a statement the evaluator does not know', s);
+        // Every kind is handled above: a new one fails the build here.
+        throw bug('a statement the evaluator does not know', key satisfies never);
     }
   }
   return { kind: 'continue', outcome: 'matched' };
@@ -598,9 +609,9 @@ function evalMatch(ctx: Ctx, table: Table, m: { op: MatchOp; left: Expr; right: 
     if (op === '!=') return !found;
     throw bug(`a set lookup with operator ${op}`, m);
   };
-  if (typeof right === 'string' && right.startsWith('@')) {
-    const set = table.sets.find((s) => s.name === right.slice(1));
-    if (set === undefined) throw bug(`${table.name}: no set ${right}`, m);
+  if (isSetRef(right)) {
+    const set = table.sets.find((s) => s.name === right.setRef);
+    if (set === undefined) throw bug(`${table.name}: no set @${right.setRef}`, m);
     // A map's keys can be matched like a set's elements.
     return lookup(set.kind === 'set' ? set.elements : set.elements.map(([k]) => k));
   }

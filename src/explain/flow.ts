@@ -1,10 +1,18 @@
 // From "--from net --to asterisk --proto udp --port 5060" to a packet, its route through the host
-// (port forward first, then input or forward), the verdict, and the path of chains and rules
-// with their YAML places. Pure: the model says where zones, guests and addresses are.
-import { HOST_ZONE, type HostModel, type ZoneModel } from '../model/host.js';
+// (the bridge port's checks, port forward, then input or forward), the verdict, and the path of
+// chains and rules with their YAML places. Pure: the model says where zones, guests and addresses
+// are; prerouting.ts says what the routes the policy installs answer to the fib check.
+//
+// explainFlow is the one entry point, for the CLI's explain, the matrix and the preview's what-if:
+// give it any name the policy defines (zone, guest, guest port such as gw-asterisk, host
+// interface, bridge port, "host") or an address, and optionally the packet's own source address
+// and MAC (a spoofed source is dropped where the kernel drops it, and the guest declaration that
+// made the check is named).
+import { HOST_ZONE, type ForwardModel, type HostModel, type ZoneModel } from '../model/host.js';
 import type { Origin, Ruleset } from '../nft/ruleset.js';
 import { contains, formatAddress, parseHostAddress } from '../policy/addr.js';
 import { type EvalEnv, type Evaluation, type NatEvaluation, type Packet, type Path, evaluate, evaluateBridge, evaluateNat } from './evaluate.js';
+import { bridgeArrival, declarationBehind, guestPortNamed, routeBackOf } from './prerouting.js';
 
 export type Proto = Packet['proto'];
 
@@ -13,8 +21,20 @@ export interface FlowQuery {
   to: string;
   proto: Proto;
   port?: number;
+  /** The ICMP type for icmp/icmpv6 (nft names; default echo-request). */
+  icmpType?: string;
   /** Which IP version when the endpoints do not say (default 4). */
   family?: 4 | 6;
+  /** The packet's source address, e.g. a spoofed one; default: the sender's own (a zone's stand-in address). */
+  src?: string;
+  /** The packet's source MAC; default: the one the sending port declares. */
+  srcMac?: string;
+  /**
+   * Address a guest's own address even where a port forward publishes the service to the sender's
+   * zone (default false: `--to asterisk` on a forwarded service goes to the public address, as
+   * clients do, and the story says so).
+   */
+  direct?: boolean;
   /**
    * Whether br_netfilter passes bridged IPv4/IPv6 through the inet hooks too (default true: it
    * is loaded wherever Docker or Kubernetes run, and then a packet must pass both tables; where
@@ -33,6 +53,10 @@ export interface FlowExplanation {
   path: Path;
   /** The bridge, when the packet goes between two of its ports (bridge forward, not routed). */
   bridge?: string;
+  /** The port forward followed, when --to named a guest a forward publishes to the sender's zone. */
+  forward?: { addressed: string; port: number };
+  /** When a built-in anti-spoofing rule decided: the guest interface declaration (mac:, addresses:) it checks against. */
+  declaration?: Origin;
   evaluation: Evaluation;
   story: string[];
 }
@@ -45,13 +69,19 @@ interface Side {
   /** The bridge port it is behind, when it is a bridged guest or a host interface enslaved to a bridge. */
   port?: string;
   addr?: string;
+  /** The MAC the sender's port declares, if a guest port. */
+  mac?: string;
+  /** The guest, when it is one (by name or by port). */
+  guest?: string;
   what: string;
 }
 
 export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): Result<FlowExplanation> {
   const toParts = splitHostPort(q.to);
   const port = toParts.port ?? q.port;
-  const family = familyOf(q.from) ?? familyOf(toParts.host) ?? q.family ?? 4;
+  const family = familyOf(q.src ?? '') ?? familyOf(q.from) ?? familyOf(toParts.host) ?? q.family ?? 4;
+  if (q.src !== undefined && familyOf(q.src) === undefined) return { ok: false, error: `--src '${q.src}' is not an address` };
+  if (q.srcMac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(q.srcMac)) return { ok: false, error: `--src-mac '${q.srcMac}' is not a MAC address (write six hex pairs: 02:00:0a:00:0a:0a)` };
   if ((q.proto === 'tcp' || q.proto === 'udp') && port === undefined) return { ok: false, error: `--port is needed for ${q.proto}` };
   if (q.proto === 'icmp' && family === 6) return { ok: false, error: 'icmp is IPv4; use --proto icmpv6 for IPv6' };
   if (q.proto === 'icmpv6' && family === 4) return { ok: false, error: 'icmpv6 is IPv6; use --proto icmp for IPv4' };
@@ -63,24 +93,50 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   const s = src.value;
   let d = dst.value;
   const hostAddrs = hostAddresses(model);
-  const env: EvalEnv = { isLocal: (a) => hostAddrs.has(canonical(a) ?? a) };
+  const fib = routeBackOf(model);
+  const env: EvalEnv = { isLocal: (a) => hostAddrs.has(canonical(a) ?? a), ...fib.env };
 
   const fromHost = s.zone === HOST_ZONE;
-  const saddr = s.addr ?? (fromHost ? hostAddressIn(model, d.zone, family) : undefined);
-  const daddr = d.addr ?? (d.zone === HOST_ZONE ? hostAddressIn(model, s.zone, family) : undefined);
+  const saddr = q.src ?? s.addr ?? (fromHost ? hostAddressIn(model, d.zone, family) : undefined);
+  let daddr = d.addr ?? (d.zone === HOST_ZONE ? hostAddressIn(model, s.zone, family) : undefined);
   if (saddr === undefined) return { ok: false, error: `no ${family === 4 ? 'IPv4' : 'IPv6'} address to send from in ${s.what}; name an address with --from` };
   if (daddr === undefined) return { ok: false, error: `no ${family === 4 ? 'IPv4' : 'IPv6'} address to send to in ${d.what}; name an address with --to` };
 
+  const published = q.direct || fromHost || family !== 4 || (q.proto !== 'tcp' && q.proto !== 'udp') ? undefined : publishedBy(model, s.zone, d.guest, q.proto, port!);
+  let dport = port;
+  if (published) {
+    daddr = published.addressed;
+    dport = published.port;
+  }
   const packet: Packet = {
     family, saddr, daddr, proto: q.proto, ct: { state: 'new' },
     ...(fromHost ? {} : { iifname: s.ifname! }),
-    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: port! } : { icmpType: 'echo-request' }),
+    ...(q.srcMac !== undefined ? { smac: q.srcMac.toLowerCase() } : {}),
+    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: dport! } : { icmpType: q.icmpType ?? 'echo-request' }),
   };
   const story: string[] = [`packet: ${describePacket(packet)}, a new connection, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}${s.port ? ` (port ${s.port})` : ''}`}`];
+  if (q.src !== undefined && s.addr !== undefined && canonical(q.src) !== canonical(s.addr)) story.push(`source ${q.src} given with --src (${s.what} uses ${s.addr})`);
+  if (q.srcMac !== undefined) story.push(`source MAC ${q.srcMac} given with --src-mac${s.mac ? ` (${s.what} declares ${s.mac})` : ''}`);
+  if (published) story.push(`${d.what} is published to zone ${s.zone} by ${published.what}: clients address ${published.addressed}:${published.port}, so this packet does too (--direct asks about ${d.addr} itself)`);
 
-  if (s.port !== undefined && d.port !== undefined && s.ifname === d.ifname && model.bridges.some((b) => b.name === s.ifname)) {
-    return { ok: true, value: bridgedFlow(ruleset, packet, s, d, env, q.brNetfilter ?? true, story) };
+  if (!published && s.port !== undefined && d.port !== undefined && s.ifname === d.ifname && model.bridges.some((b) => b.name === s.ifname)) {
+    const value = bridgedFlow(ruleset, packet, s, d, env, q.brNetfilter ?? true, story);
+    return { ok: true, value: withDeclaration(model, value, s.port) };
   }
+
+  // A frame from a bridge port meets the bridge family's port checks before the host's IP layer sees it.
+  if (!fromHost && s.port !== undefined) {
+    const arrival = bridgeArrival(ruleset, packet, s.port, env);
+    if (arrival.verdict !== 'accept') {
+      for (const step of arrival.steps) storyStep(story, step, `bridge ${step.chain}`);
+      story.push(`verdict: ${arrival.verdict.toUpperCase()} at bridge prerouting${arrival.decidedBy ? ` by ${originText(arrival.decidedBy)}` : ''}`);
+      const value: FlowExplanation = { packet: { ...packet, iifname: s.port }, fromZone: s.zone, toZone: d.zone, path: path0(fromHost, d), evaluation: arrival, story, ...(published ? { forward: published } : {}) };
+      return { ok: true, value: withDeclaration(model, value, s.port) };
+    }
+    story.push(`bridge prerouting: the checks on port ${s.port} pass`);
+  }
+  const routedPort = fromHost ? undefined : guestPortNamed(model, s.ifname!);
+  if (routedPort?.mode === 'routed') story.push(fib.explain(packet));
 
   let nat: NatEvaluation | undefined;
   let routed = packet;
@@ -88,7 +144,7 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
     nat = evaluateNat(ruleset, 'prerouting', packet, env);
     if (nat.verdict === 'drop') {
       story.push(`prerouting NAT drops it${nat.decidedBy ? `: ${originText(nat.decidedBy)}` : ''}`);
-      return { ok: true, value: { packet, fromZone: s.zone, toZone: d.zone, nat, path: 'forward', evaluation: { verdict: 'drop', ...(nat.decidedBy ? { decidedBy: nat.decidedBy } : {}), steps: nat.steps, notes: nat.notes }, story } };
+      return { ok: true, value: { packet, fromZone: s.zone, toZone: d.zone, nat, path: 'forward', evaluation: { verdict: 'drop', ...(nat.decidedBy ? { decidedBy: nat.decidedBy } : {}), steps: nat.steps, notes: nat.notes }, story, ...(published ? { forward: published } : {}) } };
     }
     if (nat.translation?.kind === 'dnat') {
       routed = nat.packet;
@@ -110,7 +166,37 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   for (const step of evaluation.steps) storyStep(story, step, step.chain);
   story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
   for (const n of evaluation.notes) story.push(`note: ${n}`);
-  return { ok: true, value: { packet, fromZone: s.zone, toZone: d.zone, ...(nat ? { nat } : {}), path, evaluation, story } };
+  const value: FlowExplanation = { packet, fromZone: s.zone, toZone: d.zone, ...(nat ? { nat } : {}), path, evaluation, story, ...(published ? { forward: published } : {}) };
+  return { ok: true, value: fromHost ? value : withDeclaration(model, value, s.ifname!) };
+}
+
+/** The path a packet would take, for a packet stopped before routing. */
+function path0(fromHost: boolean, d: Side): Path {
+  return fromHost ? 'output' : d.zone === HOST_ZONE ? 'input' : 'forward';
+}
+
+/** Name the guest declaration behind a built-in anti-spoofing verdict, in the result and the story. */
+function withDeclaration(model: HostModel, e: FlowExplanation, port: string): FlowExplanation {
+  const declaration = declarationBehind(model, e.evaluation.decidedBy, port);
+  if (declaration === undefined) return e;
+  const at = e.story.findIndex((l) => l.startsWith('verdict: '));
+  const line = `because of ${originText(declaration)}: the check compares the packet with that declaration`;
+  const story = at < 0 ? [...e.story, line] : [...e.story.slice(0, at + 1), line, ...e.story.slice(at + 1)];
+  return { ...e, declaration, story };
+}
+
+/** The forward that publishes `port` of `guest` to `zone`, and where its clients send. */
+function publishedBy(model: HostModel, zone: string, guest: string | undefined, proto: 'tcp' | 'udp', port: number): { addressed: string; port: number; what: string } | undefined {
+  if (guest === undefined) return undefined;
+  const covers = (f: ForwardModel, p: number) => f[proto].some(([lo, hi]) => lo <= p && p <= hi);
+  for (const f of model.forwards) {
+    const pub = f.publicV4[0];
+    if (f.guest !== guest || !f.from.includes(zone) || pub === undefined || f[proto].length === 0) continue;
+    const what = `forward ${f.index + 1} (${f.src.loc.file.split('/').pop()}:${f.src.loc.line})`;
+    if (f.toPort === undefined && covers(f, port)) return { addressed: pub, port, what };
+    if (f.toPort !== undefined && f.toPort === port) return { addressed: pub, port: f[proto][0]![0], what };
+  }
+  return undefined;
 }
 
 /** Between two ports of one bridge: the bridge table decides, and with br_netfilter the inet forward pass too. */
@@ -199,8 +285,16 @@ function resolve(model: HostModel, text: string, family: 4 | 6, side: 'from' | '
   if (text === HOST_ZONE) return { ok: true, value: { zone: HOST_ZONE, what: 'the host' } };
   const zone = model.zones.find((z) => z.name === text);
   if (zone) {
-    const ifname = zone.interfaces[0];
-    if (ifname === undefined) return { ok: false, error: `zone '${text}' has no interfaces` };
+    if (zone.interfaces.length === 0) return { ok: false, error: `zone '${text}' has no interfaces` };
+    // A routed guest's port carries only that guest's addresses (the fib check drops the rest):
+    // a zone made only of routed guests is spoken for by its first guest.
+    const ifname = zone.interfaces.find((n) => guestPortNamed(model, n)?.mode !== 'routed');
+    if (ifname === undefined) {
+      const g = model.guests.find((x) => x.interfaces.some((i) => i.mode === 'routed' && i.zone === zone.name && i.addresses.some((a) => a.family === family)));
+      if (g === undefined) return { ok: false, error: `zone '${text}' has only routed guest ports and no guest there has an IPv${family} address` };
+      const r = resolve(model, g.name, family, side);
+      return r.ok ? { ok: true, value: { ...r.value, what: `zone '${text}' (as guest '${g.name}': only its routed guests send from it)` } } : r;
+    }
     const addr = representative(model, zone, family);
     return { ok: true, value: { zone: zone.name, ifname, ...(addr ? { addr } : {}), what: `zone '${text}'` } };
   }
@@ -208,7 +302,16 @@ function resolve(model: HostModel, text: string, family: 4 | 6, side: 'from' | '
   if (guest) {
     const iface = guest.interfaces.find((i) => i.addresses.some((a) => a.family === family));
     if (!iface) return { ok: false, error: `guest '${text}' has no IPv${family} address` };
-    return { ok: true, value: { zone: iface.zone, ifname: iface.mode === 'bridged' ? iface.bridge : iface.name, ...(iface.mode === 'bridged' ? { port: iface.name } : {}), addr: iface.addresses.find((a) => a.family === family)!.addr, what: `guest '${text}'` } };
+    return { ok: true, value: { zone: iface.zone, ifname: iface.mode === 'bridged' ? iface.bridge : iface.name, ...(iface.mode === 'bridged' ? { port: iface.name } : {}), addr: iface.addresses.find((a) => a.family === family)!.addr, ...(iface.mac ? { mac: iface.mac } : {}), guest: guest.name, what: `guest '${text}'` } };
+  }
+  // A guest's port by its host-side name (gw-asterisk, a Xen HVM guest's -emu tap).
+  const gport = guestPortNamed(model, text);
+  if (gport) {
+    const addr = gport.addresses.find((a) => a.family === family)?.addr;
+    return { ok: true, value: {
+      zone: gport.zone, ifname: gport.mode === 'bridged' ? gport.bridge : text, ...(gport.mode === 'bridged' ? { port: text } : {}),
+      ...(addr ? { addr } : {}), ...(gport.mac ? { mac: gport.mac } : {}), guest: gport.guest, what: `port ${text} of guest '${gport.guest}'`,
+    } };
   }
   const enslaved = model.bridges.find((b) => b.ports.includes(text));
   if (enslaved) {
@@ -222,13 +325,25 @@ function resolve(model: HostModel, text: string, family: 4 | 6, side: 'from' | '
     return { ok: true, value: { zone: ifzone.name, ifname: text, ...(addr ? { addr } : {}), what: `interface ${text}` } };
   }
   const a = parseHostAddress(text);
-  if (!a.ok) return { ok: false, error: `--${side} '${text}' is not a zone, guest, interface, "host" or address` };
+  if (!a.ok) return { ok: false, error: `--${side} '${text}' is not a zone, guest, guest port, interface, "host" or address (${someNames(flowEndpoints(model))})` };
   if (a.value.family !== family) return { ok: false, error: '--from and --to must be the same IP version' };
   const host = [...model.hostInterfaces, ...model.bridges].find((i) => i.addresses.some((x) => x.value === a.value.value && x.family === family));
   if (host) return { ok: true, value: { zone: side === 'to' ? HOST_ZONE : host.zone, ifname: host.name, addr: a.value.addr, what: `the host's address ${a.value.addr}` } };
   const owner = model.guests.flatMap((g) => g.interfaces).find((i) => i.addresses.some((x) => x.value === a.value.value && x.family === family));
-  if (owner) return { ok: true, value: { zone: owner.zone, ifname: owner.mode === 'bridged' ? owner.bridge : owner.name, ...(owner.mode === 'bridged' ? { port: owner.name } : {}), addr: a.value.addr, what: `guest '${owner.guest}'` } };
+  if (owner) return { ok: true, value: { zone: owner.zone, ifname: owner.mode === 'bridged' ? owner.bridge : owner.name, ...(owner.mode === 'bridged' ? { port: owner.name } : {}), addr: a.value.addr, ...(owner.mac ? { mac: owner.mac } : {}), guest: owner.guest, what: `guest '${owner.guest}'` } };
   const z = model.zones.find((zz) => zz.networks.some((n) => contains(n, a.value.value, family))) ?? model.zones.find((zz) => zz.public);
   if (!z || z.interfaces[0] === undefined) return { ok: false, error: `no zone holds ${a.value.addr}, and no internet-facing zone takes it` };
   return { ok: true, value: { zone: z.name, ifname: z.interfaces[0], addr: a.value.addr, what: `${a.value.addr} in zone '${z.name}'` } };
+}
+
+/** Every name --from and --to (and the what-if view) accept, besides addresses: "host", zones, guests, guest ports, host interfaces and bridge ports. */
+export function flowEndpoints(model: HostModel): string[] {
+  const names = [HOST_ZONE, ...model.zones.filter((z) => z.interfaces.length > 0).map((z) => z.name), ...model.guests.map((g) => g.name)];
+  for (const g of model.guests) for (const i of g.interfaces) names.push(...i.hostNames);
+  names.push(...model.hostInterfaces.map((i) => i.name), ...model.bridges.flatMap((b) => [b.name, ...b.ports]));
+  return [...new Set(names)];
+}
+
+function someNames(names: string[]): string {
+  return names.length <= 24 ? `one of: ${names.join(', ')}` : `e.g. ${names.slice(0, 24).join(', ')}, … (${names.length} names)`;
 }

@@ -4,7 +4,7 @@
 import { type HostAddress, type Network, contains } from '../policy/addr.js';
 import type { DocPath, Location } from '../policy/diagnostics.js';
 import { isPublicZone } from '../policy/checks.js';
-import { XEN_EMU_SUFFIX, guestIfName } from '../policy/ifnames.js';
+import { guestInterfaceNames } from '../policy/names.js';
 import { type PortRange, portRanges } from '../policy/ports.js';
 import { type Endpoint, endpointList, hostAddresses, nameIndex, resolveEndpoint } from '../policy/references.js';
 import type { Policy, ServiceDef } from '../policy/schema.js';
@@ -61,6 +61,10 @@ interface GuestInterfaceBase {
    * Every map and set keyed on guest interfaces holds all of them.
    */
   hostNames: string[];
+  /** The Xen HVM emulated NIC's tap (also in hostNames). */
+  emuTap?: string;
+  /** The bridge-family chain checking this interface's neighbour adverts (names.ts). */
+  ndChain: string;
   zone: string;
   mac?: string;
   addresses: HostAddress[];
@@ -102,13 +106,19 @@ export interface LimitModel {
   burst?: number;
 }
 
+/** One service (or one proto/ports pair) of a rule or forward and the traffic it stands for. */
+export interface LabelledTraffic {
+  label: string;
+  traffic: TrafficPart[];
+}
+
 export interface ZonePolicyModel {
   index: number;
   from: Place[];
   to: Place[];
   action: Action;
-  /** The log prefix, or undefined for no logging. */
-  log?: string;
+  /** The user's log prefix; true to log with guestwall's own (`gw <from>-><to> <action>`); undefined for no logging. */
+  log?: string | true;
   src: Source;
 }
 
@@ -120,6 +130,8 @@ export interface RuleModel {
   traffic: TrafficPart[];
   /** What the rule names, for people: service names, or "tcp/8000-8080"; empty for every protocol. */
   labels: string[];
+  /** The traffic of each label apart (a service is one label), for the matrix to judge each service whole. */
+  byLabel: LabelledTraffic[];
   action: Action;
   log?: string;
   limit?: LimitModel;
@@ -141,6 +153,8 @@ export interface ForwardModel {
   udp: PortRange[];
   /** What the forward names, for people: service names, or "tcp/8443". */
   labels: string[];
+  /** The traffic of each label apart, as on RuleModel. */
+  byLabel: LabelledTraffic[];
   toPort?: number;
   /** Public IPv4 addresses to match; empty when unknown (matched as "any local address" on the from zones' interfaces). */
   publicV4: string[];
@@ -211,16 +225,18 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   }));
   const guests: GuestModel[] = Object.entries(p.guests ?? {}).map(([name, g]) => {
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
-      const ifname = guestIfName(name, index, iface.name);
-      const hostNames = g.platform === 'xen' && g.xen?.type === 'hvm' ? [ifname, `${ifname}${XEN_EMU_SUFFIX}`] : [ifname];
+      // Every name comes from the name authority, as the checks claimed it.
+      const names = guestInterfaceNames(name, index, iface.name, g.platform === 'xen' && g.xen?.type === 'hvm');
+      const { name: ifname, hostNames, ndChain } = names;
+      const emu = names.emuTap !== undefined ? { emuTap: names.emuTap } : {};
       const addresses = hostAddresses(iface.addresses);
       const at = src(['guests', name, 'interfaces', index]);
       const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
       // One literal per mode rather than a shared base spread into each: copying the base cost
       // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { guest: name, index, name: ifname, hostNames, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
@@ -260,7 +276,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
 
   const policies: ZonePolicyModel[] = (p.policies ?? []).map((pol, index) => ({
     index, from: places(pol.from, true), to: places(pol.to, true), action: pol.action,
-    ...logPrefix(pol.log, `policy ${index + 1}`), src: src(['policies', index]),
+    ...(pol.log === true || typeof pol.log === 'string' ? { log: pol.log } : {}), src: src(['policies', index]),
   }));
 
   const rules: RuleModel[] = (p.rules ?? []).map((r, index) => ({
@@ -270,6 +286,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     to: places(r.to, true),
     traffic: trafficOf(r, services),
     labels: labelsOf(r),
+    byLabel: byLabelOf(r, services),
     action: r.action,
     ...logPrefix(r.log, `rule ${index + 1}`),
     ...(r.limit !== undefined ? { limit: parseLimit(r.limit) } : {}),
@@ -294,7 +311,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
       ...(iface ? { targetInterface: iface.mode === 'bridged' ? iface.bridge : iface.name } : {}),
       targetV4: target?.addr ?? addrTarget?.addr ?? '',
       targetV6: (iface?.addresses ?? []).filter((a) => a.family === 6).map((a) => a.addr),
-      tcp: ports('tcp'), udp: ports('udp'), labels: labelsOf(f),
+      tcp: ports('tcp'), udp: ports('udp'), labels: labelsOf(f), byLabel: byLabelOf(f, services),
       ...(f.to_port !== undefined ? { toPort: f.to_port } : {}),
       publicV4, hairpin: f.hairpin ?? true, src: src(['forwards', index]),
     };
@@ -363,6 +380,12 @@ function labelsOf(r: { service?: string | string[]; proto?: string; ports?: unkn
   if (r.proto === undefined) return [];
   const ports = portRanges(r.ports as never).map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`));
   return [ports.length ? `${r.proto}/${ports.join(',')}` : r.proto];
+}
+
+function byLabelOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): LabelledTraffic[] {
+  if (r.service === undefined) return [{ label: labelsOf(r)[0] ?? 'all', traffic: trafficOf(r, services) }];
+  const names = Array.isArray(r.service) ? r.service : [r.service];
+  return [...new Set(names)].map((label) => ({ label, traffic: trafficOf({ service: label }, services) }));
 }
 
 function trafficOf(r: { service?: string | string[]; proto?: string; ports?: unknown }, services: Record<string, ServiceDef>): TrafficPart[] {

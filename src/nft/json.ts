@@ -3,7 +3,7 @@
 // then the whole table again. Nothing else in the kernel is touched; there is no `flush ruleset`.
 import type { Ruleset, Table } from './ruleset.js';
 import { ruleComment } from './ruleset.js';
-import type { Command, NftablesDocument } from './types.js';
+import { type Command, type Expr, type JsonValue, type NftablesDocument, type SetElement, type Stmt, type StmtKind, isSetRef } from './types.js';
 
 export function toNftJson(ruleset: Ruleset): NftablesDocument {
   const nftables: Command[] = [{ metainfo: { json_schema_version: 1 } }];
@@ -37,8 +37,72 @@ function replaceTable(t: Table): Command[] {
   }
   for (const c of t.chains) {
     for (const r of c.rules) {
-      cmds.push({ add: { rule: { family: t.family, table: t.name, chain: c.name, expr: r.stmts, comment: ruleComment(r.origin) } } });
+      cmds.push({ add: { rule: { family: t.family, table: t.name, chain: c.name, expr: r.stmts.map(jsonStmt), comment: ruleComment(r.origin) } } });
     }
   }
   return cmds;
+}
+
+/** A compiler bug: the IR holds something nft's JSON cannot say as meant. */
+function bug(what: string, x: unknown): Error {
+  return new Error(`compiler bug: ${what}: ${JSON.stringify(x)}`);
+}
+
+/**
+ * One statement as nft's JSON spells it. Set references become "@name"; a literal string that
+ * nft would read as a reference (a leading '@') is a bug, since check refuses such names. The
+ * switch covers every statement kind, so a new kind fails the build here until it is handled.
+ */
+export function jsonStmt(s: Stmt): JsonValue {
+  const kind = Object.keys(s)[0] as StmtKind;
+  switch (kind) {
+    case 'match': {
+      const m = (s as Extract<Stmt, { match: unknown }>).match;
+      return { match: { op: m.op, left: jsonExpr(m.left), right: jsonExpr(m.right) } };
+    }
+    case 'vmap': {
+      const v = (s as Extract<Stmt, { vmap: unknown }>).vmap;
+      return { vmap: { key: jsonExpr(v.key), data: `@${v.data.setRef}` } };
+    }
+    case 'counter':
+    case 'log':
+    case 'limit':
+    case 'accept':
+    case 'drop':
+    case 'return':
+    case 'jump':
+    case 'goto':
+    case 'reject':
+    case 'dnat':
+    case 'snat':
+    case 'masquerade':
+    case 'ct helper':
+    case 'mangle':
+      // No expression inside: the IR value is the JSON. Strings here (log prefixes, chain
+      // names, addresses) are not read as references by nft.
+      return s as JsonValue;
+    default:
+      throw bug('unknown statement', kind satisfies never);
+  }
+}
+
+function jsonExpr(e: Expr): JsonValue {
+  if (isSetRef(e)) return `@${e.setRef}`;
+  if (typeof e === 'string') return literal(e);
+  if (typeof e !== 'object' || Array.isArray(e)) return e;
+  if ('set' in e) return { set: e.set.map(jsonElement) };
+  if ('concat' in e) return { concat: e.concat.map(jsonExpr) };
+  if ('range' in e) return { range: [jsonElement(e.range[0]), jsonElement(e.range[1])] };
+  return e as JsonValue;
+}
+
+function jsonElement(e: SetElement): JsonValue {
+  if (typeof e === 'string') return literal(e);
+  if (typeof e === 'object' && 'concat' in e) return { concat: e.concat.map(jsonElement) };
+  return e as JsonValue;
+}
+
+function literal(s: string): string {
+  if (s.startsWith('@')) throw bug('a literal string nft would read as a set reference', s);
+  return s;
 }

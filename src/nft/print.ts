@@ -4,7 +4,7 @@
 // the compiler, and printing a guess would load something nobody asked for.
 import type { CtHelper, NamedMap, NamedSet, Rule, Ruleset, Table } from './ruleset.js';
 import { ruleComment } from './ruleset.js';
-import type { Expr, MatchOp, SetElement, Stmt, Value, Verdict } from './types.js';
+import { type Expr, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from './types.js';
 
 export function printRuleset(ruleset: Ruleset): string {
   return ruleset.tables.map(printTable).join('\n');
@@ -12,7 +12,7 @@ export function printRuleset(ruleset: Ruleset): string {
 
 /** One statement in nft syntax, e.g. `tcp dport { 22, 80 }` or `dnat ip to 10.0.0.2:80`. */
 export function printStmt(stmt: Stmt): string {
-  const key = onlyKey(stmt, 'statement');
+  const key = onlyKey(stmt, 'statement') as StmtKind;
   const s = stmt as Record<string, unknown>;
   switch (key) {
     case 'match':
@@ -40,8 +40,8 @@ export function printStmt(stmt: Stmt): string {
       return printReject(stmt as Extract<Stmt, { reject: unknown }>);
     case 'vmap': {
       const { key: k, data } = (stmt as Extract<Stmt, { vmap: unknown }>).vmap;
-      if (typeof data !== 'string' || !data.startsWith('@')) throw bug('vmap data must be a named map "@name"', stmt);
-      return `${printLeft(k)} vmap @${name(data.slice(1))}`;
+      if (!isSetRef(data)) throw bug('vmap data must be a named map', stmt);
+      return `${printLeft(k)} vmap @${name(data.setRef)}`;
     }
     case 'dnat': {
       const { family, addr, port } = (stmt as Extract<Stmt, { dnat: unknown }>).dnat;
@@ -54,10 +54,13 @@ export function printStmt(stmt: Stmt): string {
     case 'masquerade':
       if (s.masquerade !== null) throw bug('masquerade takes no arguments', stmt);
       return 'masquerade';
+    case 'mangle':
+      return 'meta nftrace set 1';
     case 'ct helper':
       return `ct helper set ${quote((stmt as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'])}`;
     default:
-      throw bug('unknown statement', stmt);
+      // Every kind is handled above: a new one fails the build here.
+      throw bug('unknown statement', key satisfies never);
   }
 }
 
@@ -190,7 +193,7 @@ function printMatch(stmt: Extract<Stmt, { match: unknown }>): string {
     return `${l} ${op === '!=' ? '!= ' : ''}${right ? 'exists' : 'missing'}`;
   }
   const plainValue = typeof right === 'string' || typeof right === 'number' || Array.isArray(right);
-  const explicitEq = op === '==' && plainValue && isBitmask(left) && !(typeof right === 'string' && right.startsWith('@'));
+  const explicitEq = op === '==' && plainValue && isBitmask(left);
   return `${l} ${printOp(op, explicitEq)}${printRight(right, kinds, stmt)}`;
 }
 
@@ -283,7 +286,7 @@ function kindOfType(type: string): Kind {
 }
 
 function printRight(right: Expr, kinds: Kind[], stmt: Extract<Stmt, { match: unknown }>): string {
-  if (typeof right === 'string' && right.startsWith('@')) return `@${name(right.slice(1))}`;
+  if (isSetRef(right)) return `@${name(right.setRef)}`;
   if (Array.isArray(right)) {
     // A flag list, `ct state established,related`: only bitmask types have flags.
     if (right.length === 0 || !isBitmask(stmt.match.left)) throw bug('a flag list needs a bitmask field such as ct state', stmt);

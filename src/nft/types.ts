@@ -7,11 +7,25 @@ export type Family = 'inet' | 'ip' | 'ip6' | 'bridge' | 'netdev' | 'arp';
 export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress';
 export type ChainType = 'filter' | 'nat' | 'route';
 
-/** A value on the right-hand side of a match, or an element of a set. */
+/** A value on the right-hand side of a match, or an element of a set. A string is always a literal. */
 export type Value = string | number | boolean;
+
+/**
+ * A named set or map (`@name` in nft). A type of its own: nft's JSON spells a reference as a
+ * string starting with '@', so json.ts writes it so and refuses a literal string that would read
+ * as one; nothing else ever sees the '@'.
+ */
+export interface SetRef {
+  setRef: string;
+}
+export const setRef = (name: string): SetRef => ({ setRef: name });
+export function isSetRef(e: unknown): e is SetRef {
+  return typeof e === 'object' && e !== null && !Array.isArray(e) && typeof (e as { setRef?: unknown }).setRef === 'string';
+}
 
 export type Expr =
   | Value
+  | SetRef
   | { payload: { protocol: string; field: string } }
   /** Raw payload bits: `@th,64,128` (for fields nft 1.0.6 has no name for, e.g. the ND target address). */
   | { payload: { base: 'll' | 'nh' | 'th'; offset: number; len: number } }
@@ -70,11 +84,13 @@ export type Stmt =
   | { limit: { rate: number; per: 'second' | 'minute' | 'hour' | 'day'; burst?: number } }
   | Verdict
   | RejectStmt
-  | { vmap: { key: Expr; data: string } }
+  | { vmap: { key: Expr; data: SetRef } }
   | { dnat: { family: NatAddrFamily; addr: string; port?: number | { range: [number, number] } } }
   | { snat: { family: NatAddrFamily; addr: string } }
   | { masquerade: null }
-  | { 'ct helper': string };
+  | { 'ct helper': string }
+  /** `meta nftrace set 1`: only in the trace table guestwall trace loads for a while (src/nft/trace.ts). */
+  | { mangle: { key: { meta: { key: 'nftrace' } }; value: 1 } };
 
 export interface BaseChainSpec {
   type: ChainType;
@@ -99,11 +115,19 @@ export interface ChainObj {
   prio?: number;
   policy?: 'accept' | 'drop';
 }
+/** Statements as nft's JSON spells them (json.ts): set references as "@name" strings. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Every statement kind: switches over it end in `kind satisfies never`, so a new kind fails the build where it is not handled. */
+export type StmtKind = KeysOf<Stmt>;
+/** The keys of each member of a union (distributes: keyof of the union itself is only the shared keys). */
+type KeysOf<T> = T extends unknown ? keyof T : never;
+
 export interface RuleObj {
   family: Family;
   table: string;
   chain: string;
-  expr: Stmt[];
+  expr: JsonValue[];
   comment?: string;
 }
 export interface SetObj {

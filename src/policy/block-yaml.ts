@@ -17,8 +17,14 @@ export interface ReadYaml {
   placed: Placed;
 }
 
-/** Characters that make `yaml` do something this reader does not: tabs, CR, control characters, a BOM. */
-const NOT_READ_HERE = /[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]/;
+/**
+ * Characters that make `yaml` do something this reader does not: tabs, CR, C0 and C1 control
+ * characters, a BOM; and the Unicode white space that JavaScript's trim() removes but YAML keeps
+ * as content (YAML's white space is only space and tab): "kvm-nas\u00a0" is a different name.
+ */
+const NOT_READ_HERE = /[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
+/** A key a plain object cannot hold as data (assigning it sets the prototype): left to `yaml`, which keeps it. */
+const PROTO_KEY = '__proto__';
 /** Characters a plain scalar may not start with (YAML's indicators), besides "-?:" before a space. */
 const INDICATORS = new Set([...',[]{}#&*!|>\'"%@`']);
 /** Deeper than any policy: a document nested further is left to `yaml`. */
@@ -133,6 +139,7 @@ class Reader {
       placed.keys.push(key.name);
       placed.keyStarts.push(this.start[line]!);
       placed.values.push(value.placed);
+      if (key.name === PROTO_KEY) throw NOT_PLAIN;
       data[key.name] = value.data;
     }
     keysOnce(data, placed);
@@ -286,6 +293,7 @@ class Reader {
           placedMap.keys.push(key.name);
           placedMap.keyStarts.push(i);
           placedMap.values.push(value.read.placed);
+          if (key.name === PROTO_KEY) throw NOT_PLAIN;
           map[key.name] = value.read.data;
           i = value.next;
         } else {

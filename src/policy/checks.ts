@@ -3,10 +3,12 @@
 // into a list and never throws; load.ts places them at file:line:col.
 import { type Network, contains, networkText, parseHostAddress, parseNetwork } from './addr.js';
 import { type DocPath, type Finding, error, hasErrors, suggestion, warning } from './diagnostics.js';
-import { UNSTABLE_PREFIXES, XEN_EMU_SUFFIX, guestIfName, ifnameProblem } from './ifnames.js';
+import { IFNAME_MAX, UNSTABLE_PREFIXES } from './ifnames.js';
+import { type Consumer, InterfaceNames, XEN_EMU_SUFFIX, guestIfName, guestInterfaceNames, ifnameBytes } from './names.js';
 import { type PortRange, parsePort, portList, portRanges } from './ports.js';
 import { type NameIndex, type Endpoint, RESERVED_NAMES, endpointList, nameIndex, resolveEndpoint, resolveZone } from './references.js';
 import type { Policy, PortSpec, ServiceDef } from './schema.js';
+import { checkForwardServices } from './forward-services.js';
 import { describe } from './schema-findings.js';
 import { BUILTIN_SERVICES, ICMP_TYPES, ICMPV6_TYPES } from './services.js';
 
@@ -39,6 +41,7 @@ export function checkPolicy(p: Policy, known?: Partial<NameIndex>): Finding[] {
   checkServices(p, report);
   checkRules(p, idx, report);
   checkForwards(p, idx, report);
+  checkForwardServices(p, report);
   checkNat(p, idx, report);
   // What a policy means is judged once it has no errors (and is whole): before that, the
   // warnings would mostly repeat the errors ("zone 'dmz' is empty" for a typo in a bridge's zone).
@@ -170,43 +173,37 @@ function checkAddresses(list: string[] | undefined, basePath: DocPath, zone: str
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 
 function checkInterfaces(p: Policy, guests: GuestEntries, idx: NameIndex, zoneNets: ZoneNets, report: Report): void {
-  const ifnames = new Map<string, { path: DocPath; atKey: boolean; owner: string }>();
+  // Every interface name is claimed once, in names.ts, against the kernel and each program it is written for.
+  const ifnames = new InterfaceNames(report);
   const addresses = new Map<string, DocPath>();
   const macs = new Map<string, DocPath>();
-  /** Reports a bad or duplicate name; true when the name is new and valid. `owner` says who has it. */
-  const claimIf = (name: string, path: DocPath, atKey: boolean, owner: string): boolean => {
-    const problem = ifnameProblem(name);
-    if (problem) {
-      report({ ...error(problem.kind, path, problem.message, problem.hint), atKey });
-      return false;
-    }
-    const first = ifnames.get(name);
-    if (first) {
-      report({ ...error('duplicate-interface', path, `interface '${name}' is already ${first.owner}`,
-        first.owner.startsWith('a port') && owner.startsWith('a port') ? 'an interface can be a port of one bridge only' : 'every interface on the host needs its own name'),
-      atKey, related: [{ path: first.path, message: `'${name}' first declared here`, atKey: first.atKey }] });
-      return false;
-    }
-    ifnames.set(name, { path, atKey, owner });
-    return true;
-  };
   const zoneRef = (zone: string, path: DocPath) => {
     const r = resolveZone(zone, idx);
     if (!r.ok) report(error(r.kind, path, r.message));
     return r.ok;
   };
+  // A bridge's name is written into the snippets of the guests on it: it must read back in each.
+  const bridgeConsumers = new Map<string, Set<Consumer>>();
+  for (const [, g] of guests) {
+    for (const iface of g.interfaces) {
+      if (iface.mode !== 'bridged') continue;
+      const set = bridgeConsumers.get(iface.bridge) ?? new Set<Consumer>();
+      set.add(g.platform === 'xen' ? 'xl' : g.platform === 'kvm' ? 'libvirt-bridge' : 'lxc');
+      bridgeConsumers.set(iface.bridge, set);
+    }
+  }
 
   for (const [name, iface] of Object.entries(p.host?.interfaces ?? {})) {
     const path = ['host', 'interfaces', name];
-    claimIf(name, path, true, 'a host interface');
+    ifnames.claim(name, { path, atKey: true }, 'a host interface', ['sysctl', 'systemd-unit']);
     const zoneOk = zoneRef(iface.zone, [...path, 'zone']);
     checkAddresses(iface.addresses, [...path, 'addresses'], zoneOk ? iface.zone : undefined, new Map(), addresses, report);
   }
   for (const [name, br] of Object.entries(p.bridges ?? {})) {
     const path = ['bridges', name];
-    claimIf(name, path, true, `the name of bridge '${name}'`);
+    ifnames.claim(name, { path, atKey: true }, `the name of bridge '${name}'`, [...(bridgeConsumers.get(name) ?? []), 'networkd', 'sysctl']);
     const zoneOk = zoneRef(br.zone, [...path, 'zone']);
-    (br.ports ?? []).forEach((port, i) => claimIf(port, [...path, 'ports', i], false, `a port of bridge '${name}'`));
+    (br.ports ?? []).forEach((port, i) => ifnames.claim(port, { path: [...path, 'ports', i], atKey: false }, `a port of bridge '${name}'`, ['networkd', 'sysctl']));
     checkAddresses(br.addresses, [...path, 'addresses'], zoneOk ? br.zone : undefined, zoneNets, addresses, report);
   }
   for (const [gname, g] of guests) {
@@ -219,28 +216,30 @@ function checkInterfaces(p: Policy, guests: GuestEntries, idx: NameIndex, zoneNe
         `LXC ignores veth.pair when a non-root user starts the container, so '${gname}' gets random host-side names instead of ${names}, and the firewall rules keyed on them will not match it`,
         'start the container as root (it may still map its ids with lxc.idmap) and drop unprivileged: true'));
     }
+    const snippet: Consumer = g.platform === 'xen' ? 'xl' : g.platform === 'kvm' ? 'libvirt-dev' : 'lxc';
     g.interfaces.forEach((iface, i) => {
       const path = [...gpath, 'interfaces', i];
-      const name = guestIfName(gname, i, iface.name);
-      const namePath = iface.name !== undefined ? [...path, 'name'] : path;
-      const derivedTooLong = iface.name === undefined && name.length > 15;
-      const max = hvm ? 15 - XEN_EMU_SUFFIX.length : 15;
-      if (derivedTooLong) {
-        report(error('ifname-too-long', path, `the host-side name derived for this interface, '${name}', has ${name.length} characters; Linux allows at most 15`,
-          `set name: on this interface (at most ${max} characters), or shorten the guest's name`));
-      } else if (claimIf(name, namePath, false, `the interface of guest '${gname}'`)) {
-        if (hvm && name.length + XEN_EMU_SUFFIX.length > 15) {
-          report(error('ifname-too-long', namePath, `Xen HVM guest '${gname}' also gets the tap '${name}${XEN_EMU_SUFFIX}', which has ${name.length + XEN_EMU_SUFFIX.length} characters; Linux allows at most 15`,
-            iface.name === undefined ? `set name: on this interface (at most ${max} characters), or shorten the guest's name` : `choose a name of at most ${max} characters`));
-        } else if (iface.name !== undefined && UNSTABLE_PREFIXES.some((pre) => name.startsWith(pre))) {
+      const names = guestInterfaceNames(gname, i, iface.name, hvm);
+      const name = names.name;
+      const at = { path: iface.name !== undefined ? [...path, 'name'] : path, atKey: false };
+      const namePath = at.path;
+      const max = hvm ? IFNAME_MAX - XEN_EMU_SUFFIX.length : IFNAME_MAX;
+      const shorter = iface.name === undefined ? `set name: on this interface (at most ${max} characters), or shorten the guest's name` : `choose a name of at most ${max} characters`;
+      // Routed ports are also named in networkd files, sysctl keys and the sh hooks (LXC's router mode configures its own).
+      const consumers: Consumer[] = iface.mode === 'routed' ? [snippet, ...(g.platform === 'lxc' ? [] : ['networkd', 'sysctl', 'sh'] as const)] : [snippet];
+      const derived = iface.name === undefined ? 'the host-side name derived for this interface,' : undefined;
+      if (iface.name === undefined && ifnameBytes(name) > IFNAME_MAX) {
+        report(error('ifname-too-long', path, `the host-side name derived for this interface, '${name}', has ${ifnameBytes(name)} characters; Linux allows at most ${IFNAME_MAX}`, shorter));
+      } else if (ifnames.claim(name, at, `the interface of guest '${gname}'`, consumers, derived)) {
+        if (names.emuTap !== undefined && ifnameBytes(names.emuTap) > IFNAME_MAX) {
+          const n = ifnameBytes(names.emuTap);
+          report(error('ifname-too-long', namePath, `Xen HVM guest '${gname}' also gets the tap '${names.emuTap}', which has ${n} ${n === names.emuTap.length ? 'characters' : 'bytes in UTF-8'}; Linux allows at most ${IFNAME_MAX}${n === names.emuTap.length ? '' : ' bytes'}`, shorter));
+        } else if (names.emuTap !== undefined) {
+          ifnames.claim(names.emuTap, at, `the emulated NIC's tap of Xen HVM guest '${gname}'`, consumers, `Xen HVM guest '${gname}' also gets the tap`);
+        }
+        if (iface.name !== undefined && UNSTABLE_PREFIXES.some((pre) => name.startsWith(pre))) {
           report(warning('unstable-ifname', namePath, `interface name '${name}' uses a prefix the hypervisors hand out and change on every boot; rules keyed on it will not last`,
             `pick a name that does not start with ${UNSTABLE_PREFIXES.join(', ')}`));
-        }
-        // The kernel takes these, but the guest's own config cannot say them.
-        const unsayable = g.platform === 'xen' ? /[,']/.exec(name)?.[0] : g.platform === 'kvm' ? /[^A-Za-z0-9_.-]/.exec(name)?.[0] : undefined;
-        if (unsayable !== undefined) {
-          const where = g.platform === 'xen' ? "xl's vif= line cannot carry in a vifname" : "libvirt's domain XML refuses in <target dev>";
-          report(error('invalid-ifname', namePath, `interface name '${name}' contains '${unsayable}', which ${where}`, "use letters, digits, '-', '_' and '.'"));
         }
       }
       let zone = g.zone;

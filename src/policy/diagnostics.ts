@@ -35,6 +35,7 @@ export const CODES = {
   'unstable-ifname': 'GW035',
   'hairpin-needs-address': 'GW036',
   'unknown-icmp-type': 'GW037',
+  'forward-without-ports': 'GW038',
   'shadowed-rule': 'GW100',
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',
@@ -43,6 +44,7 @@ export const CODES = {
   'antispoof-incomplete': 'GW105',
   'bridge-stateless': 'GW106',
   'bridge-reject-drop': 'GW107',
+  'forward-icmp-ignored': 'GW108',
 } as const;
 
 export type DiagnosticKind = keyof typeof CODES;
@@ -87,6 +89,24 @@ export function error(kind: DiagnosticKind, path: DocPath, message: string, hint
 
 export function warning(kind: DiagnosticKind, path: DocPath, message: string, hint?: string): Finding {
   return hint === undefined ? { kind, severity: 'warning', path, message } : { kind, severity: 'warning', path, message, hint };
+}
+
+/**
+ * Text as a terminal shows it unchanged: control characters, bidi controls and other invisible
+ * format characters (U+202E would turn the rest of the line around, a newline would forge a
+ * diagnostic line) are written as \\uXXXX escapes. Names with them are refused anyway; the
+ * message that says so must not itself be garbled.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/gu, (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
+}
+
+/** A diagnostic whose message, hint and notes are printable(). */
+export function printableDiagnostic(d: Diagnostic): Diagnostic {
+  const out: Diagnostic = { ...d, file: printable(d.file), message: printable(d.message) };
+  if (d.hint !== undefined) out.hint = printable(d.hint);
+  if (d.related) out.related = d.related.map((r) => ({ ...r, file: printable(r.file), message: printable(r.message) }));
+  return out;
 }
 
 /** `file:line:col: error: message (GW012)` plus the hint and related places on their own lines. */

@@ -16,6 +16,13 @@ export function ifnameProblem(name: string): { kind: 'invalid-ifname' | 'ifname-
     const what = /\s/.test(bad) ? 'whitespace' : `'${bad}'`;
     return { kind: 'invalid-ifname', message: `interface name '${name}' contains ${what}, which the kernel refuses in interface names`, hint };
   }
+  // The kernel takes these, but they are invisible or turn text around (U+202E) wherever the
+  // name is shown: in nft listings, logs, the TUI. Nobody means them.
+  const invisible = /[\p{Cf}\p{Zl}\p{Zp}]/u.exec(name)?.[0];
+  if (invisible !== undefined) {
+    const code = `U+${invisible.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    return { kind: 'invalid-ifname', message: `interface name '${name}' contains ${code}, an invisible formatting character (a bidi control turns the text around it)`, hint };
+  }
   // The kernel would take these, but nft syntax cannot quote them, and nobody means them.
   const unquotable = /["\\\p{Cc}]/u.exec(name)?.[0];
   if (unquotable !== undefined) {
@@ -32,12 +39,3 @@ export function ifnameProblem(name: string): { kind: 'invalid-ifname' | 'ifname-
 
 /** Names the hypervisors hand out and change on every boot; rules keyed on them do not last. */
 export const UNSTABLE_PREFIXES = ['vif', 'vnet', 'macvtap', 'macvlan', 'veth'] as const;
-
-/** The host-side name of a guest interface: the declared one, or "gw-<guest>" ("gw-<guest>-<n>" after the first). */
-export function guestIfName(guest: string, index: number, declared: string | undefined): string {
-  if (declared !== undefined) return declared;
-  return index === 0 ? `gw-${guest}` : `gw-${guest}-${index}`;
-}
-
-/** Xen HVM guests get a second, emulated tap named "<vifname>-emu". */
-export const XEN_EMU_SUFFIX = '-emu';

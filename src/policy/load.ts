@@ -3,8 +3,9 @@
 import type { Document, Node as YamlNode } from 'yaml';
 import { readBlockYaml } from './block-yaml.js';
 import { checkPolicy } from './checks.js';
-import { CODES, type Diagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
+import { CODES, type Diagnostic, printable, printableDiagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
 import { offsetOf, type Placed, placedFromYaml } from './placed.js';
+import { withoutReservedKeys } from './reserved-keys.js';
 import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
 import { schemaFindings } from './schema-findings.js';
@@ -43,17 +44,29 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
 
   const at = lineAt(file, text);
   const read = readYaml(text, at, top);
-  const { reader, data } = read;
+  const { reader } = read;
   const locate = locator(read.placed, top, at);
-  if (read.problems) return { file, reader, locate, diagnostics: read.problems };
+  if (read.problems) return { file, reader, locate, diagnostics: read.problems.map(printableDiagnostic) };
   const place = (f: Finding): Diagnostic => placeFinding(f, locate);
 
+  // `__proto__`, `constructor` and their kind are refused before the schema, which would drop them silently.
+  const reserved = withoutReservedKeys(read.data);
+  const data = reserved.data;
   const parsed = Policy.safeParse(data);
-  if (!parsed.success) {
+  if (!parsed.success || reserved.findings.length > 0) {
     // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
-    const findings = schemaFindings(parsed.error.issues, data);
-    const rest = salvage(data, parsed.error.issues);
-    if (rest) findings.push(...checkPolicy(rest.policy, rest.known));
+    const issues = parsed.success ? [] : parsed.error.issues;
+    const findings = [...reserved.findings, ...schemaFindings(issues, data)];
+    const rest = parsed.success ? { policy: parsed.data, known: {} } : salvage(data, issues);
+    if (rest) {
+      // A refused name is still declared: references to it are not reported as unknown too.
+      const known: Partial<Record<'zones' | 'guests' | 'bridges' | 'services', Set<string>>> = { ...rest.known };
+      for (const f of reserved.findings) {
+        const [top, name] = f.path;
+        if (f.path.length === 2 && (top === 'zones' || top === 'guests' || top === 'bridges' || top === 'services')) (known[top] ??= new Set()).add(String(name));
+      }
+      findings.push(...checkPolicy(rest.policy, known));
+    }
     return { file, reader, locate, diagnostics: sortDiagnostics(findings.map(place)) };
   }
   const findings = checkPolicy(parsed.data);
@@ -138,9 +151,9 @@ function yamlSyntax(doc: Document, text: string, at: (offset: number) => Locatio
 }
 
 export function placeFinding(f: Finding, locate: (path: DocPath, atKey?: boolean) => Location): Diagnostic {
-  const d: Diagnostic = { ...locate(f.path, f.atKey), code: CODES[f.kind], kind: f.kind, severity: f.severity, message: f.message };
-  if (f.hint !== undefined) d.hint = f.hint;
-  if (f.related && f.related.length > 0) d.related = f.related.map((r) => ({ ...locate(r.path, r.atKey), message: r.message }));
+  const d: Diagnostic = { ...locate(f.path, f.atKey), code: CODES[f.kind], kind: f.kind, severity: f.severity, message: printable(f.message) };
+  if (f.hint !== undefined) d.hint = printable(f.hint);
+  if (f.related && f.related.length > 0) d.related = f.related.map((r) => ({ ...locate(r.path, r.atKey), message: printable(r.message) }));
   return d;
 }
 

@@ -8,8 +8,8 @@ import type { HostDoor } from './host.js';
 import type { PreviewState } from './state.js';
 import { ColorContext, Paint } from './theme.js';
 import { Matrix, MatrixPending, useMatrix } from './views/matrix.js';
-import { Overview, useOverview } from './views/overview.js';
-import { Problems, useProblems } from './views/problems.js';
+import { Overview, overviewRows, useOverview } from './views/overview.js';
+import { Problems, problemsHelp, useProblems } from './views/problems.js';
 import { RulePicker, Rules, rulesHelp, useRules } from './views/rules.js';
 import { WhatIf, useWhatIf } from './views/whatif.js';
 import { Diff, diffHelp, useDiff } from './views/diff.js';
@@ -56,15 +56,16 @@ export function App({ state, color = true, initialView = 'overview', host }: App
   const height = Math.max(3, rows - 3 - (banner ? 1 : 0));
 
   const tree = useMemo(() => (good ? overviewTree(good.model) : []), [good]);
-  const lines = useMemo(() => (good ? ruleLines(good.ruleset) : []), [good]);
-  const overview = useOverview(tree, height);
+  const lines = useMemo(() => (good ? ruleLines(good.ruleset, good.model) : []), [good]);
+  const treeRows = useMemo(() => overviewRows(tree, columns), [tree, columns]);
+  const overview = useOverview(treeRows, height);
   const matrix = useMatrix(good);
   const rules = useRules(lines, good?.model, height);
   const problems = useProblems(state.diagnostics, height);
   const whatIf = useWhatIf(good);
   const diff = useDiff(host, good, state.stale, view === 'diff', height);
   const handlers: Record<ViewId, KeyHandler> = { overview: overview.onKey, matrix: matrix.onKey, rules: rules.onKey, problems: problems.onKey, whatif: whatIf.onKey, diff: diff.onKey };
-  const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : VIEWS.find((v) => v.id === view)!.help;
+  const help = view === 'rules' ? rulesHelp(rules) : view === 'diff' ? diffHelp(diff.phase) : view === 'problems' ? problemsHelp(problems.open) : VIEWS.find((v) => v.id === view)!.help;
   // An apply waiting for confirmation is said on every view: the timer rolls back whatever the user looks at.
   const pending = diff.phase.kind === 'pending' && view !== 'diff' ? `applied: 6 then c keeps it, x rolls back; rolls back by itself in ${diff.secondsLeft} s` : undefined;
 
@@ -84,7 +85,8 @@ export function App({ state, color = true, initialView = 'overview', host }: App
     <ColorContext.Provider value={color}>
       <Box flexDirection="column" width={columns}>
         <Text wrap="truncate">
-          <Paint bold>guestwall preview</Paint>{' '}
+          {/* At 80 columns the six views fit only without the word "preview". */}
+          <Paint bold>{columns >= 90 ? 'guestwall preview' : 'guestwall'}</Paint>{' '}
           {VIEWS.map((v) => (
             <Paint key={v.id} inverse={v.id === view} bold={v.id === view}>
               {v.id === view ? `[${v.keys[0]} ${v.title}]` : ` ${v.keys[0]} ${v.title} `}
@@ -102,7 +104,7 @@ export function App({ state, color = true, initialView = 'overview', host }: App
           {needsGood && !good ? (
             <Paint hue="red">{`${state.file} has not compiled yet; its problems are under 4 Problems.`}</Paint>
           ) : view === 'overview' ? (
-            <Overview lines={tree} top={overview.top} height={height} />
+            <Overview rows={treeRows} top={overview.top} height={height} />
           ) : view === 'matrix' && good ? (
             matrix.matrix ? (
               <Matrix good={good} matrix={matrix.matrix} row={matrix.row} col={matrix.col} width={columns} height={height} />
@@ -118,9 +120,9 @@ export function App({ state, color = true, initialView = 'overview', host }: App
           ) : view === 'diff' ? (
             <Diff host={host} file={state.file} d={diff} height={height} />
           ) : view === 'problems' ? (
-            <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} height={height} />
+            <Problems diagnostics={state.diagnostics} {...(state.readError ? { readError: state.readError } : {})} selected={problems.selected} top={problems.top} open={problems.open} width={columns} height={height} />
           ) : good ? (
-            <WhatIf good={good} field={whatIf.field} question={whatIf.question} height={height} />
+            <WhatIf good={good} field={whatIf.field} question={whatIf.question} width={columns} height={height} />
           ) : null}
         </Box>
         <Text wrap="truncate">

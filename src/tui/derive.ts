@@ -45,17 +45,25 @@ export interface RuleLine {
   origin?: Origin;
   /** The chain a rule or chain line belongs to. */
   chain?: string;
+  /** The services the YAML element that wrote the rule names (`smtp`, `sip,rtp`), for search. */
+  services?: string[];
 }
 
-/** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin. */
-export function ruleLines(ruleset: Ruleset): RuleLine[] {
+/** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin (and, given the model, the services its YAML element names). */
+export function ruleLines(ruleset: Ruleset, model?: HostModel): RuleLine[] {
+  const services = new Map<string, string[]>();
+  for (const r of model?.rules ?? []) services.set(`rules[${r.index}]`, r.labels);
+  for (const f of model?.forwards ?? []) services.set(`forwards[${f.index}]`, f.labels);
   const out: RuleLine[] = [];
   for (const t of ruleset.tables) {
     out.push({ kind: 'table', text: `table ${t.family} ${t.name}` });
     for (const c of t.chains) {
       const base = c.base ? `  # ${c.base.type} hook ${c.base.hook} priority ${c.base.prio} policy ${c.base.policy}` : '';
       out.push({ kind: 'chain', text: `chain ${c.name}${base}`, chain: c.name });
-      for (const r of c.rules) out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name });
+      for (const r of c.rules) {
+        const named = services.get(r.origin.id);
+        out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name, ...(named?.length ? { services: named } : {}) });
+      }
     }
   }
   return out;
@@ -89,6 +97,28 @@ export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: 
       });
     return t.chains.filter((c) => c.name === chain).flatMap((c) => lines(c, 0));
   });
+}
+
+/** A port forward as a what-if destination: its public ADDRESS:PORT (explain's own form) and what it forwards to. */
+export interface ForwardTarget {
+  to: string;
+  label: string;
+}
+
+/** Each port forward with a public IPv4 address, once per public address and first port of each protocol. */
+export function forwardTargets(model: HostModel): ForwardTarget[] {
+  const out: ForwardTarget[] = [];
+  for (const f of model.forwards) {
+    for (const addr of f.publicV4) {
+      for (const [proto, ranges] of [['tcp', f.tcp], ['udp', f.udp]] as const) {
+        const port = ranges[0]?.[0];
+        const to = `${addr}:${port}`;
+        if (port === undefined || out.some((t) => t.to === to)) continue;
+        out.push({ to, label: `forward ${f.labels.join(',') || proto} -> ${f.guest ?? f.targetV4}` });
+      }
+    }
+  }
+  return out;
 }
 
 /** What the what-if view offers as a source or destination: zones with interfaces, the host, guests. */

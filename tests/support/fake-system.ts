@@ -15,6 +15,8 @@ export interface FakeSystemOptions {
   root?: boolean;
   netns?: string;
   env?: Record<string, string>;
+  /** What a watched program (`nft monitor trace`) prints, by command line; it then runs until stopped. */
+  watch?: Record<string, string[]>;
   /** Epoch milliseconds the clock starts at. */
   now?: number;
 }
@@ -46,6 +48,16 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
       calls.push(line);
       const a = opts.run?.[line] ?? opts.answer?.(cmd, args, files);
       return a === undefined ? { code: 127, stdout: '', stderr: `${cmd}: not found` } : result(a);
+    },
+    async watch(cmd, args, on) {
+      const line = [cmd, ...args].join(' ');
+      calls.push(line);
+      const lines = opts.watch?.[line];
+      if (lines === undefined) return { code: 127, stdout: '', stderr: `${cmd}: not found` };
+      on.onStart?.();
+      for (const l of lines) on.onLine(l);
+      if (!on.stop.aborted) await new Promise((r) => on.stop.addEventListener('abort', r, { once: true }));
+      return { code: 0, stdout: '', stderr: '' };
     },
     readFile: async (path) => files.get(path),
     async writeFile(path, text) {

@@ -2,7 +2,8 @@
 // endpoints, both families, ICMP echo, an unnamed TCP and UDP port, and every port the policy
 // names for that pair; plus every port forward from every endpoint by the public address. What
 // each probe should do comes from the policy oracle, never from the compiled ruleset.
-import { HOST_ZONE } from '../../src/model/host.js';
+import type { Exception, Matrix } from '../../src/explain/matrix.js';
+import { HOST_ZONE, type HostModel, type TrafficPart } from '../../src/model/host.js';
 import type { Endpoint, Lab } from './lab.js';
 import { type OracleFlow, type OracleVerdict, type Proto, oracle } from './policy-oracle.js';
 
@@ -167,4 +168,113 @@ export async function runProbes(lab: Lab, probes: Probe[], opts: { acceptMs?: nu
   };
   await Promise.all(Array.from({ length: opts.parallel ?? 24 }, worker));
   return results;
+}
+
+// ---- The matrix, cell by cell ------------------------------------------------------------------
+
+/** Where a matrix row or column stands in the lab: a zone's non-guest machine, the host, a guest. */
+function endpointOf(lab: Lab, name: string): Endpoint | undefined {
+  if (name === 'host') return lab.endpoints.find((e) => e.name === 'host');
+  return lab.endpoints.find((e) => e.guest === name) ?? lab.endpoints.find((e) => e.guest === undefined && e.name !== 'host' && e.zone === name);
+}
+
+/** The traffic behind a matrix label: the first rule or forward that names it. */
+function trafficOfLabel(model: HostModel, label: string): TrafficPart[] {
+  for (const x of [...model.rules, ...model.forwards]) for (const l of x.byLabel) if (l.label === label) return l.traffic;
+  throw new Error(`no rule or forward names ${label}`);
+}
+
+/** The verdict a matrix exception claims for one probed port (or ICMP), reading its parts when partial. */
+function claimed(e: Exception, proto: string, port: number | undefined): Exception['verdict'] {
+  if (e.verdict !== 'partial') return e.verdict;
+  for (const p of e.parts ?? []) {
+    const [pp, what] = p.what.split('/') as [string, string];
+    if (pp !== proto && !(proto === 'icmp' && pp === 'icmpv6')) continue;
+    if (port === undefined) return p.verdict;
+    const [lo, hi = lo] = what.split('-').map(Number) as [number, number?];
+    if (lo <= port && port <= hi!) return p.verdict;
+  }
+  throw new Error(`matrix part for ${proto}/${port} of ${e.label} not found`);
+}
+
+/**
+ * Every claim of a matrix, as packets: per cell whose row and column stand somewhere in the lab,
+ * the default (an unnamed port) and every listed service at both ends of every range and for its
+ * ICMP types, to the column's address, or by the forward's public address for (fwd). What each
+ * probe should do is what the matrix says; the oracle supplies only where an accepted packet
+ * arrives and the source the receiver sees.
+ */
+export function matrixCellProbes(lab: Lab, m: Matrix): { probes: Probe[]; skipped: string[] } {
+  const probes: Probe[] = [];
+  const skipped = new Set<string>();
+  const v = m.family === 4 ? 'v4' : 'v6';
+  for (const cell of m.cells) {
+    const a = endpointOf(lab, cell.from);
+    const b = endpointOf(lab, cell.to);
+    if (a === undefined || b === undefined) {
+      skipped.add(`${a === undefined ? cell.from : cell.to} (no machine of its own in the lab)`);
+      continue;
+    }
+    if (a === b || cell.verdict === undefined) continue;
+    const src = a.name === 'host' ? hostAddressOn(lab, b.inInterface, m.family) : a[v];
+    const dst = b.name === 'host' ? hostAddressOn(lab, a.inInterface, m.family) : b[v];
+    if (src === undefined || dst === undefined) continue;
+    if (a.name === 'internet' && isPrivate(dst)) continue;
+    const add = (proto: Proto, port: number | undefined, target: string, receiver: Endpoint, action: Exception['verdict'], what: string) => {
+      // The internet cannot answer a private source that leaves without NAT: one-way UDP only.
+      if (b.name === 'internet' && proto !== 'udp' && isPrivate(src) && m.family === 6) return;
+      if (action === 'partial') throw new Error('a partial claim reached a single probe');
+      const o = oracle(lab.model, {
+        family: m.family, proto, ...(port !== undefined ? { port } : {}), fromZone: a.zone === 'host' ? HOST_ZONE : a.zone, src,
+        toZone: b.zone === 'host' ? HOST_ZONE : b.zone, dst: target, ...(a.inInterface ? { inInterface: a.inInterface } : {}),
+      }, lab.hostAddresses);
+      const expect: OracleVerdict = { ...o, action, because: `matrix IPv${m.family} ${cell.from} -> ${cell.to}: ${what}` };
+      const arrive = o.deliveredTo ? { addr: o.deliveredTo.addr, ...(o.deliveredTo.port !== undefined ? { port: o.deliveredTo.port } : {}) } : { addr: target, ...(port !== undefined ? { port } : {}) };
+      probes.push({ from: a, to: receiver, family: m.family, proto, ...(port !== undefined ? { port } : {}), src, dst: target, expect, arrive });
+    };
+    add(b.name === 'internet' ? 'udp' : 'tcp', UNNAMED_PORT, dst, b, cell.verdict, `default ${cell.verdict}`);
+    for (const e of cell.exceptions) {
+      const fwdGuest = e.forwardedTo ?? (e.forwarded ? cell.to : undefined);
+      const fwd = fwdGuest === undefined ? undefined : lab.model.forwards.find((f) => f.guest === fwdGuest && f.byLabel.some((l) => l.label === e.label));
+      const receiver = fwdGuest === undefined ? b : lab.endpoints.find((x) => x.guest === fwdGuest)!;
+      const target = fwd ? fwd.publicV4[0]! : dst;
+      for (const t of trafficOfLabel(lab.model, e.label)) {
+        if (t.proto === 'tcp' || t.proto === 'udp') {
+          const ends = new Set((t.ports ?? [[1, 65535] as const]).flatMap(([lo, hi]) => [lo, hi]));
+          for (const port of ends) add(t.proto, port, target, receiver, claimed(e, t.proto, port), `${e.label} ${t.proto}/${port}`);
+        } else if (t.proto === (m.family === 4 ? 'icmp' : 'icmpv6') && (t.types ?? ['echo-request']).includes('echo-request') && fwd === undefined) {
+          add('icmp', undefined, target, receiver, claimed(e, t.proto, undefined), `${e.label} echo-request`);
+        }
+      }
+    }
+  }
+  return { probes, skipped: [...skipped] };
+}
+
+// ---- Spoofed sources ---------------------------------------------------------------------------
+
+/** A packet from a guest's port with a source it does not own (or its own, for contrast), and what explain says of it. */
+export interface SpoofCase {
+  from: Endpoint;
+  /** The guest's host-side port name, as explain --from takes it. */
+  port: string;
+  to: Endpoint;
+  family: 4 | 6;
+  src: string;
+  dport: number;
+}
+
+/** A spoof case as a probe whose expectation is explain's verdict (with --from PORT --src ADDRESS). */
+export function spoofProbe(lab: Lab, c: SpoofCase, explained: { verdict: 'accept' | 'drop' | 'reject'; because: string }): Probe {
+  const dst = c.to.name === 'host' ? hostAddressOn(lab, c.from.inInterface, c.family)! : c.family === 4 ? c.to.v4! : c.to.v6!;
+  // Only the source the receiver sees comes from the oracle (masquerade); the verdict is explain's.
+  const o = oracle(lab.model, {
+    family: c.family, proto: 'udp', port: c.dport, fromZone: c.from.zone, src: c.src, toZone: c.to.zone === 'host' ? HOST_ZONE : c.to.zone, dst,
+    ...(c.from.inInterface ? { inInterface: c.from.inInterface } : {}),
+  }, lab.hostAddresses);
+  return {
+    from: c.from, to: c.to, family: c.family, proto: 'udp', port: c.dport, src: c.src, dst,
+    expect: { action: explained.verdict, because: explained.because, ...(o.seenFrom ? { seenFrom: o.seenFrom } : {}) },
+    arrive: { addr: dst, port: c.dport },
+  };
 }

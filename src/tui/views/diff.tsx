@@ -47,9 +47,10 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
       (e: unknown) => mine === generation.current && setResult({ for: what, error: errorText(e) }),
     ).finally(() => mine === generation.current && setComputing(undefined));
   };
-  // Worked out when the view is opened, and again for each new policy version while it is open.
+  // Worked out each time the view is opened (the host may have changed meanwhile, e.g. by
+  // `guestwall apply` in another terminal), and again for each new policy version while it is open.
   useEffect(() => {
-    if (active && good && result?.for !== good && computing !== good) compute(good);
+    if (active && good && computing !== good) compute(good);
   }, [active, good]);
 
   // While an apply waits for confirmation: a clock for the countdown, and the timer's rollback once it is due.
@@ -80,7 +81,8 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
     if (p.kind === 'asking') {
       if (input === 'y') {
         run('applying', async () => {
-          const r = await host.apply(good.ruleset);
+          // The host now runs this version (or refused it, or half-read it): the old diff is no longer true.
+          const r = await host.apply(good.ruleset).finally(() => compute(good));
           setNow(host.now());
           return r.deadline !== undefined ? { kind: 'pending', deadline: r.deadline } : { kind: 'done', message: r.changed ? 'applied' : 'nothing to change: the live ruleset already is this policy' };
         });
@@ -114,8 +116,9 @@ export function useDiff(host: HostDoor | undefined, good: Compiled | undefined, 
       else if (changes && changes.length > 0) setPhase({ kind: 'asking', changes });
       return true;
     }
-    if (input === 'u' && p.kind !== 'pending') {
-      setPhase({ kind: 'none' });
+    if (input === 'u') {
+      // While an apply waits for confirmation, its notice stays: only the diff under it is worked out again.
+      if (p.kind !== 'pending') setPhase({ kind: 'none' });
       compute(good);
       return true;
     }

@@ -2,12 +2,13 @@
 // cursor lists the rules of the zone-pair chain that decides it.
 import { Box, type Key, Text } from 'ink';
 import { useEffect, useRef, useState } from 'react';
-import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, matrixSteps } from '../../explain/matrix.js';
+import { type Matrix as MatrixData, type MatrixCell, type MatrixProgress, exceptionText, matrixSteps } from '../../explain/matrix.js';
 import { cellRules } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
 import { runInSlices } from '../work.js';
+import { wrapWords } from '../wrap.js';
 import { RuleRow } from './rules.js';
 
 function move(input: string, key: Key): [number, number] | undefined {
@@ -66,22 +67,42 @@ export function MatrixPending(props: { progress: MatrixProgress | undefined; err
 }
 
 const cellText = (c: MatrixCell | undefined) => (c ? `${c.verdict ?? '?'}${c.exceptions.length ? ` +${c.exceptions.length}` : ''}` : '-');
-const exceptionText = (c: MatrixCell) =>
-  c.exceptions.map((e) => `${e.verdict === 'accept' ? '+' : e.verdict === 'drop' ? '-' : '!'}${e.label}${e.forwarded ? '(fwd)' : ''}`).join(' ');
+const exceptionsText = (c: MatrixCell) => c.exceptions.map(exceptionText).join(' ');
 
+/** What the numbers and signs in the cells mean, in one line under the selected cell. */
+export const MATRIX_LEGEND = 'a cell: the default for a new connection, +N: N services that fare otherwise (+ accepted, - dropped, ! rejected, ~ only in part; (fwd) through a port forward)';
+
+/**
+ * The matrix on a screen of `height` lines: the header with the column names always first (the
+ * rows and the rule list give way to it), the selected cell's whole story wrapped under it, then
+ * as many of the deciding rules as fit.
+ */
 export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number; col: number; width: number; height: number }) {
-  const { matrix: m, row, col } = props;
+  const { matrix: m, row, col, width, height } = props;
   const cell = (r: string, c: string) => m.cells.find((x) => x.from === r && x.to === c);
   const rowHead = Math.min(16, Math.max(9, ...m.rows.map((r) => r.length))) + 1;
-  const colWidth = Math.min(14, Math.max(10, ...m.cols.map((c) => c.length))) + 1;
-  const fit = Math.max(1, Math.floor((props.width - rowHead - 2) / colWidth));
+  const colWidth = Math.min(14, Math.max(10, ...m.cols.map((c) => c.length + 2))) + 1; // +2: the selected one is [named]
+  const fit = Math.max(1, Math.floor((width - rowHead - 2) / colWidth));
   const first = Math.max(0, Math.min(col - fit + 1, m.cols.length - fit));
   const cols = m.cols.slice(first, first + fit);
   const from = m.rows[row]!;
   const to = m.cols[col]!;
   const selected = cell(from, to);
   const rules = cellRules(props.good.model, props.good.ruleset, from, to);
-  const room = Math.max(0, props.height - m.rows.length - 4);
+  const story = selected
+    ? `${from} -> ${to}: ${selected.verdict ?? 'cannot be tried'} by default${selected.exceptions.length ? `; ${exceptionsText(selected)}` : ''}`
+    : `${from} -> ${to}: no cell (the host to itself goes over lo)`;
+  const count = `${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`;
+  // Fixed lines: the header, the story (wrapped), the legend and the count; the rows get what
+  // is left but at least the selected one, and the rules what the rows leave.
+  const storyLines = wrapWords(story, width);
+  const legendLines = wrapWords(MATRIX_LEGEND, width);
+  const fixed = 1 + storyLines.length + legendLines.length + 1;
+  const rowRoom = Math.max(1, Math.min(m.rows.length, height - fixed - 1));
+  const firstRow = Math.max(0, Math.min(row - rowRoom + 1, m.rows.length - rowRoom, row));
+  const shownRows = m.rows.slice(firstRow, firstRow + rowRoom);
+  const ruleRoom = Math.max(0, height - fixed - shownRows.length);
+  const shownRules = rules.length > ruleRoom ? rules.slice(0, Math.max(0, ruleRoom - 1)) : rules;
   const pad = (s: string, w: number) => (s.length >= w ? `${s.slice(0, w - 2)}~ ` : s.padEnd(w));
   return (
     <Box flexDirection="column">
@@ -89,45 +110,55 @@ export function Matrix(props: { good: Compiled; matrix: MatrixData; row: number;
         <Paint hue="gray">{pad('from\\to', rowHead)}</Paint>
         {cols.map((c) => (
           <Paint key={c} bold hue={c === to ? 'cyan' : undefined}>
-            {pad(c, colWidth)}
+            {pad(c === to ? `[${c}]` : c, colWidth)}
           </Paint>
         ))}
         {first + fit < m.cols.length ? '…' : ''}
       </Text>
-      {m.rows.map((r, i) => (
-        <Text key={r} wrap="truncate">
-          <Paint bold hue={i === row ? 'cyan' : undefined}>
-            {pad(r, rowHead)}
-          </Paint>
-          {cols.map((c) => {
-            const x = cell(r, c);
-            const here = i === row && c === to;
-            return (
-              <Paint key={c} inverse={here} {...(x?.verdict ? { hue: verdictHue[x.verdict] } : {})}>
-                {pad(`${here ? '>' : ' '}${cellText(x)}`, colWidth)}
-              </Paint>
-            );
-          })}
+      {shownRows.map((r) => {
+        const i = m.rows.indexOf(r);
+        return (
+          <Text key={r} wrap="truncate">
+            <Paint bold hue={i === row ? 'cyan' : undefined}>
+              {pad(r, rowHead)}
+            </Paint>
+            {cols.map((c) => {
+              const x = cell(r, c);
+              const here = i === row && c === to;
+              return (
+                <Paint key={c} inverse={here} {...(x?.verdict ? { hue: verdictHue[x.verdict] } : {})}>
+                  {pad(`${here ? '>' : ' '}${cellText(x)}`, colWidth)}
+                </Paint>
+              );
+            })}
+          </Text>
+        );
+      })}
+      {storyLines.map((l, i) => (
+        <Text key={`s${i}`} wrap="truncate">
+          {i === 0 && selected?.verdict && l.startsWith(`${from} -> ${to}: ${selected.verdict}`) ? (
+            <>
+              <Paint bold>{`${from} -> ${to}: `}</Paint>
+              <Paint hue={verdictHue[selected.verdict]}>{selected.verdict}</Paint>
+              {l.slice(`${from} -> ${to}: ${selected.verdict}`.length)}
+            </>
+          ) : (
+            l
+          )}
         </Text>
       ))}
-      <Text> </Text>
-      <Text wrap="truncate">
-        <Paint bold>{`${from} -> ${to}: `}</Paint>
-        {selected ? (
-          <>
-            <Paint {...(selected.verdict ? { hue: verdictHue[selected.verdict] } : {})}>{selected.verdict ?? 'cannot be tried'}</Paint>
-            {' by default'}
-            {selected.exceptions.length ? `; ${exceptionText(selected)}` : ''}
-          </>
-        ) : (
-          'no cell (the host to itself goes over lo)'
-        )}
-      </Text>
-      <Paint hue="gray">{`${rules.length} rule${rules.length === 1 ? '' : 's'} in the chain that decides it:`}</Paint>
-      {rules.slice(0, room).map((l, i) => (
-        <RuleRow key={i} line={l} width={props.width} indent="  " />
+      {legendLines.map((l, i) => (
+        <Text key={`l${i}`} wrap="truncate">
+          <Paint hue="gray">{l}</Paint>
+        </Text>
       ))}
-      {rules.length > room ? <Paint hue="gray">{`  … ${rules.length - room} more (see Rules)`}</Paint> : null}
+      <Text wrap="truncate">
+        <Paint hue="gray">{count}</Paint>
+      </Text>
+      {shownRules.map((l, i) => (
+        <RuleRow key={i} line={l} width={width} indent="  " />
+      ))}
+      {shownRules.length < rules.length && ruleRoom > 0 ? <Paint hue="gray">{`  … ${rules.length - shownRules.length} more (see Rules)`}</Paint> : null}
     </Box>
   );
 }

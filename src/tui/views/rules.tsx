@@ -9,7 +9,12 @@ import { type Hue, Paint, verdictHue } from '../theme.js';
 
 const lineMatches = (l: RuleLine, q: string) => {
   const needle = q.toLowerCase();
-  return l.text.toLowerCase().includes(needle) || (l.origin !== undefined && `${originPlace(l.origin)} ${l.origin.what}`.toLowerCase().includes(needle));
+  // The nft text shows port numbers: a service name is found through the YAML element that named it.
+  return (
+    l.text.toLowerCase().includes(needle) ||
+    (l.origin !== undefined && `${originPlace(l.origin)} ${l.origin.id} ${l.origin.what}`.toLowerCase().includes(needle)) ||
+    (l.services?.some((s) => s.toLowerCase().includes(needle)) ?? false)
+  );
 };
 
 /** The index of the next line at or after `from` (before it, backwards) that matches, wrapping. */

@@ -1,11 +1,13 @@
-// What-if: pick a source, a destination, a protocol and a port with the keyboard; the verdict
-// and the trace are explain's, worked out again on every change.
+// What-if: pick a source, a destination (a zone, the host, a guest, or a port forward's public
+// ADDRESS:PORT), a protocol and a port with the keyboard; the verdict and the trace are
+// explain's, worked out again on every change.
 import { Box, Text } from 'ink';
 import { type Proto, explainFlow } from '../../explain/flow.js';
-import { endpoints } from '../derive.js';
+import { endpoints, forwardTargets, originPlace } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
 import { Paint, verdictHue } from '../theme.js';
+import { hanging } from '../wrap.js';
 
 const PROTOS: Proto[] = ['tcp', 'udp', 'icmp', 'icmpv6'];
 const FIELDS = ['from', 'to', 'proto', 'port'] as const;
@@ -25,42 +27,48 @@ interface WhatIfState {
   to?: string;
   proto: Proto;
   port: string;
+  /** The port field was just reached: the first digit typed replaces its value. */
+  fresh?: boolean;
 }
 
 const cycle = <T,>(list: readonly T[], now: T, step: number) => list[(list.indexOf(now) + step + list.length) % list.length]!;
 
 export function useWhatIf(good: Compiled | undefined) {
   const names = good ? endpoints(good.model) : [];
+  // Where a packet can go: the endpoints, then each port forward's public side.
+  const targets = good ? [...names, ...forwardTargets(good.model).map((t) => t.to)] : [];
   const [state, step] = useKeyedState<WhatIfState>({ field: 'from', proto: 'tcp', port: '22' });
   const question = (s: WhatIfState): Question => ({
     from: s.from && names.includes(s.from) ? s.from : (names[0] ?? ''),
-    to: s.to && names.includes(s.to) ? s.to : (good?.model.guests[0]?.name ?? names[1] ?? ''),
+    to: s.to && targets.includes(s.to) ? s.to : (good?.model.guests[0]?.name ?? names[1] ?? ''),
     proto: s.proto,
     port: s.port,
   });
   const onKey: KeyHandler = (input, key) =>
     step((s): WhatIfState | undefined => {
       const q = question(s);
-      if (key.downArrow || key.tab) return { ...s, field: cycle(FIELDS, s.field, key.shift ? -1 : 1) };
-      if (key.upArrow) return { ...s, field: cycle(FIELDS, s.field, -1) };
+      const moved = (field: Field): WhatIfState => ({ ...s, field, fresh: field === 'port' });
+      if (key.downArrow || key.tab) return moved(cycle(FIELDS, s.field, key.shift ? -1 : 1));
+      if (key.upArrow) return moved(cycle(FIELDS, s.field, -1));
       if (key.leftArrow || key.rightArrow) {
         const by = key.rightArrow ? 1 : -1;
         if (s.field === 'from' && names.length) return { ...s, from: cycle(names, q.from, by) };
-        if (s.field === 'to' && names.length) return { ...s, to: cycle(names, q.to, by) };
+        if (s.field === 'to' && targets.length) return { ...s, to: cycle(targets, q.to, by) };
         if (s.field === 'proto') return { ...s, proto: cycle(PROTOS, s.proto, by) };
-        if (s.field === 'port') return { ...s, port: String(Math.min(65535, Math.max(1, Number(s.port || 0) + by))) };
+        if (s.field === 'port') return { ...s, fresh: false, port: String(Math.min(65535, Math.max(1, Number(s.port || 0) + by))) };
         return s;
       }
-      if (s.field === 'port' && /^[0-9]$/.test(input)) return { ...s, port: (s.port + input).replace(/^0+/, '').slice(0, 5) };
-      if (s.field === 'port' && (key.backspace || key.delete)) return { ...s, port: s.port.slice(0, -1) };
+      if (s.field === 'port' && /^[0-9]$/.test(input)) return { ...s, fresh: false, port: ((s.fresh ? '' : s.port) + input).replace(/^0+/, '').slice(0, 5) };
+      if (s.field === 'port' && (key.backspace || key.delete)) return { ...s, fresh: false, port: s.port.slice(0, -1) };
       return undefined;
     });
   return { field: state.field, question: question(state), onKey };
 }
 
-export function WhatIf(props: { good: Compiled; field: Field; question: Question; height: number }) {
+export function WhatIf(props: { good: Compiled; field: Field; question: Question; width: number; height: number }) {
   const q = props.question;
-  const withPort = q.proto === 'tcp' || q.proto === 'udp';
+  const forward = forwardTargets(props.good.model).find((t) => t.to === q.to);
+  const withPort = (q.proto === 'tcp' || q.proto === 'udp') && !forward;
   const portNumber = Number(q.port);
   const r =
     withPort && !(Number.isInteger(portNumber) && portNumber >= 1 && portNumber <= 65535)
@@ -76,9 +84,9 @@ export function WhatIf(props: { good: Compiled; field: Field; question: Question
   return (
     <Box flexDirection="column">
       {fieldLine('from', q.from)}
-      {fieldLine('to', q.to)}
+      {fieldLine('to', forward ? `${q.to} (${forward.label})` : q.to)}
       {fieldLine('proto', q.proto)}
-      {fieldLine('port', withPort ? q.port || '_' : '(none for icmp)')}
+      {fieldLine('port', forward ? `(${q.to.split(':').pop()}, the forward's public port)` : withPort ? q.port || '_' : '(none for icmp)')}
       <Text> </Text>
       {r.ok ? (
         <>
@@ -88,11 +96,22 @@ export function WhatIf(props: { good: Compiled; field: Field; question: Question
               {r.value.evaluation.verdict.toUpperCase()}
             </Paint>
           </Text>
-          {r.value.story.slice(0, Math.max(0, props.height - 7)).map((s, i) => (
-            <Text key={i} wrap="truncate">
-              {s}
+          {r.value.nat?.translation?.kind === 'dnat' ? (
+            <Text wrap="truncate">
+              {'port forward taken: '}
+              <Paint bold>{`${r.value.nat.translation.origin.what} (${originPlace(r.value.nat.translation.origin)})`}</Paint>
             </Text>
-          ))}
+          ) : forward ? (
+            <Paint hue="yellow">{`no port forward takes ${q.proto} to ${q.to}`}</Paint>
+          ) : null}
+          {r.value.story
+            .flatMap((s) => hanging(s, props.width, '', '    '))
+            .slice(0, Math.max(0, props.height - 7 - (r.value.nat?.translation?.kind === 'dnat' || forward ? 1 : 0)))
+            .map((s, i) => (
+              <Text key={i} wrap="truncate">
+                {s}
+              </Text>
+            ))}
         </>
       ) : (
         <Paint hue="yellow">{r.error}</Paint>

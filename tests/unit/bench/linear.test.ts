@@ -19,7 +19,7 @@ describe('linear dispatch (benchmark reference shape)', () => {
     // the bridge table's port dispatch alike; a map may serve more than one rule).
     const vmapRules = scaled.ruleset.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.flatMap((r) => r.stmts.flatMap((st) => {
       if (typeof st !== 'object' || st === null || !('vmap' in st)) return [];
-      const map = t.sets.find((m) => m.name === (st.vmap.data as string).slice(1));
+      const map = t.sets.find((m) => m.name === st.vmap.data.setRef);
       return [map?.elements.length ?? 0];
     }))));
     expect(rules.length).toBe(allRules(scaled.ruleset).length - vmapRules.length + vmapRules.reduce((a, b) => a + b, 0));

@@ -103,20 +103,26 @@ describe('guestwall compile', () => {
     expect(m.stderr()).toContain('has errors; nothing compiled');
   });
 
-  it('compiles for the kernel features asked for, and says on one stderr line which and what is weaker', async () => {
+  it('compiles for the kernel features asked for, and with --verbose says on one stderr line which and what is weaker', async () => {
     const full = memoryIo({ 'h.yaml': homelab });
-    expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'full'], full.io)).toBe(0);
+    expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'full', '--verbose'], full.io)).toBe(0);
     expect(full.stdout()).toMatch(/table bridge guestwall \{[^]*ct state established,related accept comment "builtin:bridge-ct-established"/);
     expect(full.stderr()).toContain('guestwall: kernel features: full (--kernel-features full)');
     expect(full.stderr()).not.toContain('weaker');
     const base = memoryIo({ 'h.yaml': homelab });
-    expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'baseline'], base.io)).toBe(0);
+    expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'baseline', '--verbose'], base.io)).toBe(0);
     expect(base.stdout()).not.toContain('builtin:bridge-ct-established');
     expect(base.stderr()).toContain(
       "guestwall: kernel features: baseline (--kernel-features baseline); weaker without the rest: guest-to-guest filtering on a bridge is stateless (replies pass by their look, not by connection); 'reject' between bridge ports is a silent drop",
     );
     expect(base.stderr().match(/kernel features:/g)).toHaveLength(1);
     expect(await run(['compile', 'h.yaml', '--kernel-features', 'most'], memoryIo({ 'h.yaml': homelab }).io)).toBe(2);
+  });
+
+  it('keeps quiet about the kernel features without --verbose', async () => {
+    const quiet = memoryIo({ 'h.yaml': homelab });
+    expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'baseline'], quiet.io)).toBe(0);
+    expect(quiet.stderr()).not.toContain('kernel features');
   });
 
   it('rejects an unknown format with usage exit 2', async () => {

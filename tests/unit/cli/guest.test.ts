@@ -17,6 +17,15 @@ describe('guestwall guest', () => {
     }
   });
 
+  it("prints the policy's errors only: its warnings are check's and apply's to say, not every snippet's", async () => {
+    const check = memoryIo({ 'h.yaml': homelab });
+    expect(await run(['check', 'h.yaml'], check.io)).toBe(0);
+    expect(`${check.stdout()}${check.stderr()}`).toMatch(/warning: .*\[GW\d+/);
+    const m = memoryIo({ 'h.yaml': homelab, ...snippetTemplateFiles() });
+    expect(await run(['guest', 'h.yaml', 'asterisk'], m.io)).toBe(0);
+    expect(m.stderr()).toBe('');
+  });
+
   it('names the known guests when asked for an unknown one, exit 2', async () => {
     const m = memoryIo({ 'h.yaml': homelab, ...snippetTemplateFiles() });
     expect(await run(['guest', 'h.yaml', 'asterix'], m.io)).toBe(2);

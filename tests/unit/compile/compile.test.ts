@@ -111,6 +111,16 @@ policies:
     expect(unused?.line).toBe(17);
   });
 
+  it("keeps a policy's own log prefix, as a rule's is; log: true names the zone pair", () => {
+    const { ruleset } = compileYaml(`${BASE}
+policies:
+  - { from: dmz, to: lan, action: drop, log: "dmz-to-lan" }
+  - { from: lan, to: dmz, action: drop, log: true }
+`);
+    expect(chainText(ruleset, 'dmz_to_lan')).toEqual(['limit rate 10/minute burst 5 packets log prefix "gw dmz-to-lan " level info', 'counter drop']);
+    expect(chainText(ruleset, 'lan_to_dmz')).toEqual(['limit rate 10/minute burst 5 packets log prefix "gw lan->dmz drop " level info', 'counter drop']);
+  });
+
   it('reject answers with icmpx admin-prohibited', () => {
     const { ruleset } = compileYaml(`${BASE}
 policies:

@@ -320,7 +320,7 @@ describe('jump, goto and return', () => {
 
   it('follows jumps stored in a verdict map and refuses chains that do not exist', () => {
     const sets: Table['sets'] = [{ kind: 'map', name: 'm', type: 'ifname', map: 'verdict', elements: [['eth*', { jump: { target: 'a' } }]] }];
-    const chains = [base('in', 'input', 'accept', [rule('v', { vmap: { key: meta('iifname'), data: '@m' } }), rule('after', { drop: null })]), regular('a', [])];
+    const chains = [base('in', 'input', 'accept', [rule('v', { vmap: { key: meta('iifname'), data: { setRef: 'm' } } }), rule('after', { drop: null })]), regular('a', [])];
     expect(evaluate({ tables: [table(chains, { sets })] }, 'input', toHost).decidedBy?.id).toBe('after');
     expect(() => run([base('in', 'input', 'accept', [rule('j', { jump: { target: 'nowhere' } })])])).toThrow(/does not exist/);
   });
@@ -334,9 +334,9 @@ describe('sets', () => {
   ];
   const ruleset: Ruleset = {
     tables: [table([base('in', 'input', 'accept', [
-      rule('v4', match(payload('ip', 'saddr'), '@blocked'), { drop: null }),
-      rule('v6', match(payload('ip6', 'saddr'), '@blocked6'), { drop: null }),
-      rule('concat', match({ concat: [meta('iifname'), payload('ip', 'saddr')] }, '@guest_addrs', '!='), match(meta('iifname'), 'vif2*'), { drop: null }),
+      rule('v4', match(payload('ip', 'saddr'), { setRef: 'blocked' }), { drop: null }),
+      rule('v6', match(payload('ip6', 'saddr'), { setRef: 'blocked6' }), { drop: null }),
+      rule('concat', match({ concat: [meta('iifname'), payload('ip', 'saddr')] }, { setRef: 'guest_addrs' }, '!='), match(meta('iifname'), 'vif2*'), { drop: null }),
       rule('ports', match(payload('tcp', 'dport'), { set: [22, { range: [8000, 8100] }] }), { reject: { type: 'tcp reset' } }),
     ])], { sets })],
   };

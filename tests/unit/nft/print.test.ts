@@ -85,7 +85,7 @@ function richRuleset(): Ruleset {
                 stmts: [{ match: { op: '!=', left: { fib: { result: 'type', flags: ['daddr'] } }, right: 'local' } }, { drop: null }],
                 origin: at('builtin:local'),
               },
-              { stmts: [{ vmap: { key: iifname, data: '@input_zones' } }], origin: at('zones', 3) },
+              { stmts: [{ vmap: { key: iifname, data: { setRef: 'input_zones' } } }], origin: at('zones', 3) },
               {
                 stmts: [
                   { match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'icmp' } },
@@ -105,8 +105,8 @@ function richRuleset(): Ruleset {
               },
               {
                 stmts: [
-                  { match: { op: '==', left: tcpDport, right: '@admin_ports' } },
-                  { match: { op: '!=', left: ipSaddr, right: '@blocked' } },
+                  { match: { op: '==', left: tcpDport, right: { setRef: 'admin_ports' } } },
+                  { match: { op: '!=', left: ipSaddr, right: { setRef: 'blocked' } } },
                   { counter: null },
                   { accept: null },
                 ],
@@ -123,8 +123,8 @@ function richRuleset(): Ruleset {
             base: { type: 'filter', hook: 'forward', prio: 0, policy: 'drop' },
             rules: [
               { stmts: [{ match: { op: 'in', left: ctState, right: ['established', 'related'] } }, { accept: null }], origin: at('builtin:ct-established') },
-              { stmts: [{ vmap: { key: { concat: [iifname, oifname] }, data: '@forward_zones' } }], origin: at('zones', 3) },
-              { stmts: [{ match: { op: '!=', left: { concat: [iifname, ipSaddr] }, right: '@guest_addrs' } }, { drop: null }], origin: at('guests[0]', 40) },
+              { stmts: [{ vmap: { key: { concat: [iifname, oifname] }, data: { setRef: 'forward_zones' } } }], origin: at('zones', 3) },
+              { stmts: [{ match: { op: '!=', left: { concat: [iifname, ipSaddr] }, right: { setRef: 'guest_addrs' } } }, { drop: null }], origin: at('guests[0]', 40) },
               {
                 stmts: [
                   {
@@ -149,7 +149,7 @@ function richRuleset(): Ruleset {
               {
                 stmts: [
                   { match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'tcp' } },
-                  { match: { op: '==', left: { payload: { protocol: 'ip6', field: 'daddr' } }, right: '@blocked6' } },
+                  { match: { op: '==', left: { payload: { protocol: 'ip6', field: 'daddr' } }, right: { setRef: 'blocked6' } } },
                   { reject: { type: 'tcp reset' } },
                 ],
                 origin: at('rules[3]', 52),
@@ -162,7 +162,7 @@ function richRuleset(): Ruleset {
               { stmts: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'flags' } }, right: 'syn' } }, { counter: null }], origin: at('rules[6]', 62) },
               { stmts: [{ match: { op: '==', left: { ct: { key: 'ip saddr', dir: 'original' } }, right: '10.0.1.2' } }, { return: null }], origin: at('rules[7]', 63) },
               { stmts: [{ match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'udp' } }, { reject: null }], origin: at('rules[8]', 64) },
-              { stmts: [{ match: { op: '==', left: ipSaddr, right: '@lan_hosts' } }, { match: { op: '!=', left: ipSaddr, right: '@empty' } }, { accept: null }], origin: at('rules[9]', 65) },
+              { stmts: [{ match: { op: '==', left: ipSaddr, right: { setRef: 'lan_hosts' } } }, { match: { op: '!=', left: ipSaddr, right: { setRef: 'empty' } } }, { accept: null }], origin: at('rules[9]', 65) },
             ],
           },
           {
@@ -263,8 +263,8 @@ describe('statements print as nft syntax', () => {
     [{ match: { op: '==', left: ipSaddr, right: { prefix: { addr: '10.0.0.0', len: 8 } } } }, 'ip saddr 10.0.0.0/8'],
     [{ match: { op: '==', left: { payload: { protocol: 'ip6', field: 'daddr' } }, right: { prefix: { addr: 'fd00::', len: 64 } } } }, 'ip6 daddr fd00::/64'],
     [{ match: { op: '==', left: tcpDport, right: { range: [10000, 20000] } } }, 'tcp dport 10000-20000'],
-    [{ match: { op: '!=', left: ipSaddr, right: '@blocked' } }, 'ip saddr != @blocked'],
-    [{ match: { op: '==', left: iifname, right: '@guest_ifs' } }, 'iifname @guest_ifs'],
+    [{ match: { op: '!=', left: ipSaddr, right: { setRef: 'blocked' } } }, 'ip saddr != @blocked'],
+    [{ match: { op: '==', left: iifname, right: { setRef: 'guest_ifs' } } }, 'iifname @guest_ifs'],
     [{ counter: null }, 'counter'],
     [{ log: { prefix: 'gw drop: ', level: 'info' } }, 'log prefix "gw drop: " level info'],
     [{ log: { prefix: 'gw: ' } }, 'log prefix "gw: "'],
@@ -279,8 +279,8 @@ describe('statements print as nft syntax', () => {
     [{ reject: { type: 'icmpx', expr: 'admin-prohibited' } }, 'reject with icmpx admin-prohibited'],
     [{ reject: { type: 'icmp', expr: 'host-unreachable' } }, 'reject with icmp host-unreachable'],
     [{ reject: { type: 'tcp reset' } }, 'reject with tcp reset'],
-    [{ vmap: { key: iifname, data: '@input_zones' } }, 'iifname vmap @input_zones'],
-    [{ vmap: { key: { concat: [iifname, oifname] }, data: '@forward_zones' } }, 'iifname . oifname vmap @forward_zones'],
+    [{ vmap: { key: iifname, data: { setRef: 'input_zones' } } }, 'iifname vmap @input_zones'],
+    [{ vmap: { key: { concat: [iifname, oifname] }, data: { setRef: 'forward_zones' } } }, 'iifname . oifname vmap @forward_zones'],
     [{ dnat: { family: 'ip', addr: '10.0.0.2', port: 80 } }, 'dnat ip to 10.0.0.2:80'],
     [{ dnat: { family: 'ip6', addr: 'fd00::2', port: 443 } }, 'dnat ip6 to [fd00::2]:443'],
     [{ dnat: { family: 'ip', addr: '10.0.0.2', port: { range: [10000, 20000] } } }, 'dnat ip to 10.0.0.2:10000-20000'],
@@ -311,7 +311,7 @@ describe('a ruleset prints as a file that replaces its tables', () => {
             {
               name: 'input',
               base: { type: 'filter', hook: 'input', prio: 0, policy: 'drop' },
-              rules: [{ stmts: [{ vmap: { key: iifname, data: '@input_zones' } }], origin: at('zones', 3) }],
+              rules: [{ stmts: [{ vmap: { key: iifname, data: { setRef: 'input_zones' } } }], origin: at('zones', 3) }],
             },
             { name: 'guests', rules: [{ stmts: [{ match: { op: '==', left: tcpDport, right: 22 } }, { accept: null }], origin: at('rules[0]') }] },
           ],

@@ -18,21 +18,40 @@ const TRICKY = [
   'http://x:80', 'a\\b', 'tab\there', 'multi\nline', ' lead', 'trail ', '&a', '*a', '!t', '|', '>', '%x', '@x', '`x',
   'é ü', '5/minute', 'gw ssh', '__proto__', 'a  b', '---', '...', '- ', 'x # y',
 ];
+const HOSTILE = [
+  // Unicode white space YAML keeps as content (its white space is only space and tab), bidi and
+  // other format characters, C0 and C1 controls, and the names every JavaScript object has.
+  '\u00a0', 'kvm-nas\u00a0', '\u00a0lead', '\u2003x', 'a\u3000', 'x\u2028y', '\u2029', 'a\u202f', '\u205f', '\u1680',
+  'gw-\u202eweb', 'a\u200fb', '\u2066x\u2069', '\u200b', '\ufeffx', '\x01', 'a\x1bb', '\x7f', 'x\x85', '\u009b',
+  'constructor', 'toString', 'hasOwnProperty', 'valueOf',
+];
 const KEYS = ['a', 'b', 'name', 'br-lan', 'vm0', 'x y', 'a#b', 'a[b]', '-k', 'k-', 'true', 'null', '80', 'x:y', 'é', "it's", ' k', 'k '];
+const HOSTILE_KEYS = ['__proto__', 'constructor', 'toString', 'k\u00a0', '\u3000k', '\u202ek', 'k\u2028', 'k\x85'];
 
-const scalar = fc.oneof(
+const scalarWith = (hostile: number) => fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...TRICKY) },
+  { weight: hostile, arbitrary: fc.constantFrom(...HOSTILE) },
   { weight: 2, arbitrary: fc.stringMatching(/^[a-z][a-z0-9.:/-]{0,10}$/) },
   { weight: 2, arbitrary: fc.integer({ min: -3, max: 70000 }) },
   { weight: 1, arbitrary: fc.constantFrom(true, false, null, 1.5, 2 ** 53, -0) },
 );
-const key = fc.oneof({ weight: 3, arbitrary: fc.stringMatching(/^[a-z][a-z0-9_-]{0,7}$/) }, { weight: 1, arbitrary: fc.constantFrom(...KEYS) });
-const { value } = fc.letrec<{ value: unknown; map: Record<string, unknown>; list: unknown[] }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, tie('map'), tie('list')),
-  map: fc.dictionary(key, tie('value'), { minKeys: 1, maxKeys: 4 }),
-  list: fc.array(tie('value'), { maxLength: 4 }),
-}));
-const top = fc.dictionary(key, value, { minKeys: 1, maxKeys: 5 });
+const keyWith = (hostile: number) => fc.oneof(
+  { weight: 3, arbitrary: fc.stringMatching(/^[a-z][a-z0-9_-]{0,7}$/) },
+  { weight: 1, arbitrary: fc.constantFrom(...KEYS) },
+  { weight: hostile, arbitrary: fc.constantFrom(...HOSTILE_KEYS) },
+);
+/** Documents; `hostile` weighs in the strings above that most readers get wrong. */
+function documents(hostile: number) {
+  const scalar = scalarWith(hostile);
+  const key = keyWith(hostile);
+  const { value } = fc.letrec<{ value: unknown; map: Record<string, unknown>; list: unknown[] }>((tie) => ({
+    value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, scalar, tie('map'), tie('list')),
+    map: fc.dictionary(key, tie('value'), { minKeys: 1, maxKeys: 4 }),
+    list: fc.array(tie('value'), { maxLength: 4 }),
+  }));
+  return fc.dictionary(key, value, { minKeys: 1, maxKeys: 5 });
+}
+const top = documents(0);
 
 const style = fc.record({
   indent: fc.constantFrom(2, 3, 4),
@@ -47,6 +66,8 @@ const style = fc.record({
 /** Comments and spaces added where YAML allows them, and sometimes where it does not. */
 const decorations = fc.array(fc.record({ line: fc.nat(), kind: fc.constantFrom('comment-line', 'trailing', 'blank', 'indented-comment', 'doc-start') }), { maxLength: 4 });
 const EDIT_CHARS = [':', '-', ' ', '#', '\n', '"', "'", '[', ']', ',', 'a', '0', '{', '&', '!', '|', '\t'];
+/** Now and then one of these instead: white space YAML keeps, a bidi control, a C1 control. */
+const HOSTILE_EDIT_CHARS = ['\u00a0', '\u2028', '\u202e', '\x85', '\u3000'];
 const edits = fc.array(fc.record({ at: fc.nat(), remove: fc.nat({ max: 2 }), insert: fc.constantFrom('', ...EDIT_CHARS) }), { maxLength: 3 });
 
 type Style = typeof style extends fc.Arbitrary<infer T> ? T : never;
@@ -115,12 +136,25 @@ describe('the block reader', () => {
     expect(read).toBeGreaterThan(300);
   });
 
+  it('reads Unicode spaces, bidi and control characters and JavaScript\'s own keys as `yaml` does, or leaves them to it', () => {
+    const hostileEdits = fc.array(fc.record({ at: fc.nat(), remove: fc.nat({ max: 2 }), insert: fc.constantFrom('', ...EDIT_CHARS, ...HOSTILE_EDIT_CHARS) }), { maxLength: 3 });
+    let read = 0;
+    fc.assert(fc.property(documents(2), style, decorations, hostileEdits, (data, options, ds, es) => {
+      const text = edit(decorate(render(data, options), ds), es);
+      if (agreesWithYaml(text)) read++;
+      // When the block reader reads it, the policy loader says the same about it as through `yaml`.
+      const fast = loadPolicy('p.yaml', text);
+      if (fast.reader === 'block') expect(fast.diagnostics, text).toEqual(loadPolicy('p.yaml', `${text}\n# \t\n`).diagnostics);
+    }), { numRuns: Number(process.env.GW_FUZZ_RUNS ?? 1000) });
+    expect(read).toBeGreaterThan(30);
+  });
+
   it('gives up on what it does not read exactly as `yaml` does', () => {
     const leftToYaml = [
       'a: &x 1\nb: *x\n', 'a: !!str 1\n', 'a: |\n  text\n', 'a: >\n  text\n', 'a: x\n  y\n', 'a:\n', 'a: {b}\n', 'a: {b: }\n', 'a: [x, {b: c}\n', 'a: 1.5\n',
       'a: 0x10\n', 'a: -1\n', 'a: 1\na: 2\n', 'a:\tb\n', 'a: 1\r\n', '- a\n', 'a: [x, [y]\n', 'a: [x,]\n', 'a: "x\\ty"\n', 'a: "x\n  y"\n',
       '? a\n: b\n', 'a: b: c\n', 'a:\n  - x\n  b: y\n', 'a:\n    - x\n  b: y\n', '---\na: 1\n---\nb: 2\n', '%YAML 1.2\n---\na: 1\n',
-      '__proto__: 1\n', 'a: {b: 1, b: 2}\n', 'a: {__proto__: 1}\n', 'a: 1\n...\n', 'a:\n  -\n    b: c\n', 'a:\n  - - x\n', '',  '# only a comment\n', 'a: "x" y\n', 'a:#b\n',
+      '__proto__: 1\n', 'a: {b: 1, b: 2}\n', 'a: x\u00a0\n', 'a: \u3000\n', 'k\u2028: 1\n', 'a: x\x85\n', 'a:\n  __proto__: 1\n', 'a: {__proto__: 1}\n', 'a: 1\n...\n', 'a:\n  -\n    b: c\n', 'a:\n  - - x\n', '',  '# only a comment\n', 'a: "x" y\n', 'a:#b\n',
     ];
     for (const text of leftToYaml) expect(readBlockYaml(text), JSON.stringify(text)).toBeUndefined();
   });
@@ -155,6 +189,26 @@ describe('the block reader', () => {
     const twice = `guests:\n${guests}  vm17:\n    mac: 02:00:00:00:00:99\n`;
     expect(readBlockYaml(twice)).toBeUndefined();
     expect(offsetOf(placedFromYaml(parseDocument(twice, { uniqueKeys: false }).contents), ['guests', 'vm17', 'mac'])).toBe(twice.indexOf('02:00:00:00:00:17'));
+  });
+});
+
+describe('every case in tests/cases', () => {
+  // The same document through both readers: the block reader (when it reads it) and `yaml`
+  // (forced by a trailing comment with a tab) must report the same diagnostics, in particular for
+  // the cases with Unicode spaces, reserved keys and control characters.
+  const dirs = readdirSync('tests/cases', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `tests/cases/${d.name}/policy.yaml`);
+  it('gets the same diagnostics through either reader', () => {
+    expect(dirs.length).toBeGreaterThan(40);
+    let block = 0;
+    for (const file of dirs) {
+      const text = readFileSync(file, 'utf8');
+      const fast = loadPolicy(file, text);
+      if (fast.reader === 'block') block++;
+      const slow = loadPolicy(file, `${text}${text.endsWith('\n') ? '' : '\n'}# \t\n`);
+      expect(slow.reader, file).toBe('yaml');
+      expect(fast.diagnostics, file).toEqual(slow.diagnostics);
+    }
+    expect(block).toBeGreaterThan(20);
   });
 });
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { MAX_ZONES } from '../../../src/policy/checks.js';
-import { type Diagnostic, formatDiagnostic } from '../../../src/policy/diagnostics.js';
+import { type Diagnostic, formatDiagnostic, printable } from '../../../src/policy/diagnostics.js';
 import { MAX_ALIAS_COUNT, MAX_POLICY_BYTES } from '../../../src/policy/load.js';
 
 const CASES = fileURLToPath(new URL('../../cases/', import.meta.url));
@@ -100,7 +100,9 @@ describe('the bad-input corpus (tests/cases)', () => {
           // 'action'") points at the item's first token.
           if (!atItemStart(text, d.line, d.col)) {
             const said = `${d.message} ${d.hint ?? ''}`;
-            const named = said.includes(token) || said.includes(`${token}:`) || said.includes(`'${token}'`);
+            // A double-quoted token with escapes ("la\nn") is named as diagnostics print it (la\u000an).
+            const decoded = /\\/.test(token) ? (() => { try { return printable(JSON.parse(`"${token}"`) as string); } catch { return token; } })() : token;
+            const named = said.includes(token) || said.includes(`${token}:`) || said.includes(`'${token}'`) || said.includes(decoded);
             expect(named, `${where}: the token at the location, '${token}', is not named in the message`).toBe(true);
           }
         }

@@ -136,6 +136,32 @@ describe('Diff: what apply would change', () => {
     expect([...h.live.processes.values()].some((x) => x.alive)).toBe(false);
   });
 
+  it('never shows the diff from before an apply: right after y, on u while it waits, and on coming back to the view', async () => {
+    const h = fakeHost();
+    const p = preview(undefined, { host: h.door });
+    await p.press('d');
+    await p.waitFor(/^apply would change/m);
+    await p.press('a', 'y');
+    await p.waitFor('c keeps it, x rolls back');
+    // The host runs this policy now: the old "would change" under the notice would be a lie.
+    await p.waitFor('this host already runs this policy: apply would change nothing');
+    expect(p.frame()).not.toMatch(/apply would change on this host: \d+ to add/);
+    const applied = h.kernel.loaded;
+    // Something else changes the host (another terminal's apply): u works it out again, the notice stays.
+    h.kernel.loaded = undefined;
+    await p.press('u');
+    await p.waitFor(/apply would change on this host: \d+ to add/);
+    expect(p.frame()).toContain('c keeps it, x rolls back');
+    // And leaving the view and coming back reads the host again.
+    await p.press('x');
+    await p.waitFor("rolled back: guestwall's tables are as they were before the apply");
+    await p.waitFor(/apply would change on this host: \d+ to add/);
+    await p.press('o');
+    h.kernel.loaded = applied;
+    await p.press('d');
+    await p.waitFor('this host already runs this policy: apply would change nothing');
+  });
+
   it('rolls back with x, and the diff shows the changes again', async () => {
     const h = fakeHost();
     const p = preview(undefined, { host: h.door });

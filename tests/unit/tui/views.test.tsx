@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup } from 'ink-testing-library';
-import { KEYS, preview, resize } from './helpers.js';
+import { ruleLines } from '../../../src/tui/derive.js';
+import { KEYS, homelab, preview, resize } from './helpers.js';
+
+/** The homelab example's rule lines, from the compiled ruleset (never a number written down). */
+const TOTAL = ruleLines(homelab().good!.ruleset).length;
 
 afterEach(cleanup);
 
@@ -24,7 +28,7 @@ describe('the help bar and the view keys', () => {
       const lines = p.frame().split('\n');
       expect(lines.length).toBeLessThanOrEqual(23);
       expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
-      expect(lines[0]).toContain('6 Diff');
+      expect(lines[0]).toMatch(/[ [](1 Overview|1 Overview]).*[ [](6 Diff |6 Diff])/); // whole, not "6 Diff…"
       expect(lines.at(-1)).toMatch(/^q quit {2}1-6 views/);
     }
   });
@@ -78,6 +82,18 @@ describe('Overview', () => {
   });
 });
 
+describe('Overview at 80 columns', () => {
+  it('goes on under a guest whose line is too long instead of cutting its MAC', async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    await p.press('1');
+    const f = p.frame();
+    expect(f).toMatch(/└ asterisk {2}lxc {2}bridged {2}gw-asterisk {2}10\.0\.10\.10 fd00:10::10\n {8}02:00:0a:00:0a:0a$/m);
+    expect(f).toContain('00:16:3e:00:00:14');
+    expect(f.split('\n').slice(1).join('\n')).not.toContain('…');
+  });
+});
+
 describe('Rules', () => {
   it('shows the ruleset in nft syntax, each rule with the YAML file:line that wrote it', async () => {
     const p = preview();
@@ -90,13 +106,13 @@ describe('Rules', () => {
   it('scrolls with the arrows and PageDown', async () => {
     const p = preview();
     await p.press('r');
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(new RegExp(`lines 1-26 of ${TOTAL}`));
     await p.press(KEYS.down, 'j');
-    expect(p.frame()).toMatch(/lines 3-28 of 218/);
+    expect(p.frame()).toMatch(new RegExp(`lines 3-28 of ${TOTAL}`));
     await p.press(KEYS.pageDown);
-    expect(p.frame()).toMatch(/lines 29-54 of 218/);
+    expect(p.frame()).toMatch(new RegExp(`lines 29-54 of ${TOTAL}`));
     await p.press('G');
-    expect(p.frame()).toMatch(/lines 193-218 of 218/);
+    expect(p.frame()).toContain(`lines ${TOTAL - 25}-${TOTAL} of ${TOTAL}`);
   });
 
   it("searches with '/', jumps to the match as you type, and keeps it with Enter", async () => {
@@ -119,13 +135,24 @@ describe('Rules', () => {
     expect(p.frame().split('\n')[1]).toMatch(/^\* .*homelab-dmz\.yaml:90$/);
   });
 
+  it('finds the rules a service produced by its name (/smtp), though the rules show port numbers', async () => {
+    const good = homelab().good!;
+    const expected = ruleLines(good.ruleset, good.model).filter((l) => l.services?.includes('smtp')).length;
+    expect(expected).toBeGreaterThan(0);
+    expect(ruleLines(good.ruleset).filter((l) => l.text.includes('smtp')).length).toBe(0);
+    const p = preview();
+    await p.press('r', '/', 's', 'm', 't', 'p', KEYS.enter);
+    expect(p.frame()).toContain(`search "smtp": ${expected} matching (n/N)`);
+    expect(p.frame().split('\n')[1]).toMatch(/^\* .*dport \{ 25, 465, 587, 993 \}.*homelab-dmz\.yaml:83$/);
+  });
+
   it('gives every key to the search while typing (q does not quit) and Esc goes back', async () => {
     const p = preview();
     await p.press('r', '/', 'q', 'm');
     expect(p.frame()).toContain('/qm_');
     expect(p.frame()).toContain('[3 Rules]');
     await p.press(KEYS.escape);
-    expect(p.frame()).toMatch(/lines 1-26 of 218$/m);
+    expect(p.frame()).toMatch(new RegExp(`lines 1-26 of ${TOTAL}$`, 'm'));
   });
 });
 
@@ -140,7 +167,7 @@ describe('Rules filtered by zone or guest', () => {
     expect(p.frame()).toContain('show only the rules of: dm_  (1 matching zones and guests)');
     await p.press(KEYS.enter);
     const f = p.frame();
-    expect(f).toContain('lines 1-77 of 77 (zone dmz; 218 without the filter, F clears)');
+    expect(f).toContain(`(zone dmz; ${TOTAL} without the filter, F clears)`);
     const chains = [...f.matchAll(/^ {4}chain (\S+)/gm)].map((m) => m[1]);
     expect(chains).toEqual(['from_dmz', 'net_to_dmz', 'lan_to_dmz', 'dmz_to_net', 'dmz_to_lan', 'dmz_to_dmz', 'dmz_to_host', 'host_to_dmz', 'dmz_to_dmz_dnat', 'dstnat_tcp', 'dstnat_udp', 'srcnat_hairpin', 'srcnat_out_net', 'dmz_to_dmz']);
     // In the shared NAT chains only what the YAML says about dmz: the forwards to its guests and its masquerade.
@@ -152,7 +179,7 @@ describe('Rules filtered by zone or guest', () => {
     const p = preview();
     await p.press('r', 'f', ...'mail', KEYS.enter);
     const f = p.frame();
-    expect(f).toContain('lines 1-6 of 6 (guest mail; 218 without the filter, F clears)');
+    expect(f).toContain(`lines 1-6 of 6 (guest mail; ${TOTAL} without the filter, F clears)`);
     expect(f).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} counter accept +homelab-dmz\.yaml:83$/m);
     expect(f).toMatch(/oifname "eth0" iifname \{ "br-dmz", "gw-mail" \}/);
     expect(f).not.toContain('10.0.10.10');
@@ -161,15 +188,15 @@ describe('Rules filtered by zone or guest', () => {
   it('searches within the filter, F clears it, and Esc closes the picker without filtering', async () => {
     const p = preview();
     await p.press('r', 'f', ...'lan', KEYS.enter, '/', ...'accept', KEYS.enter);
-    expect(p.frame()).toMatch(/of \d+ \(zone lan; 218 without the filter, F clears\) {2}search "accept": \d+ matching/);
+    expect(p.frame()).toMatch(new RegExp(`of \\d+ \\(zone lan; ${TOTAL} without the filter, F clears\\) {2}search "accept": \\d+ matching`));
     await p.press('F');
-    expect(p.frame()).toMatch(/lines 1-26 of 218 {2}search "accept"/);
+    expect(p.frame()).toMatch(new RegExp(`lines 1-26 of ${TOTAL} {2}search "accept"`));
     await p.press('f', 'd', KEYS.escape);
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(new RegExp(`lines 1-26 of ${TOTAL}`));
     await p.press('f', ...'zzz');
     expect(p.frame()).toContain('no zone or guest has that name');
     await p.press(KEYS.enter);
-    expect(p.frame()).toMatch(/lines 1-26 of 218/);
+    expect(p.frame()).toMatch(new RegExp(`lines 1-26 of ${TOTAL}`));
   });
 });
 
@@ -178,8 +205,8 @@ describe('Matrix', () => {
     const p = preview();
     await p.press('m');
     await p.waitFor('from\\to');
-    expect(p.frame()).toMatch(/from\\to +net +lan +dmz +host +asterisk/);
-    expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+1 +drop \+1/m);
+    expect(p.frame()).toMatch(/from\\to +\[net\] +lan +dmz +host +asterisk/);
+    expect(p.frame()).toMatch(/^net +>drop +drop +drop +drop \+6 +drop \+2/m); // host: ping and every forward; asterisk: sip and rtp
     expect(p.frame()).toMatch(/^lan +accept +accept/m);
   });
 
@@ -193,8 +220,28 @@ describe('Matrix', () => {
     expect(p.frame()).toContain('lan -> lan: accept by default');
     expect(p.frame()).toMatch(/1 rule in the chain that decides it:\n +counter accept +homelab-dmz\.yaml:65/);
     await p.press('k', 'l', 'l', 'l');
-    expect(p.frame()).toContain('net -> asterisk: drop by default; +sip,rtp(fwd)');
+    expect(p.frame()).toContain('net -> asterisk: drop by default; +sip(fwd) +rtp(fwd)');
     expect(p.frame()).toMatch(/homelab-dmz\.yaml:90/);
+  });
+});
+
+describe('Matrix at 80x24', () => {
+  it('keeps the header with the selected column named while the rule list gives way', async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    await p.press('m');
+    await p.waitFor('from\\to');
+    // The mail column: the last one, whose chain has the most rules.
+    for (let i = 0; i < 12; i++) await p.press(KEYS.right);
+    const lines = p.frame().split('\n');
+    expect(lines.length).toBeLessThanOrEqual(23);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    expect(lines[1]).toMatch(/^from\\to .*\[mail\]/);
+    expect(p.frame()).toMatch(/^net -> mail: drop by default; \+smtp/m);
+    // What the counts and signs mean is said on screen.
+    expect(p.flat()).toContain('+N: N services that fare otherwise (+ accepted, - dropped, ! rejected, ~ only in part; (fwd) through a port forward)');
+    expect(p.frame()).toMatch(/rules? in the chain that decides it:/);
+    expect(p.frame()).toMatch(/… \d+ more \(see Rules\)\n/);
   });
 });
 
@@ -208,6 +255,28 @@ describe('Problems', () => {
   });
 });
 
+describe('Problems in full', () => {
+  it('opens the selected problem with Enter: its whole message, hint and place wrapped at 80 columns; Enter goes back', async () => {
+    const d = homelab().diagnostics[0]!;
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    await p.press('p');
+    // The list cuts the message at 80 columns...
+    expect(p.flat()).not.toContain(d.message);
+    await p.press(KEYS.enter);
+    // ...opened, every word of it is there, and of the hint.
+    const lines = p.frame().split('\n');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    expect(p.flat()).toContain(`${d.file}:${d.line}:${d.col} ${d.severity} ${d.code} ${d.kind}`);
+    expect(p.flat()).toContain(d.message);
+    expect(p.flat()).toContain(`hint: ${d.hint!}`);
+    expect(p.frame()).toContain('problem 1 of 1');
+    expect(lines.at(-1)).toBe('q quit  1-6 views  ↑↓ next, previous  Enter Esc back to the list');
+    await p.press(KEYS.enter);
+    expect(p.frame()).toContain('> policies/homelab-dmz.yaml:69:5 warning');
+  });
+});
+
 describe('What-if', () => {
   it('shows the verdict and the trace of explain for the chosen packet', async () => {
     const p = preview();
@@ -218,6 +287,38 @@ describe('What-if', () => {
     await p.press(KEYS.right);
     expect(p.frame()).toMatch(/> from +lan/);
     expect(p.frame()).toContain('verdict: ACCEPT');
+  });
+
+  it("offers each port forward's public ADDRESS:PORT as a destination and names the forward the packet took", async () => {
+    const p = preview();
+    resize(p.stdout, 80, 24);
+    // net -> asterisk udp 5060: the guest is published to net by a forward, so explain follows it.
+    await p.press('w', KEYS.tab, KEYS.tab, KEYS.right, KEYS.tab, '5', '0', '6', '0');
+    expect(p.frame()).toMatch(/> port +5060/);
+    expect(p.frame()).toContain('verdict: ACCEPT');
+    expect(p.frame()).toMatch(/port forward taken: forward 1: net -> asterisk \(homelab-dmz\.yaml:90\)/);
+    // To the forward's public side: accepted, through forward 0.
+    await p.press(KEYS.up, KEYS.up);
+    for (let i = 0; i < 6; i++) await p.press(KEYS.right);
+    expect(p.frame()).toMatch(/> to +203\.0\.113\.10:5060 \(forward sip,rtp -> asterisk\)/);
+    expect(p.frame()).toContain("port   (5060, the forward's public port)");
+    expect(p.frame()).toContain('verdict: ACCEPT');
+    expect(p.frame()).toMatch(/port forward taken: .*\(homelab-dmz\.yaml:90\)/);
+    const lines = p.frame().split('\n');
+    expect(lines.length).toBeLessThanOrEqual(23);
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
+    // The trace wraps instead of being cut.
+    expect(p.frame().split('\n').slice(1).join('\n')).not.toContain('…');
+  });
+
+  it('replaces the port with the first digit typed after coming to the field', async () => {
+    const p = preview();
+    await p.press('w', KEYS.up, '2', '5');
+    expect(p.frame()).toMatch(/> port +25\n/);
+    await p.press('0');
+    expect(p.frame()).toMatch(/> port +250\n/);
+    await p.press(KEYS.down, KEYS.up, '8', '0');
+    expect(p.frame()).toMatch(/> port +80\n/);
   });
 
   it('edits the destination, the protocol and the port from the keyboard', async () => {
