@@ -24,6 +24,8 @@ export interface HostOptions {
 export interface CompileForHostOptions extends HostOptions {
   /** Default auto: what the kernel behind --netns (or this host's) can load. */
   kernelFeatures?: FeatureChoice;
+  /** Which host of a fleet policy. */
+  host?: string;
   /** Also say on stderr which kernel features the ruleset is compiled for. */
   verbose?: boolean;
 }
@@ -47,7 +49,7 @@ export function timerCommand(): string[] {
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
-  const loaded = compiledPolicy(io, file, 'nothing applied', true, features);
+  const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
@@ -98,7 +100,7 @@ export async function rollbackCommand(io: Io, opts: HostOptions, sys: System = r
 
 export async function diffCommand(io: Io, file: string, opts: CompileForHostOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, opts.verbose === true);
-  const loaded = compiledPolicy(io, file, 'nothing to compare', false, features);
+  const loaded = compiledPolicy(io, file, 'nothing to compare', false, features, opts.host);
   if ('exit' in loaded) return loaded.exit === EXIT.policy ? EXIT.usage : loaded.exit;
   try {
     const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);

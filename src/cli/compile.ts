@@ -16,13 +16,15 @@ export interface CompileOptions {
   out?: string;
   /** Default auto: what this host's kernel can load. */
   kernelFeatures?: FeatureChoice;
+  /** Which host of a fleet policy. */
+  host?: string;
   /** Also say on stderr which kernel features the ruleset is compiled for. */
   verbose?: boolean;
 }
 
 export async function compileCommand(io: Io, file: string, opts: CompileOptions, sys: System = realSystem()): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, opts.verbose === true);
-  const loaded = compiledPolicy(io, file, 'nothing compiled', true, features);
+  const loaded = compiledPolicy(io, file, 'nothing compiled', true, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
   const ruleset = loaded.ruleset;
   const json = `${JSON.stringify(toNftJson(ruleset), null, 1)}\n`;

@@ -15,11 +15,13 @@ export interface ExplainOptions {
   srcMac?: string;
   direct?: boolean;
   json?: boolean;
+  /** Which host of a fleet policy. */
+  host?: string;
 }
 
 /** Exit 0 when the packet is accepted, 1 when it is dropped or rejected, 2 when the question is wrong. */
 export function explainCommand(io: Io, file: string, opts: ExplainOptions): number {
-  const c = compiledPolicy(io, file, 'nothing to explain', false);
+  const c = compiledPolicy(io, file, 'nothing to explain', false, undefined, opts.host);
   if ('exit' in c) return EXIT.usage;
   const r = explainFlow(c.model, c.ruleset, {
     from: opts.from, to: opts.to, proto: opts.proto,
@@ -49,8 +51,8 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
   return e.evaluation.verdict === 'accept' ? EXIT.ok : EXIT.policy;
 }
 
-export function matrixCommand(io: Io, file: string, opts: { json?: boolean; family?: 4 | 6 }): number {
-  const c = compiledPolicy(io, file, 'nothing to explain', false);
+export function matrixCommand(io: Io, file: string, opts: { json?: boolean; family?: 4 | 6; host?: string }): number {
+  const c = compiledPolicy(io, file, 'nothing to explain', false, undefined, opts.host);
   if ('exit' in c) return EXIT.usage;
   const m = reachabilityMatrix(c.model, c.ruleset, opts.family ?? 4);
   io.out(opts.json ? JSON.stringify(m, null, 2) : formatMatrix(m));

@@ -15,6 +15,8 @@ export interface InstallCliOptions {
 }
 
 export interface InstallCompileOptions extends InstallCliOptions {
+  /** Which host of a fleet policy. */
+  host?: string;
   /** Default auto: what this host's kernel can load (an image for another kernel: say baseline or full). */
   kernelFeatures?: FeatureChoice;
 }
@@ -27,7 +29,7 @@ export interface UninstallCliOptions extends InstallCliOptions {
 
 export async function installCommand(io: Io, file: string, opts: InstallCompileOptions, sys: System = realSystem()): Promise<number> {
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
-  const loaded = compiledPolicy(io, file, 'nothing installed', true, features);
+  const loaded = compiledPolicy(io, file, 'nothing installed', true, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
   const root = resolve(opts.root ?? '/');
   try {

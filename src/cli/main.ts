@@ -14,6 +14,9 @@ function portNumber(v: string): number {
   return n;
 }
 
+/** For the commands that read a fleet policy (hosts:): which host's part. */
+const hostOption = () => new Option('--host <name>', 'for a fleet policy (hosts:): the host to work on (required there); a single-host policy takes its host.name, or any name when it has none');
+
 /** For the commands that compile a ruleset for this host (or its --netns). */
 /** For the commands that do not change the host: the kernel-features line only when asked. */
 const verboseOption = () => new Option('--verbose', 'also say which kernel features the ruleset is compiled for, and what is weaker without the rest');
@@ -45,7 +48,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .argument('<file...>', 'policy files')
     .option('--json', 'print the diagnostics as JSON')
     .option('--strict', 'fail on warnings too')
-    .action(async (files: string[], opts: { json?: boolean; strict?: boolean }) => {
+    .addOption(new Option('--host <name>', "for a fleet policy (hosts:): check this host's part only (default: every host)"))
+    .action(async (files: string[], opts: { json?: boolean; strict?: boolean; host?: string }) => {
       code = (await import('./check.js')).check(io, files, opts);
     });
 
@@ -56,8 +60,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--format <format>', 'output format').choices(['json', 'nft']).default('json'))
     .option('--out <dir>', 'write ruleset.json, ruleset.nft, origins.json, network/ (the host network setup) and guests/<guest>/<snippet> to DIR instead of stdout')
     .addOption(featuresOption())
+    .addOption(hostOption())
     .addOption(verboseOption())
-    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
+    .action(async (file: string, opts: { format: 'json' | 'nft'; out?: string; kernelFeatures: FeatureChoice; verbose?: boolean; host?: string }) => {
       code = await (await import('./compile.js')).compileCommand(io, file, opts);
     });
 
@@ -66,8 +71,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .description("print one guest's snippet: the xl.cfg vif line (Xen), <interface> XML (KVM) or lxc.net.* lines (LXC) with its stable interface names")
     .argument('<file>', 'policy file')
     .argument('<name>', 'the guest, as named under guests:')
-    .action(async (file: string, name: string) => {
-      code = (await import('./guest.js')).guestCommand(io, file, name);
+    .addOption(new Option('--host <name>', "for a fleet policy: compile on this host (default: the guest's own host:)"))
+    .action(async (file: string, name: string, opts: { host?: string }) => {
+      code = (await import('./guest.js')).guestCommand(io, file, name, opts);
     });
 
   const hostOptions = (c: Command) =>
@@ -84,8 +90,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .addOption(new Option('--confirm <seconds>', "roll back by itself unless 'guestwall confirm' runs in time").argParser(seconds))
       .option('--force', 'apply even if the lockout guard objects')
       .option('--no-network', 'only the ruleset: leave bridges, routes, proxy entries and sysctls as they are')
-      .addOption(featuresOption()),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean; kernelFeatures: FeatureChoice }) => {
+      .addOption(featuresOption())
+      .addOption(hostOption()),
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; wait?: number; confirm?: number; force?: boolean; network?: boolean; kernelFeatures: FeatureChoice; host?: string }) => {
     code = await (await import('./apply.js')).applyCommand(io, file, opts);
   });
 
@@ -105,8 +112,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       .description('what applying the policy would change on the live host, rule by rule; exit 1 when anything differs')
       .argument('<file>', 'policy file')
       .addOption(featuresOption())
+      .addOption(hostOption())
       .addOption(verboseOption()),
-  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
+  ).action(async (file: string, opts: { netns?: string; stateDir?: string; kernelFeatures: FeatureChoice; verbose?: boolean; host?: string }) => {
     code = await (await import('./apply.js')).diffCommand(io, file, opts);
   });
 
@@ -116,7 +124,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .argument('<file>', 'policy file')
     .option('--root <dir>', 'install into this directory tree instead of / (tests, image builders)')
     .addOption(featuresOption())
-    .action(async (file: string, opts: { root?: string; kernelFeatures: FeatureChoice }) => {
+    .addOption(hostOption())
+    .action(async (file: string, opts: { root?: string; kernelFeatures: FeatureChoice; host?: string }) => {
       code = await (await import('./install.js')).installCommand(io, file, opts);
     });
 
@@ -152,7 +161,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
     .option('--json', 'print the verdict and the trace as JSON')
-    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean }) => {
+    .addOption(hostOption())
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean; host?: string }) => {
       code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
     });
 
@@ -167,7 +177,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--seconds <n>', 'stop after this long').argParser(seconds).default(30))
     .option('--netns <name>', 'trace inside this network namespace (a lab, or the tests)')
     .option('--state-dir <dir>', 'where guestwall keeps its state', '/var/lib/guestwall')
-    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string }) => {
+    .addOption(hostOption())
+    .action(async (file: string, opts: { from: string; to: string; proto?: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; seconds: number; netns?: string; stateDir?: string; host?: string }) => {
       code = await (await import('./trace.js')).traceCommand(io, file, opts);
     });
 
@@ -177,8 +188,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .argument('<file>', 'policy file')
     .addOption(new Option('--family <n>', 'IP version').choices(['4', '6']).default('4'))
     .option('--json', 'print the matrix as JSON')
-    .action(async (file: string, opts: { family: string; json?: boolean }) => {
-      code = (await import('./explain.js')).matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}) });
+    .addOption(hostOption())
+    .action(async (file: string, opts: { family: string; json?: boolean; host?: string }) => {
+      code = (await import('./explain.js')).matrixCommand(io, file, { family: Number(opts.family) as 4 | 6, ...(opts.json ? { json: true } : {}), ...(opts.host !== undefined ? { host: opts.host } : {}) });
     });
 
   program
@@ -190,8 +202,9 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--confirm <seconds>', 'an apply from the preview rolls back by itself unless confirmed within this time').argParser(seconds).default(60))
     .option('--force', 'apply even if the lockout guard objects')
     .addOption(featuresOption())
+    .addOption(hostOption())
     .addOption(verboseOption())
-    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice; verbose?: boolean }) => {
+    .action(async (file: string, opts: { netns?: string; stateDir?: string; confirm?: number; force?: boolean; kernelFeatures: FeatureChoice; verbose?: boolean; host?: string }) => {
       code = await (await import('./preview.js')).previewCommand(io, file, opts);
     });
 

@@ -28,15 +28,20 @@ export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: Syst
  * @param outcome what did not happen when the policy has errors ("nothing applied")
  * @param warnings print warnings too (commands that change or write something do)
  * @param features what the target kernel can load (default: the baseline every kernel has)
+ * @param host --host: which host of a fleet policy (required there; see compilePolicyText)
  */
-export function compiledPolicy(io: Io, file: string, outcome: string, warnings = true, features: KernelFeatures = BASELINE_FEATURES): Loaded {
+export function compiledPolicy(io: Io, file: string, outcome: string, warnings = true, features: KernelFeatures = BASELINE_FEATURES, host?: string): Loaded {
   const read = readPolicy(io, file);
   if ('error' in read) {
     io.err(read.error);
     return { exit: EXIT.usage };
   }
-  const r = compilePolicyText(file, read.text, features);
+  const r = compilePolicyText(file, read.text, features, host);
   for (const d of r.diagnostics) if (warnings || d.severity === 'error') io.err(formatDiagnostic(d));
+  if (r.hostError !== undefined) {
+    io.err(`guestwall: ${r.hostError}; ${outcome}`);
+    return { exit: EXIT.usage };
+  }
   if (!r.compiled || !r.model) {
     io.err(`guestwall: ${file} has errors; ${outcome}`);
     return { exit: EXIT.policy };

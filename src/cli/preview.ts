@@ -32,6 +32,8 @@ export interface PreviewOptions {
   confirm?: number;
   /** Apply even if the lockout guard objects. */
   force?: boolean;
+  /** Which host of a fleet policy. */
+  host?: string;
 }
 
 export interface PreviewHostOptions {
@@ -77,7 +79,11 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
     return EXIT.usage;
   }
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'baseline', opts.netns !== undefined ? realSystem(opts.netns) : sys, opts.verbose === true);
-  let state: PreviewState = nextState(undefined, file, read, features);
+  let state: PreviewState = nextState(undefined, file, read, features, opts.host);
+  if (state.readError !== undefined) {
+    io.err(`guestwall: ${state.readError}`);
+    return EXIT.usage;
+  }
   const interactive = opts.interactive ?? (io === processIo && Boolean(process.stdout.isTTY && process.stdin.isTTY));
   if (!interactive) {
     io.out(plainSummary(state));
@@ -103,7 +109,7 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
   });
   const ui = startPreview(state, { color: opts.color ?? !process.env.NO_COLOR, host });
   const stopWatching = watchFile(file, () => {
-    state = nextState(state, file, readPolicy(io, file), features);
+    state = nextState(state, file, readPolicy(io, file), features, opts.host);
     ui.update(state);
   });
   try {

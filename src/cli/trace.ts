@@ -15,6 +15,8 @@ export interface TraceOptions extends TraceQuery {
   seconds: number;
   netns?: string;
   stateDir?: string;
+  /** Which host of a fleet policy. */
+  host?: string;
 }
 
 type Origins = ReturnType<typeof originMap>;
@@ -43,7 +45,7 @@ export function traceEventLines(e: TraceEvent, origins: Origins, seen: Set<strin
 
 export async function traceCommand(io: Io, file: string, opts: TraceOptions, sys: System = realSystem(opts.netns), stop: AbortSignal = interrupted()): Promise<number> {
   const features = await kernelFeaturesFor(io, 'auto', sys, false);
-  const loaded = compiledPolicy(io, file, 'nothing traced', false, features);
+  const loaded = compiledPolicy(io, file, 'nothing traced', false, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
   const selectors = traceSelectors(loaded.model, opts);
   if (!selectors.ok) {

@@ -4,17 +4,16 @@
 // forward sends each frame to its zone's own pair chain (`dmz_to_dmz`) by one map lookup on the
 // port, where the zone's intra-zone policy and rules decide, written by the same code as inet's.
 import type { BridgeModel, GuestInterfaceModel, HostModel } from '../model/host.js';
-import type { Chain, NamedMap, Rule, Table } from '../nft/ruleset.js';
+import type { Chain, NamedMap, NamedSet, Rule, Table } from '../nft/ruleset.js';
 import { type SetElement, type Verdict, setRef } from '../nft/types.js';
 import type { Finding } from '../policy/diagnostics.js';
 import { warning } from '../policy/diagnostics.js';
 import { type Port, antiSpoof } from './antispoof.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
-import type { PortRange } from '../policy/ports.js';
-import type { Stmt } from '../nft/types.js';
-import { accept, counter, ctState, daddr, drop, match, meta, oneOrSet, payload, portElement, saddr } from './matches.js';
+import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
 import { builtin, originOf } from './origin.js';
+import { AcceptSet, ctDnat, forwardAcceptSetName } from './forwards.js';
 import { NOT_BARE_SYN, pairChainName, pairChains } from './zones.js';
 
 export const BRIDGE_PORTS_MAP = 'port_zone';
@@ -50,7 +49,8 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
     for (const port of ports) portZones.push([port, { goto: { target: pairChainName(b.zone, b.zone) } }]);
   }
   const zones = [...new Set(filtered.map((b) => b.zone))];
-  const pairs = pairChains(model, hairpinAccepts(model, filtered.map((b) => b.name), features), { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
+  const hairpin = hairpinAccepts(model, filtered.map((b) => b.name), features);
+  const pairs = pairChains(model, hairpin.accepts, { pairs: zones.map((z): [string, string] => [z, z]), bridge: features });
 
   const portMap: NamedMap = {
     kind: 'map', name: BRIDGE_PORTS_MAP, type: 'ifname', map: 'verdict',
@@ -84,7 +84,7 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
   };
   const table: Table = {
     family: 'bridge', name, helpers: [],
-    sets: [...spoof.sets, portMap],
+    sets: [...spoof.sets, portMap, ...hairpin.sets],
     chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
   return { table, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
@@ -98,28 +98,39 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
  * (and their replies) by their look, which opens to the bridge's own guests no more than the
  * hairpin forward already does through the public address.
  */
-function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFeatures): Map<string, Rule[]> {
-  const out = new Map<string, Rule[]>();
+function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFeatures): { accepts: Map<string, Rule[]>; sets: NamedSet[] } {
+  const byChain = new Map<string, AcceptSet>();
   for (const f of model.forwards) {
     if (!f.hairpin || f.publicV4.length === 0 || f.targetInterface === undefined || !bridges.includes(f.targetInterface)) continue;
     const origin = originOf(f.src, `forward ${f.index + 1}: ${f.from.join(',')} -> ${f.guest ?? f.targetV4}`);
     const chain = pairChainName(f.targetZone, f.targetZone);
-    const rules = out.get(chain) ?? [];
+    const set = byChain.get(chain) ?? new AcceptSet();
+    byChain.set(chain, set);
     for (const proto of ['tcp', 'udp'] as const) {
-      const ports: PortRange[] = f.toPort !== undefined ? [[f.toPort, f.toPort]] : f[proto];
       if (f[proto].length === 0) continue;
-      const to = match(payload(proto, 'dport'), oneOrSet(ports.map(portElement)));
-      if (features.bridgeConntrack) {
-        rules.push({ stmts: [match({ ct: { key: 'status' } }, ['dnat'], 'in'), daddr(4, [f.targetV4]), to, counter(), accept()], origin });
-        continue;
-      }
-      rules.push({ stmts: [daddr(4, [f.targetV4]), to, counter(), accept()], origin });
-      const back: Stmt[] = [saddr(4, [f.targetV4]), match(payload(proto, 'sport'), oneOrSet(ports.map(portElement))), ...(proto === 'tcp' ? [NOT_BARE_SYN] : [])];
-      rules.push({ stmts: [...back, counter(), accept()], origin });
+      set.add(f.targetV4, proto, f.toPort !== undefined ? [[f.toPort, f.toPort]] : f[proto], origin);
     }
-    out.set(chain, rules);
   }
-  return out;
+  // One lookup of the DNATed tuple per chain, however many forwards: see forwards.ts.
+  const accepts = new Map<string, Rule[]>();
+  const sets: NamedSet[] = [];
+  for (const [chain, a] of byChain) {
+    const set = a.toSet(forwardAcceptSetName(chain, 4), 4);
+    sets.push(set);
+    const tuple = (dir: 'daddr' | 'saddr', port: 'dport' | 'sport') => match({ concat: [payload('ip', dir), meta('l4proto'), payload('th', port)] }, setRef(set.name));
+    const origin = builtin('bridge-hairpin', 'a hairpin port forward between two guests of one bridge', model.file);
+    if (features.bridgeConntrack) {
+      accepts.set(chain, [{ stmts: [ctDnat, tuple('daddr', 'dport'), counter(), accept()], origin }]);
+      continue;
+    }
+    // Stateless: the target's address and port, and the replies from them (TCP never a bare SYN).
+    accepts.set(chain, [
+      { stmts: [tuple('daddr', 'dport'), counter(), accept()], origin },
+      { stmts: [tuple('saddr', 'sport'), match(meta('l4proto'), 'udp'), counter(), accept()], origin },
+      { stmts: [tuple('saddr', 'sport'), NOT_BARE_SYN, counter(), accept()], origin },
+    ]);
+  }
+  return { accepts, sets };
 }
 
 /** A bridge with a guest port and at least one other port: frames cross it between two ports. */

@@ -52,7 +52,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     family: 'inet',
     name: TABLE,
     helpers: h.objects,
-    sets: [...d.sets, ...routedSpoof.sets],
+    sets: [...d.sets, ...routedSpoof.sets, ...n.sets],
     chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains],
   };
   const bridge = bridgeTable(model, bridged, TABLE, features);

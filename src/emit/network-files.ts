@@ -158,6 +158,8 @@ function portBranch(p: RoutedPortSetup): string {
     `routes=${shQuote(p.routes.map((r) => r.dst).join(' '))}`,
     ...(metric !== undefined ? [`metric=${metric}`] : []),
     ...(p.proxyArp ? [`arp_key=${shQuote(`net.ipv4.conf.${p.name.replaceAll('.', '/')}.proxy_arp`)}`] : []),
+    // DEV/ADDRESS: '/' is the one character no interface name has.
+    ...(p.uplinkProxies?.length ? [`proxies=${shQuote(p.uplinkProxies.map((x) => `${x.dev}/${x.address}`).join(' '))}`] : []),
   ];
   return `  ${shQuote(p.name)})\n    # ${p.guest}, zone ${p.zone}\n${vars.map((v) => `    ${v}`).join('\n')}\n    ;;`;
 }

@@ -179,6 +179,11 @@ export function planNetwork(setup: NetworkSetup, live: LiveNetwork, owned: Owned
       if (hasRoute(r.dst, p.name, r.metric)) continue;
       steps.push(routeStep('add', { dst: r.dst, dev: p.name, ...(r.metric !== undefined ? { metric: r.metric } : {}) }, `to ${p.guest}`));
     }
+    // A mobile guest running here: its uplink entries, as its port-up adds them.
+    for (const x of p.uplinkProxies ?? []) {
+      if (!links.has(x.dev) || live.proxies.some((l) => l.address === x.address && l.dev === x.dev)) continue;
+      steps.push(ip([`-${x.family}`, 'neigh', 'add', 'proxy', x.address, 'dev', x.dev], `${x.dev}: answer ${x.family === 4 ? 'ARP' : 'NDP'} for ${x.guest}'s ${x.address} (it runs here)`));
+    }
   }
 
   for (const x of setup.proxies) {
@@ -331,7 +336,7 @@ export function ownedUnion(a: OwnedNetwork, b: OwnedNetwork): OwnedNetwork {
 
 /** The live state of a host that has every interface the setup names, unconfigured: the whole plan. */
 export function pristineHost(setup: NetworkSetup): LiveNetwork {
-  const names = new Set([...setup.bridges.flatMap((b) => b.ports), ...setup.routedPorts.map((p) => p.name), ...setup.proxies.map((p) => p.dev)]);
+  const names = new Set([...setup.bridges.flatMap((b) => b.ports), ...setup.routedPorts.map((p) => p.name), ...setup.proxies.map((p) => p.dev), ...setup.routedPorts.flatMap((p) => (p.uplinkProxies ?? []).map((x) => x.dev))]);
   for (const b of setup.bridges) names.delete(b.name);
   return { links: [...names].map((ifname) => ({ ifname, up: false })), addresses: [], routes: [], proxies: [], sysctls: {} };
 }

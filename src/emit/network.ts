@@ -39,6 +39,11 @@ export interface RoutedPortSetup {
   routes: RouteSetup[];
   /** proxy_arp on the port, for guests that ARP for more than their gateway (a /24 configured inside). */
   proxyArp: boolean;
+  /**
+   * A fleet guest that may run on other hosts too: its uplink proxy entries, added (and the move
+   * announced) by port-up and removed by port-down, so only the host it runs on answers for it.
+   */
+  uplinkProxies?: ProxyNeighbourSetup[];
 }
 
 /** `ip neigh add proxy ADDRESS dev DEV`: the host answers ARP/NDP for a routed guest on the segment its address belongs to. */
@@ -101,14 +106,26 @@ export function networkSetup(model: HostModel): NetworkSetup {
     ...model.bridges.map((b) => ({ dev: b.name, addresses: b.addresses })),
   ];
   const proxies: ProxyNeighbourSetup[] = [];
+  const proxyDevs6 = new Set<string>();
   for (const g of model.guests) {
     for (const i of g.interfaces) {
       if (i.mode !== 'routed') continue;
+      // LXC's router mode owns its veth, so a mobile LXC guest's entries stay with apply (see README).
+      const followsPort = g.mobile === true && g.platform !== 'lxc';
+      const mine: ProxyNeighbourSetup[] = [];
       for (const a of i.addresses) {
         for (const s of segments) {
           const onLink = s.addresses.some((h) => h.family === a.family && h.len < (a.family === 4 ? 32 : 128) && contains(h.network, a.value, a.family));
-          if (onLink) proxies.push({ address: a.addr, family: a.family, dev: s.dev, guest: g.name });
+          if (!onLink) continue;
+          mine.push({ address: a.addr, family: a.family, dev: s.dev, guest: g.name });
+          if (a.family === 6) proxyDevs6.add(s.dev);
         }
+      }
+      if (!followsPort) proxies.push(...mine);
+      else if (mine.length > 0) {
+        // On the PV vif only: an HVM guest's -emu tap goes away while the guest keeps running.
+        const port = routedPorts.find((p) => p.guest === g.name && p.name === i.name);
+        if (port) port.uplinkProxies = mine;
       }
     }
   }
@@ -128,7 +145,7 @@ export function networkSetup(model: HostModel): NetworkSetup {
   for (const p of routedPorts) {
     if (p.by === 'hook' && p.proxyArp) sysctls.push({ key: ifSysctlKey(4, p.name, 'proxy_arp'), value: '1', ifname: p.name, why: `proxy ARP on ${p.guest}'s routed port` });
   }
-  for (const dev of [...new Set(proxies.filter((p) => p.family === 6).map((p) => p.dev))]) {
+  for (const dev of proxyDevs6) {
     sysctls.push({ key: ifSysctlKey(6, dev, 'proxy_ndp'), value: '1', ifname: dev, why: 'answer neighbour solicitations for the routed guests in the proxy table' });
   }
   return { bridges, routedPorts, proxies, sysctls };

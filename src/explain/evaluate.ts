@@ -4,8 +4,8 @@
 // state) comes from EvalEnv. Anything the evaluator cannot read exactly throws: a guess here
 // would tell a user that a packet passes when it does not.
 import { printStmt } from '../nft/print.js';
-import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
-import { type ChainType, type Expr, type Family, type Hook, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from '../nft/types.js';
+import type { Chain, NamedSet, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
+import { type ChainType, type Expr, type Family, type Hook, type MapLookup, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from '../nft/types.js';
 import { type IpFamily, contains, formatAddress, parseHostAddress } from '../policy/addr.js';
 import { CT_STATES, CT_STATUS, ETHER_TYPES, FIB_TYPES, ICMP_TYPE, ICMPV6_TYPE, L4PROTO, NFPROTO, TCP_FLAGS } from './symbols.js';
 
@@ -52,6 +52,8 @@ export interface Step {
   failed?: string;
   /** What the rule did without deciding anything: counter, log, ct helper set. */
   effects?: string[];
+  /** The policy entry behind the set or map element the rule's lookup hit (a port forward), when it has one. */
+  element?: Origin;
 }
 
 export interface Evaluation {
@@ -224,6 +226,8 @@ interface Ctx {
   mode: { kind: 'filter' } | { kind: 'nat'; hook: NatHook };
   steps: Step[];
   notes: string[];
+  /** The origin of the element the current rule's last lookup hit (see Step.element). */
+  element?: Origin;
 }
 
 function context(packet: Packet, where: Path | NatHook, env: EvalEnv, mode: Ctx['mode']): Ctx {
@@ -288,6 +292,7 @@ function runBaseChain(ctx: Ctx, table: Table, base: Chain): ChainResult {
     } else {
       if (++walked > MAX_RULES_WALKED) throw bug(`${table.name}: the walk from ${base.name} does not end (a chain loop the kernel would refuse)`, chain.name);
       const effects: string[] = [];
+      ctx.element = undefined;
       r = evalRule(ctx, rule, table, effects);
       step(chain, {
         rule: i,
@@ -296,6 +301,7 @@ function runBaseChain(ctx: Ctx, table: Table, base: Chain): ChainResult {
         outcome: outcomeOf(r),
         ...(r.kind === 'continue' && r.failed !== undefined ? { failed: r.failed } : {}),
         ...(effects.length > 0 ? { effects } : {}),
+        ...(r.kind !== 'continue' && ctx.element ? { element: ctx.element } : {}),
       });
     }
     switch (r.kind) {
@@ -305,9 +311,10 @@ function runBaseChain(ctx: Ctx, table: Table, base: Chain): ChainResult {
       case 'accept':
       case 'drop':
       case 'reject':
-        return { kind: r.kind, origin: rule!.origin };
+        // A verdict reached through a set element is that element's: the forward, not the map.
+        return { kind: r.kind, origin: ctx.element ?? rule!.origin };
       case 'nat':
-        return { kind: 'nat', stmt: r.stmt, origin: rule!.origin };
+        return { kind: 'nat', stmt: r.stmt, origin: ctx.element ?? rule!.origin };
       case 'return': {
         const back = stack.pop();
         if (back === undefined) {
@@ -399,13 +406,17 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         if (ctx.mode.kind !== 'nat') throw bug('a nat statement outside a nat chain (the kernel refuses it)', s);
         const allowed = key === 'dnat' ? 'prerouting' : 'postrouting';
         if (ctx.mode.hook !== allowed) throw bug(`${key} on ${ctx.mode.hook} (guestwall only writes it on ${allowed})`, s);
+        // Map lookups load the translation before the nat expression runs; a miss ends the rule.
+        const resolved = key === 'dnat' ? resolveDnat(ctx, table, s as Extract<Stmt, { dnat: unknown }>) : (s as NatStmt);
+        if (resolved === undefined) return { kind: 'continue', outcome: 'map miss', failed: printStmt(s) };
+        if (resolved === 'no key') return { kind: 'continue', outcome: 'no match', failed: printStmt(s) };
         const natFamily = key === 'dnat' ? (s as Extract<Stmt, { dnat: unknown }>).dnat.family : key === 'snat' ? (s as Extract<Stmt, { snat: unknown }>).snat.family : undefined;
         if (natFamily !== undefined && (natFamily === 'ip') !== (ctx.packet.family === 4)) {
           // nft_nat in an inet table skips a translation of the other family and goes on.
           note(ctx, `${printStmt(s)} does not apply to an IPv${ctx.packet.family} packet`);
           break;
         }
-        return { kind: 'nat', stmt: s as NatStmt };
+        return { kind: 'nat', stmt: resolved };
       }
       case 'mangle':
         // Only `meta nftrace set 1` (guestwall trace's own table): it marks, it decides nothing.
@@ -450,7 +461,9 @@ type Datum =
   /** A MAC address; absent = the one declared for the port (any element of the port matches). */
   | { kind: 'mac'; mac?: string }
   /** Raw payload bits, compared as one big integer. */
-  | { kind: 'raw'; what: string; value: bigint };
+  | { kind: 'raw'; what: string; value: bigint }
+  /** Bytes a packet description does not say (th dport of ICMP): comparing them is a bug. */
+  | { kind: 'opaque'; what: string };
 
 /** The packet fields an expression reads; undefined when its protocol dependency fails. */
 function readLeft(ctx: Ctx, e: Expr): Datum[] | undefined {
@@ -514,6 +527,15 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
           }
           if (protocol === 'tcp' && field === 'flags') return { kind: 'flags', what: 'tcp flags', bits: tcpFlags(p), known: TCP_FLAGS, exact: true };
           break;
+        }
+        case 'th': {
+          // The raw transport header: no dependency of its own. Only TCP and UDP ports are known;
+          // guestwall reads it after `meta l4proto` in one key, so other protocols never compare it.
+          if (field !== 'sport' && field !== 'dport') break;
+          if (p.proto !== 'tcp' && p.proto !== 'udp') return { kind: 'opaque', what: `th ${field} of ${p.proto}` };
+          const n = p[field];
+          if (n === undefined) throw packetError(`a rule reads th ${field}, and the packet has no ${field}`);
+          return { kind: 'number', what: `th ${field}`, n };
         }
         case 'icmp':
         case 'icmpv6': {
@@ -612,6 +634,7 @@ function evalMatch(ctx: Ctx, table: Table, m: { op: MatchOp; left: Expr; right: 
   if (isSetRef(right)) {
     const set = table.sets.find((s) => s.name === right.setRef);
     if (set === undefined) throw bug(`${table.name}: no set @${right.setRef}`, m);
+    if (set.kind === 'set' && set.origins !== undefined && (op === '==' || op === 'in')) return setLookup(ctx, left, set);
     // A map's keys can be matched like a set's elements.
     return lookup(set.kind === 'set' ? set.elements : set.elements.map(([k]) => k));
   }
@@ -717,6 +740,8 @@ function valueMatches(d: Datum, el: SetElement): boolean {
       return d.mac === undefined || d.mac === el.toLowerCase();
     case 'raw':
       return rawValue(el, el) === d.value;
+    case 'opaque':
+      throw bug(`${d.what} is not known from a packet description`, el);
   }
 }
 
@@ -752,6 +777,45 @@ function parseAddr(text: Value, family: IpFamily, shape: unknown) {
   return r.value;
 }
 
+// ---- Lookups in sets and maps that stand for policy entries (port forwards) ------------------
+
+/** A set lookup that also records which policy entry the element it hit came from. */
+function setLookup(ctx: Ctx, left: Datum[], set: NamedSet): boolean {
+  const i = set.elements.findIndex((el) => elementMatches(left, el));
+  if (i < 0) return false;
+  ctx.element = set.origins?.[i];
+  return true;
+}
+
+/** The value a data map holds for the packet's key; undefined on a miss, 'no key' when the key cannot be read (a failed protocol dependency). */
+function dataMapLookup(ctx: Ctx, table: Table, lookup: MapLookup): Value | undefined | 'no key' {
+  const { key, data } = lookup.map;
+  if (!isSetRef(data)) throw bug('map lookup data must be a named map', lookup);
+  const map = table.sets.find((x) => x.name === data.setRef);
+  if (map === undefined || map.kind !== 'datamap') throw bug(`${table.name}: no data map @${data.setRef}`, lookup);
+  const left = readLeft(ctx, key);
+  if (left === undefined) return 'no key';
+  const i = map.elements.findIndex(([el]) => elementMatches(left, el));
+  if (i < 0) return undefined;
+  ctx.element = map.origins?.[i] ?? ctx.element;
+  return map.elements[i]![1];
+}
+
+/** A dnat whose address (and port) come from maps, with the looked-up values in place. */
+function resolveDnat(ctx: Ctx, table: Table, s: Extract<Stmt, { dnat: unknown }>): NatStmt | undefined | 'no key' {
+  const { family, addr, port } = s.dnat;
+  if (typeof addr === 'string' && !(isObj(port) && 'map' in port)) return s;
+  if (typeof addr === 'string') throw bug('a port looked up in a map needs its address looked up too', s);
+  const a = dataMapLookup(ctx, table, addr);
+  if (a === undefined || a === 'no key') return a;
+  if (typeof a !== 'string') throw bug('a dnat address map holds addresses', s);
+  if (!(isObj(port) && 'map' in port)) return { dnat: { family, addr: a, ...(port !== undefined ? { port } : {}) } };
+  const p = dataMapLookup(ctx, table, port);
+  if (p === undefined || p === 'no key') return p;
+  if (typeof p !== 'number') throw bug('a dnat port map holds port numbers', s);
+  return { dnat: { family, addr: a, port: p } };
+}
+
 // ---- NAT -------------------------------------------------------------------------------------
 
 function translate(ctx: Ctx, s: NatStmt, origin: Origin): { packet: Packet; translation: NatTranslation } {
@@ -759,10 +823,11 @@ function translate(ctx: Ctx, s: NatStmt, origin: Origin): { packet: Packet; tran
   const status = (flag: 'dnat' | 'snat') => ({ ...p.ct, status: [...new Set([...(p.ct.status ?? []), flag])] });
   if ('dnat' in s) {
     const { addr, port } = s.dnat;
+    if (typeof addr !== 'string' || (isObj(port) && 'map' in port)) throw bug('dnat with a map lookup left in it', s);
     const to = formatAddress(parseAddr(addr, p.family, s).value, p.family);
     let dport = p.dport;
     if (dport !== undefined && typeof port === 'number') dport = port;
-    else if (dport !== undefined && typeof port === 'object') {
+    else if (dport !== undefined && isObj(port) && 'range' in port) {
       const [lo, hi] = port.range;
       // The kernel keeps a port already in the range, else picks a free one from it.
       if (dport < lo || dport > hi) {

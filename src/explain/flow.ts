@@ -214,8 +214,11 @@ function bridgedFlow(ruleset: Ruleset, packet: Packet, s: Side, d: Side, env: Ev
 
 function storyStep(story: string[], step: Evaluation['steps'][number], chain: string): void {
   if (step.outcome === 'jump' || step.outcome === 'goto') story.push(`  ${chain}: ${step.text} -> ${step.outcome}`);
-  else if (step.outcome === 'verdict' || step.outcome === 'policy') story.push(`  ${chain}: ${step.text}${step.origin ? `  [${originText(step.origin)}]` : ''}`);
-  else if (step.outcome === 'map miss') story.push(`  ${chain}: ${step.text}: no element for this interface`);
+  else if (step.outcome === 'verdict' || step.outcome === 'policy') {
+    // A verdict by a set element (a port forward's DNATed tuple) names the element's origin.
+    const why = step.element ?? step.origin;
+    story.push(`  ${chain}: ${step.text}${why ? `  [${originText(why)}]` : ''}`);
+  } else if (step.outcome === 'map miss') story.push(`  ${chain}: ${step.text}: no element for this ${step.text.includes('vmap') ? 'interface' : 'key'}`);
 }
 
 export function originText(o: Origin): string {

@@ -200,9 +200,15 @@ export function* matrixSteps(model: HostModel, ruleset: Ruleset, family: 4 | 6 =
   const port = unnamedPort(model, edges);
   const ask = (from: string, to: string, proto: Proto, p?: number, icmpType?: string) =>
     explainFlow(model, ruleset, { from, to, proto, family, direct: true, ...(p !== undefined ? { port: p } : {}), ...(icmpType !== undefined ? { icmpType } : {}) });
+  // Services share ports (smtp and tcp/25, a forward's two sides): each packet is explained once.
+  const known = new Map<string, Verdict | undefined>();
   const verdictOf = (from: string, to: string, pt: Point, at?: number): Verdict | undefined => {
+    const key = `${from}|${to}|${pt.proto}|${at ?? pt.port ?? ''}|${pt.icmpType ?? ''}`;
+    if (known.has(key)) return known.get(key);
     const e = ask(from, to, pt.proto, at ?? pt.port, pt.icmpType);
-    return e.ok ? e.value.evaluation.verdict : undefined;
+    const v = e.ok ? e.value.evaluation.verdict : undefined;
+    known.set(key, v);
+    return v;
   };
   const pointsByService = new Map<Service, Point[]>(services.map((s) => [s, pointsOf(s.traffic, family, edges)]));
 

@@ -61,7 +61,21 @@ const LINK_LOCAL = parseNetwork('fe80::/10');
  * source must leave through the interface the packet came in on. A link-local source has a route
  * on every interface.
  */
-export function routeBackOf(model: HostModel): { env: Pick<EvalEnv, 'routeBack'>; explain(p: Packet): string } {
+export function routeBackOf(model: HostModel): RouteBack {
+  // Worked out once per model: the matrix asks for it hundreds of times, and a model never changes once built.
+  let r = routeBacks.get(model);
+  if (r === undefined) routeBacks.set(model, (r = makeRouteBack(model)));
+  return r;
+}
+
+interface RouteBack {
+  env: Pick<EvalEnv, 'routeBack'>;
+  explain(p: Packet): string;
+}
+
+const routeBacks = new WeakMap<HostModel, RouteBack>();
+
+function makeRouteBack(model: HostModel): RouteBack {
   const routes = policyRoutes(model);
   const linkLocal = (p: Packet) => {
     const a = parseHostAddress(p.saddr);
@@ -81,9 +95,16 @@ export function routeBackOf(model: HostModel): { env: Pick<EvalEnv, 'routeBack'>
 
 /** The guest interface whose host-side name is `ifname` (the -emu tap of a Xen HVM guest included). */
 export function guestPortNamed(model: HostModel, ifname: string): GuestInterfaceModel | undefined {
-  for (const g of model.guests) for (const i of g.interfaces) if (i.hostNames.includes(ifname)) return i;
-  return undefined;
+  let ports = portIndexes.get(model);
+  if (ports === undefined) {
+    ports = new Map();
+    for (const g of model.guests) for (const i of g.interfaces) for (const n of i.hostNames) if (!ports.has(n)) ports.set(n, i);
+    portIndexes.set(model, ports);
+  }
+  return ports.get(ifname);
 }
+
+const portIndexes = new WeakMap<HostModel, Map<string, GuestInterfaceModel>>();
 
 /** Built-in rules whose drop comes from what a guest interface declares (mac:, addresses:, router:). */
 const FROM_DECLARATION = ['builtin:spoof-', 'builtin:routed-antispoof', 'builtin:rogue-', 'builtin:dhcp-client', 'builtin:dad-mld'];

@@ -80,6 +80,8 @@ export interface GuestModel {
   xenType?: 'pv' | 'pvh' | 'hvm';
   /** An LXC container a non-root user starts: LXC ignores its veth.pair names. */
   lxcUnprivileged?: true;
+  /** A fleet guest that may also run on other hosts: its uplink proxy entries come and go with its port (port-up/port-down), not with apply. */
+  mobile?: true;
   interfaces: GuestInterfaceModel[];
   src: Source;
 }

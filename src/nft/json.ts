@@ -3,7 +3,7 @@
 // then the whole table again. Nothing else in the kernel is touched; there is no `flush ruleset`.
 import type { Ruleset, Table } from './ruleset.js';
 import { ruleComment } from './ruleset.js';
-import { type Command, type Expr, type JsonValue, type NftablesDocument, type SetElement, type Stmt, type StmtKind, isSetRef } from './types.js';
+import { type Command, type Expr, type JsonValue, type MapLookup, type NftablesDocument, type SetElement, type Stmt, type StmtKind, isSetRef } from './types.js';
 
 export function toNftJson(ruleset: Ruleset): NftablesDocument {
   const nftables: Command[] = [{ metainfo: { json_schema_version: 1 } }];
@@ -64,6 +64,14 @@ export function jsonStmt(s: Stmt): JsonValue {
       const v = (s as Extract<Stmt, { vmap: unknown }>).vmap;
       return { vmap: { key: jsonExpr(v.key), data: `@${v.data.setRef}` } };
     }
+    case 'dnat': {
+      // Address and port may be looked up in named maps: `<key> map @name`.
+      const d = (s as Extract<Stmt, { dnat: unknown }>).dnat;
+      const lookup = (x: unknown) => (typeof x === 'object' && x !== null && 'map' in x
+        ? { map: { key: jsonExpr((x as MapLookup).map.key), data: `@${(x as MapLookup).map.data.setRef}` } }
+        : (x as JsonValue));
+      return { dnat: { family: d.family, addr: lookup(d.addr), ...(d.port !== undefined ? { port: lookup(d.port) } : {}) } };
+    }
     case 'counter':
     case 'log':
     case 'limit':
@@ -73,7 +81,6 @@ export function jsonStmt(s: Stmt): JsonValue {
     case 'jump':
     case 'goto':
     case 'reject':
-    case 'dnat':
     case 'snat':
     case 'masquerade':
     case 'ct helper':

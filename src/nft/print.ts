@@ -2,9 +2,9 @@
 // guestwall's own tables (`table X {}`, `delete table X`, then the whole table again), the same
 // rules and comments. Anything the printer does not know how to spell throws: that is a bug in
 // the compiler, and printing a guess would load something nobody asked for.
-import type { CtHelper, NamedMap, NamedSet, Rule, Ruleset, Table } from './ruleset.js';
+import type { CtHelper, NamedDataMap, NamedMap, NamedSet, Rule, Ruleset, Table } from './ruleset.js';
 import { ruleComment } from './ruleset.js';
-import { type Expr, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from './types.js';
+import { type Expr, type MapLookup, type MatchOp, type SetElement, type Stmt, type StmtKind, type Value, type Verdict, isSetRef } from './types.js';
 
 export function printRuleset(ruleset: Ruleset): string {
   return ruleset.tables.map(printTable).join('\n');
@@ -80,7 +80,7 @@ function printHelper(h: CtHelper): string {
   return [`ct helper ${name(h.name)} {`, `\ttype ${quote(h.type)} protocol ${oneOf(h.protocol, ['tcp', 'udp'])}`, '\tl3proto inet', '}'].join('\n');
 }
 
-function printSetOrMap(s: NamedSet | NamedMap): string {
+function printSetOrMap(s: NamedSet | NamedMap | NamedDataMap): string {
   const types = Array.isArray(s.type) ? s.type : [s.type];
   if (types.length === 0) throw bug('set without a type', s);
   const kinds = types.map(kindOfType);
@@ -93,11 +93,24 @@ function printSetOrMap(s: NamedSet | NamedMap): string {
     if (s.map !== 'verdict') throw bug('only verdict maps are supported', s);
     lines = [`map ${name(s.name)} {`, `\ttype ${keyType} : verdict`];
     addFlagsAndElements(lines, s.flags, s.elements.map(([k, v]) => `${printElement(k, kinds)} : ${printVerdict(v)}`));
+  } else if (s.kind === 'datamap') {
+    const data = oneOf(s.map, ['ipv4_addr', 'inet_service']);
+    lines = [`map ${name(s.name)} {`, `\ttype ${keyType} : ${data}`];
+    const dataKind: Kind[] = ['symbol'];
+    addFlagsAndElements(lines, s.flags, s.elements.map(([k, v]) => `${printElement(k, kinds)} : ${printElement(v, dataKind)}`));
   } else {
     throw bug('unknown set kind', s);
   }
   lines.push('}');
   return lines.join('\n');
+}
+
+/** Element `i` of a named set or map as nft lists it (`10.0.0.5 . tcp . 80` or `key : value`). */
+export function printSetElement(s: NamedSet | NamedMap | NamedDataMap, i: number): string {
+  const kinds = (Array.isArray(s.type) ? s.type : [s.type]).map(kindOfType);
+  if (s.kind === 'set') return printElement(s.elements[i]!, kinds);
+  if (s.kind === 'map') return `${printElement(s.elements[i]![0], kinds)} : ${printVerdict(s.elements[i]![1])}`;
+  return `${printElement(s.elements[i]![0], kinds)} : ${printElement(s.elements[i]![1], ['symbol'])}`;
 }
 
 function addFlagsAndElements(lines: string[], flags: string[] | undefined, elements: string[]): void {
@@ -166,12 +179,24 @@ function natFamily(f: string): string {
   return oneOf(f, ['ip', 'ip6']);
 }
 
-function natTarget(family: 'ip' | 'ip6', addr: string, port: number | { range: [number, number] } | undefined): string {
-  const a = symbol(addr);
+function natTarget(family: 'ip' | 'ip6', addr: string | MapLookup, port: number | { range: [number, number] } | MapLookup | undefined): string {
+  const a = typeof addr === 'string' ? symbol(addr) : printLookup(addr);
   if (port === undefined) return a;
+  // nft prints `to <key> map @a : <key> map @b`: the port lookup after the address lookup.
+  if (typeof port === 'object' && 'map' in port) {
+    if (typeof addr === 'string') throw bug('a port looked up in a map needs its address looked up too', port);
+    return `${a} : ${printLookup(port)}`;
+  }
   const p = typeof port === 'number' ? count(port) : `${count(port.range[0])}-${count(port.range[1])}`;
   // An IPv6 address needs brackets before `:port`, or the port reads as part of the address.
   return family === 'ip6' ? `[${a}]:${p}` : `${a}:${p}`;
+}
+
+/** `<key> map @name`: a value looked up in a named data map. */
+function printLookup(m: MapLookup): string {
+  const { key, data } = m.map;
+  if (!isSetRef(data)) throw bug('map lookup data must be a named map', m);
+  return `${printLeft(key)} map @${name(data.setRef)}`;
 }
 
 // ---- Matches and expressions -----------------------------------------------------------------

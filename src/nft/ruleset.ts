@@ -1,7 +1,7 @@
 // The ruleset IR: tables, chains, rules, sets and maps as plain data, each rule tagged with the
 // place in the policy that wrote it. compile/ produces it; json.ts and print.ts emit it;
 // explain/ evaluates it. Origins are opaque here: this module knows nothing about zones.
-import type { BaseChainSpec, Family, SetElement, Stmt, Verdict } from './types.js';
+import type { BaseChainSpec, Family, SetElement, Stmt, Value, Verdict } from './types.js';
 
 /** Where a rule comes from: a short stable id plus its place in the policy file. */
 export interface Origin {
@@ -35,6 +35,8 @@ export interface NamedSet {
   type: string | string[];
   flags?: ('interval' | 'constant')[];
   elements: SetElement[];
+  /** Where each element comes from, by index, when elements stand for policy entries (never emitted). */
+  origins?: Origin[];
 }
 
 export interface NamedMap {
@@ -44,6 +46,18 @@ export interface NamedMap {
   map: 'verdict';
   flags?: ('interval' | 'constant')[];
   elements: [SetElement, Verdict][];
+}
+
+/** A map to data (an address, a port) rather than to verdicts: what `dnat ... map @name` reads. */
+export interface NamedDataMap {
+  kind: 'datamap';
+  name: string;
+  type: string | string[];
+  map: 'ipv4_addr' | 'inet_service';
+  flags?: ('interval' | 'constant')[];
+  elements: [SetElement, Value][];
+  /** Where each element comes from, by index (never emitted): explain names it. */
+  origins?: Origin[];
 }
 
 export interface CtHelper {
@@ -57,7 +71,7 @@ export interface Table {
   family: Family;
   name: string;
   helpers: CtHelper[];
-  sets: (NamedSet | NamedMap)[];
+  sets: (NamedSet | NamedMap | NamedDataMap)[];
   chains: Chain[];
 }
 
@@ -97,6 +111,10 @@ export function originMap(ruleset: Ruleset): Record<string, { file: string; line
   for (const t of ruleset.tables) {
     for (const c of t.chains) {
       for (const r of c.rules) map[ruleComment(r.origin)] = { file: r.origin.file, line: r.origin.line, col: r.origin.col, what: r.origin.what };
+    }
+    // Policy entries that are set or map elements (port forwards) have no rule of their own.
+    for (const s of t.sets) {
+      for (const o of ('origins' in s ? s.origins : undefined) ?? []) map[ruleComment(o)] ??= { file: o.file, line: o.line, col: o.col, what: o.what };
     }
   }
   return map;

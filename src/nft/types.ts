@@ -77,6 +77,9 @@ export type RejectStmt = {
 
 export type NatAddrFamily = 'ip' | 'ip6';
 
+/** A value looked up in a named data map by a key read from the packet: `<key> map @name`. */
+export type MapLookup = { map: { key: Expr; data: SetRef } };
+
 export type Stmt =
   | { match: { op: MatchOp; left: Expr; right: Expr } }
   | { counter: null }
@@ -85,7 +88,7 @@ export type Stmt =
   | Verdict
   | RejectStmt
   | { vmap: { key: Expr; data: SetRef } }
-  | { dnat: { family: NatAddrFamily; addr: string; port?: number | { range: [number, number] } } }
+  | { dnat: { family: NatAddrFamily; addr: string | MapLookup; port?: number | { range: [number, number] } | MapLookup } }
   | { snat: { family: NatAddrFamily; addr: string } }
   | { masquerade: null }
   | { 'ct helper': string }

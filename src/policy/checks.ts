@@ -542,9 +542,10 @@ function checkReachability(p: Policy, guests: GuestEntries, idx: NameIndex, repo
       if (src.some((s) => s.kind === 'all' || s.kind === 'address' || s.kind === 'host' || zonesOf(s).some((sz) => sz !== dz))) reached.add(dz);
     }
   };
-  for (const pol of p.policies ?? []) opens(pol.from, pol.to, pol.action);
-  for (const r of p.rules ?? []) opens(r.from, r.to, r.action);
-  for (const f of p.forwards ?? []) opens(f.from, f.to, 'accept');
+  // forEach: a fleet's projection onto one host leaves the rules of other hosts' guests as holes.
+  (p.policies ?? []).forEach((pol) => opens(pol.from, pol.to, pol.action));
+  (p.rules ?? []).forEach((r) => opens(r.from, r.to, r.action));
+  (p.forwards ?? []).forEach((f) => opens(f.from, f.to, 'accept'));
   for (const z of Object.keys(p.zones)) {
     if (members.has(z) && !reached.has(z)) {
       report({ ...warning('unreachable-zone', ['zones', z], `nothing outside zone '${z}' may open a connection to it: no policy, rule or forward accepts traffic to it`,

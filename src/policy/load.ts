@@ -2,9 +2,10 @@
 // finding, from the parser, the schema or a cross-reference check, points at file:line:col.
 import type { Document, Node as YamlNode } from 'yaml';
 import { readBlockYaml } from './block-yaml.js';
-import { checkPolicy } from './checks.js';
+import { checkAnyPolicy } from './fleet.js';
 import { CODES, type Diagnostic, printable, printableDiagnostic, type DocPath, type Finding, type Location } from './diagnostics.js';
 import { offsetOf, type Placed, placedFromYaml } from './placed.js';
+import { freeTextFindings } from './free-text.js';
 import { withoutReservedKeys } from './reserved-keys.js';
 import { salvage } from './salvage.js';
 import { Policy } from './schema.js';
@@ -52,11 +53,13 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
   // `__proto__`, `constructor` and their kind are refused before the schema, which would drop them silently.
   const reserved = withoutReservedKeys(read.data);
   const data = reserved.data;
+  // Descriptions with control or bidi characters: refused where they are written.
+  const unsafeText = freeTextFindings(data);
   const parsed = Policy.safeParse(data);
-  if (!parsed.success || reserved.findings.length > 0) {
+  if (!parsed.success || reserved.findings.length > 0 || unsafeText.length > 0) {
     // Report the rest of the policy's mistakes in the same run, checked without the refused parts.
     const issues = parsed.success ? [] : parsed.error.issues;
-    const findings = [...reserved.findings, ...schemaFindings(issues, data)];
+    const findings = [...reserved.findings, ...unsafeText, ...schemaFindings(issues, data)];
     const rest = parsed.success ? { policy: parsed.data, known: {} } : salvage(data, issues);
     if (rest) {
       // A refused name is still declared: references to it are not reported as unknown too.
@@ -65,11 +68,11 @@ export function loadPolicy(file: string, text: string): LoadedPolicy {
         const [top, name] = f.path;
         if (f.path.length === 2 && (top === 'zones' || top === 'guests' || top === 'bridges' || top === 'services')) (known[top] ??= new Set()).add(String(name));
       }
-      findings.push(...checkPolicy(rest.policy, known));
+      findings.push(...checkAnyPolicy(rest.policy, known));
     }
     return { file, reader, locate, diagnostics: sortDiagnostics(findings.map(place)) };
   }
-  const findings = checkPolicy(parsed.data);
+  const findings = checkAnyPolicy(parsed.data);
   const diagnostics = sortDiagnostics(findings.map(place));
   const failed = diagnostics.some((d) => d.severity === 'error');
   return failed ? { file, reader, locate, diagnostics } : { file, reader, locate, diagnostics, policy: parsed.data };

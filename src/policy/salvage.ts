@@ -18,7 +18,7 @@ export interface Salvaged {
 
 /** How deep an entry that can be left out on its own sits: ["rules", 3], ["host", "interfaces", "eth0"]. */
 const ENTRY_DEPTH: Record<string, number> = {
-  zones: 2, guests: 2, bridges: 2, services: 2, policies: 2, rules: 2, forwards: 2, helpers: 2, host: 3, nat: 3,
+  zones: 2, guests: 2, bridges: 2, services: 2, policies: 2, rules: 2, forwards: 2, helpers: 2, host: 3, nat: 3, hosts: 4,
 };
 
 /** The policy without what `issues` are about, or undefined when a problem is at the top (no zones, a wrong version). */

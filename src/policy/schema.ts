@@ -135,6 +135,12 @@ export const Guest = z.strictObject({
     .optional()
     .meta({ description: 'Xen details: HVM guests also get a "<vifname>-emu" tap, so their names have at most 11 characters.' }),
   router: z.boolean().optional().meta({ description: 'The guest may act as a router (send router advertisements, answer DHCP).' }),
+  host: Name.optional().meta({
+    description: 'Fleet policies (with hosts:): the host the guest runs on now. Its interfaces, names, MACs and addresses travel with it.',
+  }),
+  may_run_on: z.union([z.literal('all'), z.array(Name).min(1)]).optional().meta({
+    description: 'Fleet policies: the hosts the guest may move to ("all", or a list; its host: is always included). Each of their rulesets holds the guest.',
+  }),
   lxc: z
     .strictObject({
       unprivileged: z.boolean().optional().meta({
@@ -199,6 +205,15 @@ export const Helper = z.strictObject({
   ports: Ports.optional().meta({ description: 'The control ports (default: 5060 for sip, 21 for ftp).' }),
 });
 
+/** One host of a fleet policy: what the single-host policy declares under host.interfaces and bridges. */
+export const FleetHost = z
+  .strictObject({
+    description: z.string().optional(),
+    interfaces: z.record(IfName, HostInterface).optional(),
+    bridges: z.record(IfName, Bridge).optional(),
+  })
+  .meta({ description: "One host of the fleet: its own interfaces and bridges (zones, services and rules are shared)." });
+
 export const Policy = z
   .strictObject({
     version: z.literal(1).meta({ description: 'The policy language version. Always 1 for now.' }),
@@ -208,6 +223,9 @@ export const Policy = z
         interfaces: z.record(IfName, HostInterface).optional(),
       })
       .optional(),
+    hosts: z.record(Name, FleetHost).optional().meta({
+      description: 'Several hosts in one policy (a fleet): each declares its interfaces and bridges here instead of host: and bridges:; compile, apply and install take --host NAME.',
+    }),
     zones: z.record(ZoneName, Zone),
     bridges: z.record(IfName, Bridge).optional(),
     guests: z.record(Name, Guest).optional(),
@@ -232,6 +250,7 @@ export type Forward = z.infer<typeof Forward>;
 export type Guest = z.infer<typeof Guest>;
 export type GuestInterface = z.infer<typeof GuestInterface>;
 export type ServiceDef = z.infer<typeof ServiceDef>;
+export type FleetHost = z.infer<typeof FleetHost>;
 export type PortSpec = z.infer<typeof PortSpec>;
 
 /** The JSON Schema editors read (yaml-language-server); generated, never written by hand. */

@@ -2,8 +2,9 @@
 // so that the views, the plain summary and the tests all read the same lines.
 import { pairChainName } from '../compile/zones.js';
 import { HOST_ZONE, type HostModel } from '../model/host.js';
-import { printStmt } from '../nft/print.js';
-import type { Chain, Origin, Ruleset } from '../nft/ruleset.js';
+import { printSetElement, printStmt } from '../nft/print.js';
+import { isSetRef } from '../nft/types.js';
+import type { Chain, Origin, Rule, Ruleset, Table } from '../nft/ruleset.js';
 import type { HostAddress } from '../policy/addr.js';
 import type { Change } from '../nft/diff.js';
 
@@ -47,6 +48,8 @@ export interface RuleLine {
   chain?: string;
   /** The services the YAML element that wrote the rule names (`smtp`, `sip,rtp`), for search. */
   services?: string[];
+  /** A set or map element the rule above looks up, standing for a policy entry (a port forward). */
+  element?: boolean;
 }
 
 /** The ruleset as nft syntax, one line per table, chain and rule, each rule with its origin (and, given the model, the services its YAML element names). */
@@ -63,8 +66,31 @@ export function ruleLines(ruleset: Ruleset, model?: HostModel): RuleLine[] {
       for (const r of c.rules) {
         const named = services.get(r.origin.id);
         out.push({ kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin, chain: c.name, ...(named?.length ? { services: named } : {}) });
+        for (const l of elementLines(t, r, c.name)) {
+          const of = l.origin ? services.get(l.origin.id) : undefined;
+          out.push({ ...l, ...(of?.length ? { services: of } : {}) });
+        }
       }
     }
+  }
+  return out;
+}
+
+/**
+ * The elements a rule looks up that stand for policy entries (port forwards are set and map
+ * elements, not rules), one line each under the rule, with the entry's origin: traceable to
+ * their YAML line like rules.
+ */
+function elementLines(t: Table, r: Rule, chain?: string): RuleLine[] {
+  const names = new Set<string>();
+  JSON.stringify(r.stmts, (_k, v: unknown) => {
+    if (isSetRef(v)) names.add(v.setRef);
+    return v;
+  });
+  const out: RuleLine[] = [];
+  for (const s of t.sets) {
+    if (!names.has(s.name) || !('origins' in s) || s.origins === undefined) continue;
+    s.origins.forEach((origin, i) => out.push({ kind: 'rule', element: true, text: `  @${s.name} ${printSetElement(s, i)}`, origin, ...(chain !== undefined ? { chain } : {}) }));
   }
   return out;
 }
@@ -93,7 +119,7 @@ export function cellRules(model: HostModel, ruleset: Ruleset, from: string, to: 
         const line: RuleLine = { kind: 'rule', text: r.stmts.map(printStmt).join(' '), origin: r.origin };
         const target = r.stmts.flatMap((s) => ('jump' in s ? [s.jump.target] : []))[0];
         const sub = target !== undefined && depth < 4 ? byName.get(target) : undefined;
-        return sub ? [line, ...lines(sub, depth + 1)] : [line];
+        return [line, ...elementLines(t, r), ...(sub ? lines(sub, depth + 1) : [])];
       });
     return t.chains.filter((c) => c.name === chain).flatMap((c) => lines(c, 0));
   });

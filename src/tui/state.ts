@@ -24,9 +24,11 @@ export interface PreviewState {
 }
 
 /** The state after reading the file again: `read` is its text, or why it could not be read. */
-export function nextState(prev: PreviewState | undefined, file: string, read: { text: string } | { error: string }, features: KernelFeatures = BASELINE_FEATURES): PreviewState {
+export function nextState(prev: PreviewState | undefined, file: string, read: { text: string } | { error: string }, features: KernelFeatures = BASELINE_FEATURES, host?: string): PreviewState {
   if ('error' in read) return { file, diagnostics: [], readError: read.error, ...(prev?.good ? { good: prev.good } : {}), stale: true };
-  const r = compilePolicyText(file, read.text, features);
+  const r = compilePolicyText(file, read.text, features, host);
+  // A fleet policy without (or with an unknown) --host: nothing to show but why.
+  if (r.hostError !== undefined) return { file, diagnostics: r.diagnostics, readError: r.hostError, ...(prev?.good ? { good: prev.good } : {}), stale: true };
   if (r.model && r.compiled) return { file, diagnostics: r.diagnostics, good: { model: r.model, ruleset: r.compiled.ruleset }, stale: false };
   return { file, diagnostics: r.diagnostics, ...(prev?.good ? { good: prev.good } : {}), stale: true };
 }

@@ -11,7 +11,7 @@ export function plainSummary(s: PreviewState): string {
   out.push(...s.diagnostics.map(formatDiagnostic));
   if (!s.good || s.stale) return `${out.join('\n')}\n`;
   const { model, ruleset } = s.good;
-  const rules = ruleLines(ruleset).filter((l) => l.kind === 'rule').length;
+  const rules = ruleLines(ruleset).filter((l) => l.kind === 'rule' && !l.element).length;
   out.push(
     '',
     `Overview: ${model.zones.length} zones, ${model.hostInterfaces.length} host interfaces, ${model.bridges.length} bridges, ${model.guests.length} guests`,

@@ -5,7 +5,7 @@
 // nothing is ever loaded into the machine's own namespace.
 // GW_GEN_RUNS=2000 runs more generated policies; GW_GEN_SEED=<n> replays another seed.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { toNftJson } from '../../src/nft/json.js';
 import { printRuleset } from '../../src/nft/print.js';
 import { type Ruleset, ruleComment } from '../../src/nft/ruleset.js';
 import { formatDiagnostic } from '../../src/policy/diagnostics.js';
+import { compileExample } from '../support/compile.js';
 import { policyArb, policyYaml } from '../support/gen-policy.js';
 import { kernelTestUnavailable } from '../support/kernel.js';
 
@@ -145,12 +146,11 @@ describe.skipIf(skipReason !== undefined)(`the kernel loads what the compiler em
       expect(examples).toContain('homelab-dmz.yaml');
     });
 
-    for (const example of examples) {
-      it(`${example}: JSON loads twice beside foreign tables, keeps every rule, and the nft text lists the same`, async () => {
-        const r = compilePolicyText(`policies/${example}`, readFileSync(`policies/${example}`, 'utf8'));
+    // A fleet example: every host's ruleset.
+    for (const { name: base, result: r } of examples.flatMap(compileExample)) {
+      it(`${base}: JSON loads twice beside foreign tables, keeps every rule, and the nft text lists the same`, async () => {
         expect(r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([]);
         const ruleset = r.compiled!.ruleset;
-        const base = example.replace(/\.yaml$/, '');
         const jsonFile = await file(`${base}.json`, JSON.stringify(toNftJson(ruleset)));
         const textFile = await file(`${base}.nft`, printRuleset(ruleset));
         const foreignFile = await file('foreign.nft', FOREIGN);

@@ -1,8 +1,22 @@
 // Compile a policy written inline in a test, failing loudly on errors.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { compilePolicyText } from '../../src/compile/pipeline.js';
 import type { Chain, Rule, Ruleset } from '../../src/nft/ruleset.js';
 import { printStmt } from '../../src/nft/print.js';
 import { formatDiagnostic } from '../../src/policy/diagnostics.js';
+
+/**
+ * An example policy compiled as users compile it: once, or for a fleet (hosts:) once per host,
+ * `name` then being "<file>.<host>" for the golden files.
+ */
+export function compileExample(file: string): { name: string; host?: string; result: ReturnType<typeof compilePolicyText> }[] {
+  const text = readFileSync(`policies/${file}`, 'utf8');
+  const base = basename(file, '.yaml');
+  const whole = compilePolicyText(`policies/${file}`, text);
+  if (!whole.fleet) return [{ name: base, result: whole }];
+  return whole.fleet.hosts.map((host) => ({ name: `${base}.${host}`, host, result: compilePolicyText(`policies/${file}`, text, undefined, host) }));
+}
 
 export function compileYaml(yaml: string) {
   const r = compilePolicyText('test.yaml', yaml);

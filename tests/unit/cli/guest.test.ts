@@ -49,7 +49,7 @@ describe('guestwall guest', () => {
   it('is listed with its help text', async () => {
     const m = memoryIo();
     expect(await run(['--help'], m.io)).toBe(0);
-    expect(m.stdout()).toMatch(/guest <file> <name>\s+print one guest's snippet/);
+    expect(m.stdout()).toMatch(/guest \[options\] <file> <name>\s+print one guest's snippet/);
   });
 });
 

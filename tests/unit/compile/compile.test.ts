@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hookProblems } from '../../../src/compile/hooks.js';
 import { type Packet, evaluate, evaluateNat } from '../../../src/explain/evaluate.js';
 import type { Ruleset } from '../../../src/nft/ruleset.js';
+import { toNftJson } from '../../../src/nft/json.js';
 import { chain, chainText, compileYaml, ruleCount } from '../../support/compile.js';
 
 const BASE = `
@@ -186,54 +187,87 @@ nat:
     - { from: [lan, dmz], to: net }
 `);
 
-  it('DNATs the public address to the guest, keeping port ranges; only connections to a forwarded port walk the DNAT rules', () => {
+  const set = (name: string) => ruleset.tables[0]!.sets.find((s) => s.name === name);
+
+  it('DNATs the public address to the guest through maps keyed on address, protocol and port, keeping port ranges', () => {
     expect(chainText(ruleset, 'dstnat')).toEqual([
-      'tcp dport { 5060-5061, 8443 } jump dstnat_tcp',
-      'ip daddr 203.0.113.10 udp dport { 5060, 10000-20000 } counter dnat ip to 10.0.10.10',
+      'meta l4proto { tcp, udp } dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin : ip daddr . meta l4proto . th dport map @dnat_hairpin_port',
+      'dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin',
     ]);
-    expect(chainText(ruleset, 'dstnat_tcp')).toEqual([
-      'ip daddr 203.0.113.10 tcp dport 5060-5061 counter dnat ip to 10.0.10.10',
-      'ip daddr 203.0.113.10 tcp dport 8443 counter dnat ip to 10.0.10.10:443',
+    const m = set('dnat_hairpin');
+    expect(m?.kind === 'datamap' && m.elements).toEqual([
+      [{ concat: ['203.0.113.10', 'tcp', { range: [5060, 5061] }] }, '10.0.10.10'],
+      [{ concat: ['203.0.113.10', 'udp', 5060] }, '10.0.10.10'],
+      [{ concat: ['203.0.113.10', 'udp', { range: [10000, 20000] }] }, '10.0.10.10'],
+      [{ concat: ['203.0.113.10', 'tcp', 8443] }, '10.0.10.10'],
     ]);
+    // Only the forward with to_port has a port element: the first rule misses every other key.
+    const port = set('dnat_hairpin_port');
+    expect(port?.kind === 'datamap' && port.elements).toEqual([[{ concat: ['203.0.113.10', 'tcp', 8443] }, 443]]);
+    expect(port?.kind === 'datamap' && port.origins?.map((o) => o.id)).toEqual(['forwards[1]']);
     expect(chain(ruleset, 'dstnat').base).toMatchObject({ type: 'nat', hook: 'prerouting', prio: -100 });
+    // nft's JSON spells both lookups as "<key> map @name" (loaded by tests/e2e/nft-load.test.ts).
+    const json = JSON.stringify(toNftJson(ruleset));
+    expect(json).toContain('"data":"@dnat_hairpin"}},"port":{"map":{"key":{"concat":[{"payload":{"protocol":"ip","field":"daddr"}},{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":"@dnat_hairpin_port"}}');
   });
 
-  it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone, behind one ct status dnat rule', () => {
-    expect(chainText(ruleset, 'net_to_dmz').slice(0, 2)).toEqual(['ct status dnat jump net_to_dmz_dnat', 'meta nfproto ipv6 jump net_to_dmz_ip6']);
-    const fromNet = chainText(ruleset, 'net_to_dmz_dnat');
-    expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 udp dport { 5060, 10000-20000 } counter accept');
-    expect(fromNet).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
-    expect(chainText(ruleset, 'lan_to_dmz_dnat')).toContain('ct status dnat ip daddr 10.0.10.10 tcp dport 443 counter accept');
+  it('opens only DNATed connections to the guest, from the internet and (hairpin) from every zone, by one lookup of the DNATed tuple', () => {
+    expect(chainText(ruleset, 'net_to_dmz').slice(0, 2)).toEqual([
+      'ct status dnat ip daddr . meta l4proto . th dport @net_to_dmz_dnat counter accept',
+      'ip6 daddr . meta l4proto . th dport @net_to_dmz_ip6 counter accept',
+    ]);
+    const fromNet = set('net_to_dmz_dnat');
+    expect(fromNet?.kind === 'set' && fromNet.elements).toEqual([
+      { concat: ['10.0.10.10', 'tcp', 443] },
+      { concat: ['10.0.10.10', 'tcp', { range: [5060, 5061] }] },
+      { concat: ['10.0.10.10', 'udp', 5060] },
+      { concat: ['10.0.10.10', 'udp', { range: [10000, 20000] }] },
+    ]);
+    expect(chainText(ruleset, 'lan_to_dmz')[0]).toBe('ct status dnat ip daddr . meta l4proto . th dport @lan_to_dmz_dnat counter accept');
   });
 
   it('opens the same ports on the guest IPv6 address without NAT, and nothing else on v6', () => {
-    expect(chainText(ruleset, 'net_to_dmz_ip6')).toEqual([
-      'ip6 daddr fd00:10::10 tcp dport 5060-5061 counter accept',
-      'ip6 daddr fd00:10::10 udp dport { 5060, 10000-20000 } counter accept',
-      'ip6 daddr fd00:10::10 tcp dport 8443 counter accept',
+    const v6 = set('net_to_dmz_ip6');
+    expect(v6?.kind === 'set' && v6.elements).toEqual([
+      { concat: ['fd00:10::10', 'tcp', { range: [5060, 5061] }] },
+      { concat: ['fd00:10::10', 'tcp', 8443] },
+      { concat: ['fd00:10::10', 'udp', 5060] },
+      { concat: ['fd00:10::10', 'udp', { range: [10000, 20000] }] },
     ]);
-    expect(chainText(ruleset, 'net_to_dmz').filter((r) => r.includes('ip6 daddr'))).toEqual([]);
+    expect(chainText(ruleset, 'net_to_dmz').filter((r) => r.includes('ip6 daddr'))).toEqual(['ip6 daddr . meta l4proto . th dport @net_to_dmz_ip6 counter accept']);
+    expect(set('lan_to_dmz_ip6')).toBeUndefined();
   });
 
-  it('masquerades hairpin connections on the guest segment, and the zones named to the uplink, each group behind one rule', () => {
-    expect(chainText(ruleset, 'srcnat')).toEqual(['ct status dnat jump srcnat_hairpin', 'oifname "eth0" jump srcnat_out_net']);
-    expect(chainText(ruleset, 'srcnat_hairpin')).toContain('ct status dnat iifname "br-dmz" oifname "br-dmz" ip daddr 10.0.10.10 tcp dport 443 counter masquerade');
+  it('masquerades hairpin connections on the guest segment by one lookup, and the zones named to the uplink behind one rule', () => {
+    expect(chainText(ruleset, 'srcnat')).toEqual([
+      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
+      'oifname "eth0" jump srcnat_out_net',
+    ]);
+    const h = set('hairpin');
+    expect(h?.kind === 'set' && h.elements).toContainEqual({ concat: ['br-dmz', 'br-dmz', '10.0.10.10', 'tcp', 443] });
     expect(chainText(ruleset, 'srcnat_out_net')).toEqual([
       'oifname "eth0" iifname "br-lan" meta nfproto ipv4 counter masquerade',
       'oifname "eth0" iifname "br-dmz" meta nfproto ipv4 counter masquerade',
     ]);
   });
 
-  it('walks a connection that nothing translates past the NAT rules in one rule per group', () => {
+  it('walks a connection that nothing translates past the NAT rules in one rule per lookup or group, and names the forward that translates one', () => {
     const p = { family: 4 as const, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp' as const, sport: 4000, dport: 9000, ct: { state: 'new' as const } };
     const pre = evaluateNat(ruleset, 'prerouting', p);
     expect(pre.translation).toBeUndefined();
-    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => x.chain)).toEqual(['dstnat', 'dstnat']);
+    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => x.outcome)).toEqual(['map miss', 'map miss']);
     const post = evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-dmz' });
-    expect(post.steps.filter((x) => x.rule !== undefined).map((x) => x.text)).toEqual(['ct status dnat jump srcnat_hairpin', 'oifname "eth0" jump srcnat_out_net']);
-    // A forwarded one still reaches its DNAT rule, and its reply path its accept.
+    expect(post.steps.filter((x) => x.rule !== undefined).map((x) => x.text)).toEqual([
+      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
+      'oifname "eth0" jump srcnat_out_net',
+    ]);
     const fwd = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', proto: 'tcp', dport: 8443 });
-    expect(fwd.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 443 });
+    expect(fwd.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 443, origin: { id: 'forwards[1]' } });
+    const sip = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', dport: 12000 });
+    expect(sip.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 12000, origin: { id: 'forwards[0]' } });
+    // The DNATed connection is accepted by its forward, not by a map.
+    const acc = evaluate(ruleset, 'forward', { ...sip.packet, oifname: 'br-dmz' });
+    expect(acc).toMatchObject({ verdict: 'accept', decidedBy: { id: 'forwards[0]' } });
   });
 
   it('runs no conntrack helper unless the policy asks for one', () => {
@@ -275,7 +309,67 @@ forwards:
   - { from: net, to: pbx, service: sip }
 `);
     expect(ds.map((d) => d.kind)).toContain('hairpin-needs-address');
-    expect(chainText(r, 'dstnat')[0]).toBe('iifname "eth0" fib daddr type local tcp dport 5060-5061 counter dnat ip to 10.0.10.10');
+    expect(chainText(r, 'dstnat')).toEqual(['meta nfproto ipv4 fib daddr type local dnat ip to iifname . meta l4proto . th dport map @dnat_local']);
+  });
+});
+
+describe('port forwards as map elements', () => {
+  function forwardsYaml(n: number, forwarded = n): string {
+    const lines = ['guests:'];
+    for (let i = 0; i < n; i++) lines.push(`  g${i}: { platform: lxc, interfaces: [{ mode: bridged, bridge: br-dmz, addresses: [10.1.${i >> 7}.${(i & 127) + 2}] }] }`);
+    lines.push('forwards:');
+    for (let i = 0; i < forwarded; i++) lines.push(`  - { from: net, to: g${i}, proto: ${i % 2 ? 'udp' : 'tcp'}, ports: ${20000 + i}${i % 3 === 0 ? `, to_port: ${i + 1}` : ''} }`);
+    return lines.join('\n');
+  }
+  const walked = (r: Ruleset, i: number) => {
+    const p: Packet = { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.10', proto: i % 2 ? 'udp' : 'tcp', sport: 40000, dport: 20000 + i, ct: { state: 'new' } };
+    const pre = evaluateNat(r, 'prerouting', p);
+    expect(pre.translation?.origin.id).toBe(`forwards[${i}]`);
+    const fwd = evaluate(r, 'forward', { ...pre.packet, oifname: 'br-dmz' });
+    expect(fwd.decidedBy?.id).toBe(`forwards[${i}]`);
+    return [pre.steps, fwd.steps].map((s) => s.filter((x) => x.rule !== undefined).length);
+  };
+
+  it('walks as many rules to the 1,000th forward as to the first, and the ruleset does not grow by a rule per forward', () => {
+    const base = BASE.replace('dmz: { networks: [10.0.10.0/24, fd00:10::/64] }', 'dmz: { networks: [10.0.0.0/8] }');
+    // The same 1,000 guests, three of them forwarded.
+    const small = compileYaml(`${base}\n${forwardsYaml(1000, 3)}`);
+    const big = compileYaml(`${base}\n${forwardsYaml(1000)}`);
+    expect(big.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    expect(walked(big.ruleset, 999)).toEqual(walked(big.ruleset, 0));
+    expect(walked(big.ruleset, 998)).toEqual(walked(small.ruleset, 1));
+    expect(ruleCount(big.ruleset)).toBe(ruleCount(small.ruleset));
+  });
+
+  it('refuses two forwards whose keys share a map (GW031), which a rule list would have decided by order', () => {
+    const { diagnostics } = compileYaml(`${BASE}
+guests:
+  a: { platform: lxc, interfaces: [{ mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }] }
+  b: { platform: lxc, interfaces: [{ mode: bridged, bridge: br-dmz, addresses: [10.0.10.11] }] }
+forwards:
+  - { from: net, to: a, proto: tcp, ports: 80, address: 203.0.113.10, hairpin: false }
+  - { from: net, to: b, proto: tcp, ports: 80-81, hairpin: false }
+`);
+    const e = diagnostics.filter((d) => d.severity === 'error');
+    expect(e.map((d) => [d.code, d.message])).toEqual([['GW031', "forward 2 claims TCP ports 80-81 on eth0 to 203.0.113.10, which forward 1 already forwards to a"]]);
+  });
+
+  it('runs the lookups of different kinds of forward in the order the earlier forward needs', () => {
+    for (const [first, second, winner] of [['local', 'public', 'a'], ['public', 'local', 'a']] as const) {
+      const f = (kind: string, to: string) => `  - { from: net, to: ${to}, proto: tcp, ports: 80${kind === 'public' ? ', address: 203.0.113.10, hairpin: false' : ''} }`;
+      const { ruleset: r, diagnostics } = compileYaml(`${BASE.replace('addresses: [203.0.113.10/24, 2001:db8::10/64]', 'addresses: []')}
+guests:
+  a: { platform: lxc, interfaces: [{ mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }] }
+  b: { platform: lxc, interfaces: [{ mode: bridged, bridge: br-dmz, addresses: [10.0.10.11] }] }
+forwards:
+${f(first, 'a')}
+${f(second, 'b')}
+`);
+      expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      const p: Packet = { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.10', proto: 'tcp', sport: 40000, dport: 80, ct: { state: 'new' } };
+      const nat = evaluateNat(r, 'prerouting', p, { isLocal: (a) => a === '203.0.113.10' });
+      expect(nat.translation?.addr).toBe(winner === 'a' ? '10.0.10.10' : '10.0.10.11');
+    }
   });
 });
 

@@ -5,7 +5,7 @@ import { networkSetup } from '../../../src/emit/network.js';
 import { networkFiles, shQuote, systemdEscape } from '../../../src/emit/network-files.js';
 import { type LiveNetwork, planNetwork, pristineHost, sysctlKeys } from '../../../src/emit/network-plan.js';
 import { networkOutput, readNetworkTemplates } from '../../../src/cli/network.js';
-import { compileYaml } from '../../support/compile.js';
+import { compileExample, compileYaml } from '../../support/compile.js';
 import { expectGolden } from '../../support/golden.js';
 
 const homelab = compileYaml(readFileSync('policies/homelab-dmz.yaml', 'utf8')).model;
@@ -72,8 +72,11 @@ describe('the network setup of the homelab example', () => {
 
 describe('every example policy', () => {
   it('renders its network files as reviewed (golden)', () => {
-    for (const name of ['kvm-lan', 'lxc-isolated', 'routed-xen']) {
-      const model = compileYaml(readFileSync(`policies/${name}.yaml`, 'utf8')).model;
+    const models = [
+      ...['kvm-lan', 'lxc-isolated', 'routed-xen'].map((name) => ({ name, model: compileYaml(readFileSync(`policies/${name}.yaml`, 'utf8')).model })),
+      ...compileExample('fleet-pair.yaml').map(({ name, result }) => ({ name, model: result.model! })),
+    ];
+    for (const { name, model } of models) {
       const out = networkOutput(model, templates);
       for (const f of out.files) expectGolden(`tests/golden/network/${name}${f.path}`, f.text);
       expectGolden(`tests/golden/network/${name}/plan.json`, out.planJson);

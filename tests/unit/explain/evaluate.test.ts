@@ -71,7 +71,9 @@ describe('port forwards', () => {
     const e = evaluate(homelab, 'forward', sip(['dnat']));
     expect(e.verdict).toBe('accept');
     expect(e.decidedBy).toMatchObject({ id: 'forwards[0]', line: 90 });
-    expect(e.steps.at(-1)!.text).toBe('ct status dnat ip daddr 10.0.10.10 udp dport { 5060, 10000-20000 } counter accept');
+    // One lookup of the DNATed tuple; the step names the forward whose element it hit.
+    expect(e.steps.at(-1)!.text).toBe('ct status dnat ip daddr . meta l4proto . th dport @net_to_dmz_dnat counter accept');
+    expect(e.steps.at(-1)!.element).toMatchObject({ id: 'forwards[0]' });
   });
 
   it('drops the same packet sent to the private address directly (no ct status dnat)', () => {
@@ -367,7 +369,9 @@ describe('what the evaluator cannot read', () => {
 
   it('throws on expressions and statements it does not know, rather than guess', () => {
     expect(() => evaluate(one(match(meta('mark'), 1)), 'input', toHost)).toThrow(/meta mark/);
-    expect(() => evaluate(one(match(payload('th', 'dport'), 22)), 'input', toHost)).toThrow(/payload field/);
+    expect(() => evaluate(one(match(payload('th', 'checksum'), 22)), 'input', toHost)).toThrow(/payload field/);
+    // th dport of an ICMP packet is bytes a packet description does not hold: only after meta l4proto.
+    expect(() => evaluate(one(match(payload('th', 'dport'), 22)), 'input', { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.10', proto: 'icmp', icmpType: 'echo-request', ct: { state: 'new' } })).toThrow(/not known/);
     expect(() => evaluate(one({ quota: { val: 1 } } as unknown as Stmt), 'input', toHost)).toThrow(/statement/);
     expect(() => evaluate(one({ dnat: { family: 'ip', addr: '10.0.0.1' } }), 'input', toHost)).toThrow(/nat statement/);
   });

@@ -1,11 +1,11 @@
 // explain and matrix: the questions users ask, answered from the compiled ruleset.
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../../src/cli/main.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { type FlowQuery, explainFlow, flowEndpoints } from '../../../src/explain/flow.js';
 import { formatMatrix, reachabilityMatrix } from '../../../src/explain/matrix.js';
+import { compileExample } from '../../support/compile.js';
 import { expectGolden } from '../../support/golden.js';
 import { memoryIo } from '../../support/io.js';
 
@@ -137,10 +137,12 @@ describe('explain', () => {
 
 describe('matrix', () => {
   for (const file of readdirSync('policies').filter((f) => f.endsWith('.yaml')).sort()) {
-    it(`${file}: the reviewed zone-to-zone table`, () => {
-      const r = compilePolicyText(`policies/${file}`, readFileSync(`policies/${file}`, 'utf8'));
-      expectGolden(`tests/golden/${basename(file, '.yaml')}.matrix.txt`, `${formatMatrix(reachabilityMatrix(r.model!, r.compiled!.ruleset))}\n`);
-    });
+    // A fleet example: one table per host.
+    for (const { name, result: r } of compileExample(file)) {
+      it(`${name}: the reviewed zone-to-zone table`, () => {
+        expectGolden(`tests/golden/${name}.matrix.txt`, `${formatMatrix(reachabilityMatrix(r.model!, r.compiled!.ruleset))}\n`);
+      });
+    }
   }
 
   it('homelab: LAN reaches everything, DMZ reaches the internet but not the LAN, the internet only the forwarded services', () => {

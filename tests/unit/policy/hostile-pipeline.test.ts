@@ -4,7 +4,7 @@
 // Unicode). `check` never throws: it accepts, or refuses with located diagnostics. Every accepted
 // policy's artifacts are read back by their consumer (nft -c in a namespace, virt-xml-validate,
 // sh -n) or by a faithful parser (tests/support/consumers.ts), and say exactly the policy's names.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -212,6 +212,60 @@ describe('hostile policies through the whole pipeline', () => {
         }
       }
       expect(n).toBeGreaterThan(0);
+    }, 120_000);
+
+    const noAnalyze = onPath('systemd-analyze') ? undefined : 'needs systemd-analyze';
+    it.skipIf(noAnalyze !== undefined)(`systemd-analyze verify takes every accepted policy's boot unit${noAnalyze ? ` (skipped: ${noAnalyze})` : ''}`, async () => {
+      let n = 0;
+      for (const a of accepted) {
+        const unit = networkFiles(networkSetup(a.model), networkReadTemplates()).find((f) => f.path.endsWith('.service'));
+        if (!unit || n >= 8) continue;
+        const file = join(dir, `u${n++}`, 'guestwall-network.service');
+        mkdirSync(join(file, '..'));
+        writeFileSync(file, unit.text);
+        const r = await execa('systemd-analyze', ['verify', file], { reject: false });
+        expect(r.exitCode, `${r.stderr}\n${unit.text}`).toBe(0);
+        expect(r.stderr, unit.text).toBe('');
+      }
+      expect(n).toBeGreaterThan(0);
+    }, 120_000);
+
+    it('port-up, run with a stub ip and sysctl that record their arguments, names each routed port exactly as the policy does', async () => {
+      const stubs = join(dir, 'stubs');
+      mkdirSync(stubs);
+      const log = join(dir, 'calls');
+      // Each call: the command and its arguments, separated by US, ended by RS (names hold neither).
+      const stub = `#!/bin/sh\n{ printf '%s' "\${0##*/}"; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036'; } >> '${log}'\n`;
+      for (const cmd of ['ip', 'sysctl']) {
+        writeFileSync(join(stubs, cmd), stub, { mode: 0o755 });
+      }
+      let ports = 0;
+      // Ten policies and at most 20 ports: each run of the hook costs a few processes.
+      for (const a of accepted.slice(0, 10)) {
+        const setup = networkSetup(a.model);
+        const hook = networkFiles(setup, networkReadTemplates()).find((f) => f.path.endsWith('/port-up'))!;
+        const file = join(dir, 'port-up');
+        // The hook sets PATH itself; here it finds the stubs first.
+        writeFileSync(file, hook.text.replace(/^PATH=.*$/m, `PATH=${stubs}:/usr/bin:/bin`), { mode: 0o755 });
+        for (const p of setup.routedPorts.filter((x) => x.by === 'hook').slice(0, Math.max(0, 20 - ports))) {
+          writeFileSync(log, '');
+          const r = await execa('sh', [file, p.name], { reject: false });
+          expect(r.exitCode, r.stderr).toBe(0);
+          const calls = readFileSync(log, 'utf8').split('\x1e').filter((c) => c !== '').map((c) => c.split('\x1f'));
+          expect(calls[0], hook.text).toEqual(['ip', 'link', 'set', 'dev', p.name, 'up']);
+          // `ip [-4|-6] route add|replace DST dev NAME ...`: the destination and the device as separate words.
+          const routes = calls.filter((c) => c[0] === 'ip' && c.includes('route') && (c.includes('add') || c.includes('replace')))
+            .map((c) => [c[c.indexOf('route') + 2], c[c.indexOf('dev') + 1]]);
+          expect(routes).toEqual(p.routes.map((x) => [x.dst, p.name]));
+          if (p.proxyArp) expect(calls).toContainEqual(['sysctl', '-q', '-w', `net.ipv4.conf.${p.name.replaceAll('.', '/')}.proxy_arp=1`]);
+          ports++;
+        }
+        // A name the policy does not have: nothing is touched.
+        writeFileSync(log, '');
+        await execa('sh', [file, 'not-a-port0'], { reject: false });
+        expect(readFileSync(log, 'utf8')).toBe('');
+      }
+      expect(ports).toBeGreaterThan(0);
     }, 120_000);
 
     it("sh -n takes every accepted policy's hooks", async () => {

@@ -69,7 +69,7 @@ describe('describe (a document path in words)', () => {
 
 describe('keysAt (the keys the schema allows at a path)', () => {
   it('lists the top-level keys', () => {
-    expect(keysAt([])).toEqual(['bridges', 'forwards', 'guests', 'helpers', 'host', 'nat', 'policies', 'rules', 'services', 'version', 'zones']);
+    expect(keysAt([])).toEqual(['bridges', 'forwards', 'guests', 'helpers', 'host', 'hosts', 'nat', 'policies', 'rules', 'services', 'version', 'zones']);
   });
 
   it('looks through maps of named entries and lists', () => {
