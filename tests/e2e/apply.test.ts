@@ -174,11 +174,12 @@ zones: { net: {} }
     const homelab = await guestwallTable(ns);
     const child = execa('node', [BIN, 'apply', 'policies/kvm-lan.yaml', '--confirm', '2', '--no-network', '--netns', ns, '--state-dir', stateDir], { reject: false });
     // Kill it the moment the new ruleset is live, before it can print or clean up.
-    expect(await waitFor(async () => (await guestwallTable(ns))?.includes('kvm-lan.yaml') ?? false, 10_000)).toBe(true);
+    // (Generous waits: on a loaded machine one apply takes over 10 s.)
+    expect(await waitFor(async () => (await guestwallTable(ns))?.includes('kvm-lan.yaml') ?? false, 40_000)).toBe(true);
     child.kill('SIGKILL');
     await child;
-    expect(await waitFor(async () => (await guestwallTable(ns)) === homelab, 8000)).toBe(true);
-  });
+    expect(await waitFor(async () => (await guestwallTable(ns)) === homelab, 30_000)).toBe(true);
+  }, 90_000);
 
   it('diff says what apply would change, rule by rule, and exits 1 until they agree', async () => {
     const fresh = await cli('diff', 'policies/kvm-lan.yaml');
