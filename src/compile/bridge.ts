@@ -12,7 +12,7 @@ import { type Port, antiSpoof } from './antispoof.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
 import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
-import { builtin, originOf } from './origin.js';
+import { builtin, originOf, placed } from './origin.js';
 import { AcceptSet, ctDnat, forwardAcceptSetName } from './forwards.js';
 import { NOT_BARE_SYN, pairChainName, pairChains } from './zones.js';
 
@@ -118,7 +118,7 @@ function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFea
     const set = a.toSet(forwardAcceptSetName(chain, 4), 4);
     sets.push(set);
     const tuple = (dir: 'daddr' | 'saddr', port: 'dport' | 'sport') => match({ concat: [payload('ip', dir), meta('l4proto'), payload('th', port)] }, setRef(set.name));
-    const origin = builtin('bridge-hairpin', 'a hairpin port forward between two guests of one bridge', model.file);
+    const origin = placed(model.sections?.forwards, 'bridge-hairpin', 'a hairpin port forward between two guests of one bridge', model.file);
     if (features.bridgeConntrack) {
       accepts.set(chain, [{ stmts: [ctDnat, tuple('daddr', 'dport'), counter(), accept()], origin }]);
       continue;
