@@ -104,7 +104,10 @@ describe.skipIf(skipReason !== undefined)(`apply on a live kernel${skipReason ? 
     const beforeJson = await nft(ns, '-j', 'list', 'table', 'inet', 'dockerish');
     const first = await cli('apply', 'policies/homelab-dmz.yaml');
     expect(first.code, first.err).toBe(0);
-    expect(await guestwallTable(ns)).toContain('comment "homelab-dmz.yaml:90 forwards[0]"');
+    // The policy's own rules and its forwards (map and set elements since issue 17) are live.
+    const live = await guestwallTable(ns);
+    expect(live).toContain('comment "homelab-dmz.yaml:83 rules[2]"');
+    expect(live).toMatch(/203\.0\.113\.10 \. udp \. 5060 : 10\.0\.10\.10/);
     expect(await foreign(ns)).toBe(before);
     const again = await cli('apply', 'policies/homelab-dmz.yaml');
     expect(again.out).toContain('nothing to change');
