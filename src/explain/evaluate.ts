@@ -125,15 +125,13 @@ const markOf = (p: Packet | undefined) => (p?.mark !== undefined ? { mark: p.mar
  */
 export function evaluate(ruleset: Ruleset, path: Path, packet: Packet, env: EvalEnv = {}): Evaluation {
   // A packet that arrives (input, forward) first meets the filter chains on prerouting
-  // (anti-spoofing, the DNAT mark). They are in the trace only when they stop it: passing them
-  // is the rule. What they set (the mark) goes on with the packet.
+  // (anti-spoofing, the hairpin mark). They are in the trace only when they stop it: passing them
+  // is the rule (evaluatePrerouting has every step). What they set (the mark) goes on with the packet.
   let arrived = packet;
   if (path !== 'output') {
     const pre = evaluatePrerouting(ruleset, packet, env);
     if (pre.verdict !== 'accept') return pre;
     arrived = pre.packet ?? packet;
-    const e = evaluateHook(ruleset, path, arrived, env);
-    return { ...e, steps: [...pre.steps.filter(marking), ...e.steps] };
   }
   return evaluateHook(ruleset, path, arrived, env);
 }

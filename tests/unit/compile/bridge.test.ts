@@ -3,7 +3,7 @@ import { eui64LinkLocal, ndTargetValue } from '../../../src/compile/antispoof.js
 import { BASELINE_FEATURES, FULL_FEATURES, featuresLine } from '../../../src/compile/features.js';
 import { hookProblems } from '../../../src/compile/hooks.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
-import { type Packet, evaluate, evaluateBridge } from '../../../src/explain/evaluate.js';
+import { type Packet, evaluate, evaluateBridge, evaluatePrerouting } from '../../../src/explain/evaluate.js';
 import { explainFlow } from '../../../src/explain/flow.js';
 import { printRuleset, printStmt } from '../../../src/nft/print.js';
 import type { NamedMap, NamedSet, Ruleset, Table } from '../../../src/nft/ruleset.js';
@@ -317,9 +317,12 @@ forwards:
     const other = compileWith(`${HAIRPIN}nat:\n  hairpin_mark: 0x40000000\n`);
     expect(rules(table(other.ruleset, 'inet'), 'hairpin_mark')).toEqual(['ct status dnat iifname "br-dmz" meta mark set meta mark | 0x40000000']);
     // A packet that already carries Kubernetes' masquerade bit keeps it.
-    const e = evaluate(other.ruleset, 'forward', { ...frame({ iifname: 'br-dmz', oifname: 'br-dmz' }), ct: { state: 'new', status: ['dnat'] }, mark: 0x4000 });
-    expect(e.steps.find((s) => s.chain === 'hairpin_mark')?.effects).toEqual(['meta mark set meta mark | 0x40000000']);
-    expect(e.packet?.mark).toBe(0x40004000);
+    const { oifname: _, ...arriving } = { ...frame({ iifname: 'br-dmz' }), ct: { state: 'new' as const, status: ['dnat' as const] }, mark: 0x4000 };
+    const pre = evaluatePrerouting(other.ruleset, arriving);
+    expect(pre.steps.find((s) => s.chain === 'hairpin_mark')?.effects).toEqual(['meta mark set meta mark | 0x40000000']);
+    expect(pre.packet?.mark).toBe(0x40004000);
+    // The forward hook gets the packet as prerouting left it.
+    expect(evaluate(other.ruleset, 'forward', { ...arriving, oifname: 'br-dmz' }).packet?.mark).toBe(0x40004000);
   });
 
   it('drops the direct path at the private address (no mark): br_netfilter off or on, IPv4 and IPv6', () => {
