@@ -65,6 +65,8 @@ interface GuestInterfaceBase {
   emuTap?: string;
   /** The bridge-family chain checking this interface's neighbour adverts (names.ts). */
   ndChain: string;
+  /** Xen HVM only (with emuTap): the inet chain checking the sources of both ports (names.ts). */
+  fibChain?: string;
   zone: string;
   mac?: string;
   addresses: HostAddress[];
@@ -237,7 +239,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
       // Every name comes from the name authority, as the checks claimed it.
       const names = guestInterfaceNames(name, index, iface.name, g.platform === 'xen' && g.xen?.type === 'hvm');
       const { name: ifname, hostNames, ndChain } = names;
-      const emu = names.emuTap !== undefined ? { emuTap: names.emuTap } : {};
+      const emu = names.emuTap !== undefined && names.fibChain !== undefined ? { emuTap: names.emuTap, fibChain: names.fibChain } : {};
       const addresses = hostAddresses(iface.addresses);
       const at = src(['guests', name, 'interfaces', index]);
       const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
