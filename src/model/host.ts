@@ -205,7 +205,8 @@ export interface HostModel {
 
 export type PolicySection = 'zones' | 'bridges' | 'guests' | 'forwards' | 'nat';
 
-type Locate = (path: DocPath) => Location;
+/** Where a path is written: its value, or with `atKey` the key that names it. */
+type Locate = (path: DocPath, atKey?: boolean) => Location;
 
 /**
  * A policy has tens of thousands of elements and few are ever shown with their place (rule
@@ -213,12 +214,14 @@ type Locate = (path: DocPath) => Location;
  */
 class LazySource implements Source {
   readonly #locate: Locate;
+  readonly #atKey: boolean;
   #loc: Location | undefined;
-  constructor(readonly path: DocPath, locate: Locate) {
+  constructor(readonly path: DocPath, locate: Locate, atKey = false) {
     this.#locate = locate;
+    this.#atKey = atKey;
   }
   get loc(): Location {
-    return (this.#loc ??= this.#locate(this.path));
+    return (this.#loc ??= this.#locate(this.path, this.#atKey));
   }
 }
 
@@ -345,7 +348,8 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   }));
 
   const sections: Partial<Record<PolicySection, Source>> = {};
-  for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = src([key]);
+  // At the key: a section's value starts at its first entry, a line below `guests:`.
+  for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = new LazySource([key], locate, true);
   return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers, sections };
 }
 

@@ -190,6 +190,25 @@ rules:
     for (const c of ruleset.tables[0]!.chains) for (const r of c.rules) expect(r.origin.id).toMatch(/^(builtin:[a-z0-9-]+|[a-z.]+\[\d+\]|[a-z][\w.[\]-]*:[a-z0-9-]+)$/);
   });
 
+  it("places a rule guestwall adds for a whole section (guests:, zones:, bridges:, forwards:, nat:) on the section's key, not on its first entry", () => {
+    const file = 'policies/homelab-dmz.yaml';
+    const text = readFileSync(file, 'utf8');
+    const { ruleset } = compilePolicyText(file, text).compiled!;
+    const keyLine = (section: string) => text.split('\n').findIndex((l) => l.startsWith(`${section}:`)) + 1;
+    const seen = new Set<string>();
+    for (const t of ruleset.tables) {
+      for (const c of t.chains) {
+        for (const r of c.rules) {
+          const section = /^(guests|zones|bridges|forwards|nat):[a-z0-9-]+$/.exec(r.origin.id)?.[1];
+          if (section === undefined) continue;
+          seen.add(section);
+          expect({ id: r.origin.id, line: r.origin.line, col: r.origin.col }).toEqual({ id: r.origin.id, line: keyLine(section), col: 1 });
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual(['bridges', 'forwards', 'guests', 'nat', 'zones']);
+  });
+
   it('names a YAML place for every rule but the policy-independent ones (conntrack state, loopback, ND): at most a quarter of the homelab example', () => {
     const r = compilePolicyText('policies/homelab-dmz.yaml', readFileSync('policies/homelab-dmz.yaml', 'utf8'));
     const rules = r.compiled!.ruleset.tables.flatMap((t) => t.chains.flatMap((c) => c.rules.map((x) => ({ chain: c.name, origin: x.origin }))));
