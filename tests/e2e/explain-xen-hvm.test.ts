@@ -57,6 +57,11 @@ describe.skipIf(skipReason !== undefined)(`explain and the kernel agree on a Xen
   };
   const unplug = (ifname: string) => ipBatch([`link delete ${ifname}`], host);
   const routesTo = async (addr: string) => (await execa('ip', ['-n', host, addr.includes(':') ? '-6' : '-4', 'route', 'show', addr])).stdout.trim();
+  /** Packets the guest's own source check (chain fib_xen-www2) has dropped so far. */
+  const hvmDrops = async () => {
+    const listed = JSON.parse((await execa('ip', ['netns', 'exec', host, 'nft', '-j', 'list', 'chain', 'inet', 'guestwall', `fib_${VIF}`])).stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+    return listed.nftables.flatMap((i) => i.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
+  };
 
   /** From each port that exists: the guest's own sources and spoofed ones, each packet expected to do what explain says. */
   const probesFrom = (ports: string[]): Probe[] =>
@@ -74,10 +79,14 @@ describe.skipIf(skipReason !== undefined)(`explain and the kernel agree on a Xen
     const probes = probesFrom(ports);
     const accepted = probes.filter((p) => p.expect.action === 'accept').map((p) => `${p.from.name} ${p.src}`);
     expect(accepted).toEqual(ports.flatMap((n) => OWN.map((a) => `${n} ${a}`)));
+    const before = await hvmDrops();
     const results = await runProbes(lab, probes);
     const bad = results.map(mismatch).filter((m): m is string => m !== undefined);
     console.log(`xen hvm, ${what}: ${results.length} packets, ${results.filter((x) => x.delivered).length} delivered, ${bad.length} against explain`);
     expect(bad).toEqual([]);
+    // Each spoofed packet was dropped by the guest's own source check, where explain says, and nothing else was.
+    expect(probes.filter((p) => p.expect.action === 'drop').map((p) => p.expect.because)).toEqual(probes.filter((p) => p.expect.action === 'drop').map(() => `explain: guests.www2.interfaces[0]:hvm-fib`));
+    expect((await hvmDrops()) - before).toBe(probes.filter((p) => p.expect.action === 'drop').length);
   };
 
   beforeAll(async () => {
