@@ -85,7 +85,7 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
   const table: Table = {
     family: 'bridge', name, helpers: [],
     sets: [...spoof.sets, portMap, ...hairpin.sets],
-    chains: [prerouting, forward, ...pairs.chains],
+    chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
   return { table, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
 }

@@ -36,7 +36,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
   const pairs = pairChains(model, firstRules(h.first, n.forwardAccepts));
   const { bridged, routed } = guestPorts(model);
   // Without routed guests there is nothing to check there: the arp table stays empty.
-  const none = { sets: [], rules: [] };
+  const none = { sets: [], rules: [], chains: [] };
   const routedSpoof = routed.length > 0 ? antiSpoof(routed, 'inet', model.file, model.sections?.guests) : none;
   const routedArp = routed.length > 0 ? antiSpoof(routed, 'arp', model.file, model.sections?.guests) : none;
   const antispoofChain: Chain = {
@@ -53,7 +53,7 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
     name: TABLE,
     helpers: h.objects,
     sets: [...d.sets, ...routedSpoof.sets, ...n.sets],
-    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains],
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains],
   };
   const bridge = bridgeTable(model, bridged, TABLE, features);
   const arp: Table = {

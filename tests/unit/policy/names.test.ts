@@ -3,10 +3,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { systemdEscape } from '../../../src/policy/grammars/systemd.js';
-import { guestInterfaceNames } from '../../../src/policy/names.js';
+import { fibChainName, guestInterfaceNames } from '../../../src/policy/names.js';
 
 describe('odd interface names in the ruleset', () => {
   it('"web+1" and "web@1" keep apart in the ND target check: each has its own targets (case 08)', () => {
@@ -18,9 +19,29 @@ describe('odd interface names in the ruleset', () => {
   });
 });
 
+describe('HVM source check chain names', () => {
+  it('are distinct for distinct interface names (the encoding reads back)', () => {
+    const decode = (chain: string): Buffer => {
+      const bytes: number[] = [];
+      for (let i = 4; i < chain.length; i++) bytes.push(chain[i] === '_' ? parseInt(chain.slice(i + 1, (i += 2) + 1), 16) : chain.charCodeAt(i));
+      return Buffer.from(bytes);
+    };
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 15 }), (name) => {
+      const chain = fibChainName(name);
+      expect(chain).toMatch(/^fib_([A-Za-z0-9.-]|_[0-9A-F]{2})*$/);
+      expect(decode(chain).equals(Buffer.from(name, 'utf8'))).toBe(true);
+    }), { numRuns: 500 });
+    expect(fibChainName('web+1')).not.toBe(fibChainName('web@1'));
+  });
+
+  it('cannot be a zone pair chain (zone names are lower case: an escape is _ and upper-case hex)', () => {
+    expect(fibChainName('to_x')).toBe('fib_to_5Fx');
+  });
+});
+
 describe('guest interface names', () => {
   it('include the -emu tap of a Xen HVM guest, and nothing else', () => {
-    expect(guestInterfaceNames('win', 0, undefined, true)).toMatchObject({ name: 'gw-win', emuTap: 'gw-win-emu', hostNames: ['gw-win', 'gw-win-emu'] });
+    expect(guestInterfaceNames('win', 0, undefined, true)).toMatchObject({ name: 'gw-win', emuTap: 'gw-win-emu', hostNames: ['gw-win', 'gw-win-emu'], fibChain: 'fib_gw-win' });
     expect(guestInterfaceNames('web', 1, undefined, false)).toEqual({ name: 'gw-web-1', hostNames: ['gw-web-1'] });
   });
 });
