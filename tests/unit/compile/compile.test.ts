@@ -133,8 +133,10 @@ policies:
     const without = compileYaml(routed(false)).ruleset;
     expect(without.tables[0]!.sets.map((s) => s.name)).not.toContain('hvm_ports');
     expect(without.tables[0]!.chains.map((c) => c.name).filter((n) => n.startsWith('fib_'))).toEqual([]);
-    // The same antispoof chain but for the one lookup that sends HVM ports to their own chain.
-    expect(chainText(withHvm, 'antispoof').filter((r) => r !== 'iifname vmap @hvm_ports')).toEqual(chainText(without, 'antispoof'));
+    // The same antispoof chain but for the one lookup that sends HVM ports to their own chain (and
+    // the -emu tap's pairs in the ND target check's set).
+    const shape = (rs: typeof without) => chainText(rs, 'antispoof').filter((r) => r !== 'iifname vmap @hvm_ports').map((r) => r.replace(/ != \{ .* \} /, ' != { pairs } '));
+    expect(shape(withHvm)).toEqual(shape(without));
   });
 });
 
