@@ -8,7 +8,7 @@
 // The matrix runs twice for traffic between guests on one bridge: with bridge-nf-call-iptables
 // on (the default in every namespace here: br_netfilter is built into this kernel, and Docker
 // loads it elsewhere) and off, so bridge isolation holds without the inet hooks.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,18 @@ import { type Probe, type ProbeResult, type SpoofCase, matrixCellProbes, matrixP
 import { explainFlow } from '../../src/explain/flow.js';
 import { reachabilityMatrix } from '../../src/explain/matrix.js';
 
-const POLICY = 'policies/homelab-dmz.yaml';
+const EXAMPLE = 'policies/homelab-dmz.yaml';
+/**
+ * The example with one change: br-dmz gets a port, eth2, behind which the lab puts a DMZ machine
+ * that is not a guest (dmz-peer), so the matrix's dmz row and column have a machine of their own.
+ */
+function labPolicyText(): string {
+  const text = readFileSync(EXAMPLE, 'utf8');
+  const withPort = text.replace('  br-dmz:\n    zone: dmz\n', '  br-dmz:\n    zone: dmz\n    ports: [eth2]\n');
+  if (withPort === text) throw new Error(`${EXAMPLE}: br-dmz is no longer written as the lab expects; give it ports: [eth2] another way`);
+  return withPort;
+}
+let POLICY = '';
 const BIN = 'bin/guestwall.js';
 const onPath = (cmd: string) => (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, cmd)));
 const skipReason = kernelTestUnavailable() ?? (onPath('python3') ? undefined : 'needs python3 on PATH to send and receive packets');
@@ -45,7 +56,7 @@ const setup: LabSetup = {
   },
   lxcConfig(g: GuestModel) {
     if (lxcReason !== undefined || g.name !== 'asterisk') return undefined;
-    return readFileSync(join(OUT, 'guests', g.name, 'lxc.conf'), 'utf8');
+    return readFileSync(join(OUT, 'out', 'guests', g.name, 'lxc.conf'), 'utf8');
   },
 };
 
@@ -58,9 +69,11 @@ describe.skipIf(skipReason !== undefined)(`the homelab example with real packets
   beforeAll(async () => {
     python = (await execa('python3', ['-c', 'import sys; print(sys.executable)'])).stdout.trim();
     OUT = (await execa('mktemp', ['-d'])).stdout.trim();
-    const c = await execa('node', [BIN, 'compile', POLICY, '--out', OUT], { reject: false });
+    POLICY = join(OUT, 'homelab-dmz.yaml');
+    writeFileSync(POLICY, labPolicyText());
+    const c = await execa('node', [BIN, 'compile', POLICY, '--out', join(OUT, 'out')], { reject: false });
     if (c.exitCode !== 0) throw new Error(`guestwall compile --out failed:\n${c.stderr}`);
-    PORT_UP = join(OUT, 'network', 'etc', 'guestwall', 'hooks', 'port-up');
+    PORT_UP = join(OUT, 'out', 'network', 'etc', 'guestwall', 'hooks', 'port-up');
     lab = await buildLab(model(), setup, python);
   }, 120_000);
   afterAll(async () => {
@@ -104,7 +117,13 @@ describe.skipIf(skipReason !== undefined)(`the homelab example with real packets
       for (const s of cells.skipped) skipped.add(s);
     }
     console.log(`homelab matrix cells: ${probes.length} packets; rows/columns not probed: ${[...skipped].join(', ') || 'none'}`);
-    expect(probes.length).toBeGreaterThan(40);
+    expect(probes.length).toBeGreaterThan(90);
+    // The dmz row and column stand on a machine of their own (dmz-peer behind eth2), both ways, both families.
+    for (const family of [4, 6] as const) {
+      expect(probes.some((p) => p.family === family && p.from.name === 'dmz-peer' && p.expect.action === 'accept')).toBe(true);
+      expect(probes.some((p) => p.family === family && p.to.name === 'dmz-peer')).toBe(true);
+    }
+    expect([...skipped]).toEqual([]);
     expect(probes.some((p) => p.expect.action === 'accept')).toBe(true);
     expect(probes.some((p) => p.expect.action !== 'accept')).toBe(true);
     const results = await runProbes(lab, probes);
