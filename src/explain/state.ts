@@ -72,16 +72,24 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
 
   // The tuple conntrack recorded: the first packet after DNAT (prerouting) and SNAT (postrouting).
   const dnat = f.nat?.translation?.kind === 'dnat' ? f.filtered : undefined;
-  const snat = entry && f.path !== 'input' ? sourceNat(model, ruleset, f) : undefined;
+  // A hairpin between two ports of one bridge, with br_netfilter: the kernel DNATs the frame in the
+  // bridge's prerouting (br_netfilter) and bridges it, without masquerade; its later packets are
+  // frames between the two ports, judged by the bridge's chains too, with DNAT already applied.
+  const bridgedHairpin = entry && dnat !== undefined && (q.brNetfilter ?? true) && dnat.iifname === dnat.oifname && model.bridges.some((b) => b.name === dnat.iifname) && hasPort(model, q.from);
+  const snat = entry && f.path !== 'input' && !bridgedHairpin ? sourceNat(model, ruleset, f) : undefined;
   const status: ('dnat' | 'snat')[] = [...(dnat ? ['dnat' as const] : []), ...(snat ? ['snat' as const] : [])];
   if (entry && dnat) facts.push(`ct status dnat: the first packet was sent on to ${f.filtered.daddr}${f.filtered.dport !== undefined ? ` port ${f.filtered.dport}` : ''} (${f.nat!.translation!.origin.what}); conntrack does the same to every later packet`);
+  if (bridgedHairpin) {
+    facts.push(`a hairpin on ${dnat!.iifname} with br_netfilter: the kernel DNATs the frame on the bridge and bridges it, without masquerade, so later packets are frames between the two ports, met by the bridge's chains (without bridge conntrack they judge by the frame alone); with br_netfilter off the host routes and masquerades it`);
+  }
   if (entry && snat) facts.push(`ct status snat: the first packet left with source ${snat.addr ?? "the output interface's address"} (${snat.what}); replies come back to it and conntrack restores ${orig.saddr} on arrival`);
 
   const toName = splitHostPort(q.to).host;
   // A reply goes from where the first packet went (its DNAT target, the host, or --to) back to its sender.
   const replyFrom = dnat ? f.filtered.daddr : f.path === 'input' ? 'host' : toName;
   const replyTo = f.path === 'output' ? orig.saddr : q.from;
-  const base: FlowQuery = { ...q, direct: true, ...(q.src !== undefined ? { src: q.src } : {}) };
+  // The port (given with --port or in --to's ADDRESS:PORT) is the first packet's; later packets set their own.
+  const base: FlowQuery = { ...q, direct: true, ...(orig.dport !== undefined ? { port: orig.dport } : {}) };
   let reverse: FlowQuery;
   let as: PacketAs;
   const where = q.reply ? 'back from the destination to the sender' : 'from the sender to the destination again';
@@ -90,15 +98,15 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
     if (entry) {
       as = {
         ct: { state: 'established', ...(status.length ? { status } : {}) }, what: 'a later packet of an accepted connection (ct state established)',
-        saddr: orig.saddr, daddr: orig.daddr, ...(orig.sport !== undefined ? { sport: orig.sport, dport: orig.dport! } : {}), tcpFlags: ['ack'],
-        ...(dnat ? { binding: { daddr: dnat.daddr, ...(dnat.dport !== undefined ? { dport: dnat.dport } : {}), why: 'ct status dnat' } } : {}),
+        saddr: orig.saddr, daddr: bridgedHairpin ? dnat!.daddr : orig.daddr, ...(orig.sport !== undefined ? { sport: orig.sport, dport: bridgedHairpin ? dnat!.dport! : orig.dport! } : {}), tcpFlags: ['ack'],
+        ...(dnat && !bridgedHairpin ? { binding: { daddr: dnat.daddr, ...(dnat.dport !== undefined ? { dport: dnat.dport } : {}), why: 'ct status dnat' } } : {}),
       };
       facts.push('ct state established: the connection was accepted earlier; this packet goes the same way');
     } else {
       as = noEntry(orig.proto, 'the same way', loose, facts);
       as = { ...as, saddr: orig.saddr, daddr: orig.daddr, ...(orig.sport !== undefined ? { sport: orig.sport, dport: orig.dport! } : {}) };
     }
-    const r = explainFlow(model, ruleset, base, as);
+    const r = explainFlow(model, ruleset, bridgedHairpin ? { ...base, to: dnat!.daddr } : base, as);
     return finish(r, f, entry, facts);
   }
 
@@ -135,9 +143,10 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
     if (entry) {
       as = {
         ct: { state: 'related', ...(status.length ? { status } : {}) }, what: `an ICMP ${q.icmpError ?? 'port-unreachable'} error ${where} (ct state related)`,
-        saddr: orig.saddr, daddr: orig.daddr,
-        ...(dnat ? { binding: { daddr: dnat.daddr, why: 'ct status dnat (conntrack translates a related error like its connection)' } } : {}),
+        saddr: orig.saddr, daddr: bridgedHairpin ? dnat!.daddr : orig.daddr,
+        ...(dnat && !bridgedHairpin ? { binding: { daddr: dnat.daddr, why: 'ct status dnat (conntrack translates a related error like its connection)' } } : {}),
       };
+      if (bridgedHairpin) reverse = { ...reverse, to: dnat!.daddr };
       facts.push(`ct state related: the error's inner header matches the connection's entry (sent ${where})`);
     } else {
       as = { ct: { state: 'invalid' }, what: `an ICMP ${q.icmpError ?? 'port-unreachable'} error ${where}, about a connection conntrack does not know (ct state invalid)`, saddr: orig.saddr, daddr: orig.daddr };
@@ -145,6 +154,12 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
     }
   }
   return finish(explainFlow(model, ruleset, reverse, as), f, entry, facts);
+}
+
+/** Whether `name` (explain's --from) sends through a bridge port: a bridged guest, its port, or a port of a bridge. */
+function hasPort(model: HostModel, name: string): boolean {
+  if (model.bridges.some((b) => b.ports.includes(name))) return true;
+  return model.guests.some((g) => g.interfaces.some((i) => i.mode === 'bridged' && (g.name === name || i.hostNames.includes(name) || i.addresses.some((a) => a.addr === name))));
 }
 
 /** What a packet is when its connection has no entry: a new one of its own, or invalid. */

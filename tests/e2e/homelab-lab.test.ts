@@ -18,6 +18,7 @@ import { kernelTestUnavailable } from '../support/kernel.js';
 import { type Lab, type LabSetup, buildLab, disposeAllLabs } from '../support/lab.js';
 import { type Probe, type ProbeResult, type SpoofCase, matrixCellProbes, matrixProbes, mismatch, runProbes, spoofProbe } from '../support/matrix-probes.js';
 import { explainFlow } from '../../src/explain/flow.js';
+import { type LaterFlow, laterMismatches, runLaterFlow } from '../support/later-probes.js';
 import { reachabilityMatrix } from '../../src/explain/matrix.js';
 
 const EXAMPLE = 'policies/homelab-dmz.yaml';
@@ -166,6 +167,65 @@ describe.skipIf(skipReason !== undefined)(`the homelab example with real packets
     } finally {
       for (const [ns, dev, a] of added) await execa('ip', ['-n', ns, 'address', 'del', `${a}/${a.includes(':') ? 128 : 32}`, 'dev', dev], { reject: false });
     }
+  }, 300_000);
+
+  it('later packets, replies and related ICMP errors (crafted both ways, and from a real peer\'s kernel) do what explain --state/--reply says: routed, bridged, forwarded, masqueraded, to and from the host, IPv4 and IPv6', async () => {
+    const { ruleset } = compiled();
+    // A peer's kernel answers a closed port at once: no ICMP rate limit may swallow one.
+    for (const ns of lab.namespaces) await execa('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0']);
+    const ep = (name: string) => lab.endpoints.find((e) => e.name === name)!;
+    const hostOn = (iface: string | undefined, family: 4 | 6) => {
+      const fam = [...lab.hostAddresses].filter(([a]) => (a.includes(':') ? 6 : 4) === family);
+      return (fam.find(([, dev]) => dev === iface) ?? fam.find(([, dev]) => dev === 'eth0')!)[0];
+    };
+    // How explain names a sender: its port (the peers), 'host', a guest's name; the internet by its address.
+    const sender = (name: string) => (name === 'internet' ? undefined : ({ 'lan-peer': 'eth1', 'dmz-peer': 'eth2' } as Record<string, string>)[name] ?? name);
+    let k = 0;
+    const fl = (from: string, to: string, family: 4 | 6, proto: 'udp' | 'tcp', port: number, o: { dst?: string; arrive?: string; direct?: boolean } = {}): LaterFlow => {
+      const a = ep(from);
+      const b = ep(to);
+      const v = family === 4 ? 'v4' : 'v6';
+      const src = from === 'host' ? hostOn(b.inInterface, family) : a[v]!;
+      const dst = o.dst ?? (to === 'host' ? hostOn(a.inInterface, family) : b[v]!);
+      return {
+        from: a, to: b, family, proto, src, dst, port, sport: 41000 + 2 * k++, arrive: { addr: o.arrive ?? dst, port },
+        query: { from: sender(from) ?? src, to: o.dst ? `${dst}:${port}` : dst, src, ...(o.direct ? { direct: true } : {}) },
+      };
+    };
+    const pub = '203.0.113.10';
+    const flows: LaterFlow[] = [
+      // Through a port forward (DNAT to a bridged LXC guest), and a hairpin from the guest's own bridge.
+      fl('internet', 'asterisk', 4, 'udp', 5060, { dst: pub, arrive: '10.0.10.10' }),
+      fl('internet', 'asterisk', 4, 'tcp', 5061, { dst: pub, arrive: '10.0.10.10' }),
+      fl('mumble', 'asterisk', 4, 'udp', 10010, { dst: pub, arrive: '10.0.10.10' }),
+      // The routed Xen guest: refused and accepted, both ways.
+      fl('internet', 'mail', 4, 'udp', 4401), fl('internet', 'mail', 6, 'udp', 4402),
+      fl('internet', 'mail', 4, 'tcp', 25), fl('internet', 'mail', 6, 'tcp', 25),
+      fl('mail', 'internet', 4, 'udp', 4403), fl('mail', 'internet', 6, 'udp', 4404),
+      // Masqueraded to the internet.
+      fl('lan-peer', 'internet', 4, 'udp', 4405), fl('lan-peer', 'internet', 4, 'tcp', 4406),
+      // Two ports of one bridge: accepted (br-lan) and refused (br-dmz).
+      fl('lan-peer', 'desktop', 4, 'udp', 4407), fl('lan-peer', 'desktop', 6, 'udp', 4408), fl('lan-peer', 'desktop', 6, 'tcp', 4409),
+      fl('asterisk', 'mumble', 4, 'udp', 4410, { direct: true }), fl('asterisk', 'mumble', 6, 'udp', 4411, { direct: true }),
+      // Routed between bridges: lan -> dmz accepts, dmz -> lan rejects.
+      fl('lan-peer', 'dmz-peer', 4, 'udp', 4412), fl('lan-peer', 'dmz-peer', 6, 'udp', 4413),
+      fl('dmz-peer', 'lan-peer', 4, 'udp', 4414), fl('dmz-peer', 'lan-peer', 6, 'udp', 4415), fl('dmz-peer', 'lan-peer', 4, 'tcp', 4416),
+      // To and from the host (input and output).
+      fl('asterisk', 'host', 4, 'udp', 53), fl('asterisk', 'host', 6, 'udp', 53), fl('asterisk', 'host', 4, 'tcp', 53),
+      fl('dmz-peer', 'host', 4, 'udp', 4417), fl('host', 'asterisk', 6, 'udp', 4418), fl('host', 'mail', 6, 'tcp', 4419),
+    ];
+    const t0 = Date.now();
+    const results = await Promise.all(flows.map((f) => runLaterFlow(lab, ruleset, f)));
+    const checks = results.flatMap((r) => r.checks);
+    const bad = results.flatMap(laterMismatches);
+    console.log(`homelab later packets: ${flows.length} flows, ${checks.length} packets (${checks.filter((c) => c.kernel).length} delivered), ${bad.length} disagreements with explain, ${Math.round((Date.now() - t0) / 1000)} s`);
+    // Both outcomes for every kind of packet: replies, later packets and errors that pass and that do not.
+    for (const kind of ['reply', 'related, reply direction', 'related, original direction']) {
+      expect(checks.some((c) => c.what.includes(kind) && c.kernel)).toBe(true);
+      expect(checks.some((c) => c.what.includes(kind) && !c.kernel)).toBe(true);
+    }
+    expect(checks.some((c) => c.because.startsWith('invalid'))).toBe(true);
+    expect(bad).toEqual([]);
   }, 300_000);
 
   it('hairpin on one segment: the guest sees the host as the client with br_netfilter off, the client itself with it on', async () => {
