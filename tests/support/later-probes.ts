@@ -28,7 +28,7 @@ export interface LaterFlow {
   sport: number;
   arrive: { addr: string; port: number };
   /** How explain names the flow (the real source goes in src). */
-  query: Pick<PacketQuery, 'from' | 'to' | 'src' | 'direct'>;
+  query: Pick<PacketQuery, 'from' | 'to' | 'src' | 'direct' | 'brNetfilter'>;
 }
 
 export interface LaterResult {
