@@ -18,7 +18,7 @@ import { kernelTestUnavailable } from '../support/kernel.js';
 import { type Lab, type LabSetup, buildLab, disposeAllLabs } from '../support/lab.js';
 import { type Probe, type ProbeResult, type SpoofCase, matrixCellProbes, matrixProbes, mismatch, runProbes, spoofProbe } from '../support/matrix-probes.js';
 import { explainFlow } from '../../src/explain/flow.js';
-import { type LaterFlow, laterMismatches, runLaterFlow } from '../support/later-probes.js';
+import { type LaterFlow, type LaterResult, laterMismatches, runBareAckFlow, runLaterFlow } from '../support/later-probes.js';
 import { reachabilityMatrix } from '../../src/explain/matrix.js';
 
 const EXAMPLE = 'policies/homelab-dmz.yaml';
@@ -239,6 +239,28 @@ describe.skipIf(skipReason !== undefined)(`the homelab example with real packets
     }
     expect(checks.some((c) => c.because.startsWith('invalid'))).toBe(true);
     expect(bad).toEqual([]);
+
+    // TCP without SYN and without an entry (its SYN was refused): ct state new while
+    // nf_conntrack_tcp_loose=1 (the kernel's default, read here), invalid with 0.
+    expect((await lab.inHost(['sysctl', '-n', 'net.netfilter.nf_conntrack_tcp_loose'])).trim()).toBe('1');
+    const refused = (port: number) => [
+      fl('internet', 'mail', 4, 'tcp', port), fl('internet', 'mail', 6, 'tcp', port + 1),
+      fl('asterisk', 'mumble', 4, 'tcp', port + 2, { direct: true }), fl('dmz-peer', 'lan-peer', 4, 'tcp', port + 3), fl('dmz-peer', 'lan-peer', 6, 'tcp', port + 4),
+    ];
+    const acks: LaterResult[] = await Promise.all(refused(4450).map((f) => runBareAckFlow(lab, ruleset, f, true)));
+    await lab.inHost(['sysctl', '-qw', 'net.netfilter.nf_conntrack_tcp_loose=0']);
+    try {
+      acks.push(...(await Promise.all(refused(4460).map((f) => runBareAckFlow(lab, ruleset, f, false)))));
+    } finally {
+      await lab.inHost(['sysctl', '-qw', 'net.netfilter.nf_conntrack_tcp_loose=1']);
+    }
+    const ackChecks = acks.flatMap((r) => r.checks);
+    const ackBad = acks.flatMap(laterMismatches);
+    console.log(`homelab bare ACKs: ${ackChecks.length} segments (${ackChecks.filter((c) => c.kernel).length} delivered), ${ackBad.length} disagreements with explain`);
+    // The loose setting matters: some ACK back passes with 1 and none with 0.
+    expect(ackChecks.some((c) => c.kernel && c.what.includes('loose=1'))).toBe(true);
+    expect(ackChecks.some((c) => c.kernel && c.what.includes('loose=0'))).toBe(false);
+    expect(ackBad).toEqual([]);
   }, 300_000);
 
   it('hairpin on one segment: the guest sees the host as the client with br_netfilter off, the client itself with it on', async () => {

@@ -154,3 +154,47 @@ export function laterMismatches(r: LaterResult): string[] {
   const what = `${f.from.name} -> ${f.to.name} ${f.proto}/${f.port} IPv${f.family} ${f.src}:${f.sport} -> ${f.dst}`;
   return r.checks.filter((c) => c.explain !== c.kernel).map((c) => `${what}: ${c.what}: explain says ${c.explain ? 'it arrives' : 'it does not'} (${c.because}), the kernel ${c.kernel ? 'delivered it' : 'did not'}`);
 }
+
+/**
+ * A TCP connection whose SYN is refused, then segments without SYN (no conntrack entry): an ACK
+ * the same way and an ACK back (crafted with raw sockets, seen by raw sockets), each compared
+ * with explain --state established / --reply under the given nf_conntrack_tcp_loose.
+ */
+export async function runBareAckFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, tcpLoose: boolean, opts: { acceptMs?: number; dropMs?: number } = {}): Promise<LaterResult> {
+  const acceptMs = opts.acceptMs ?? 3_000;
+  const dropMs = opts.dropMs ?? 800;
+  const a = await lab.agent(f.from.ns);
+  const b = await lab.agent(f.to.ns);
+  const checks: LaterResult['checks'] = [];
+  const ids: [Agent, number][] = [];
+  const id = (agent: Agent) => {
+    const n = nextId++;
+    ids.push([agent, n]);
+    return n;
+  };
+  const check = async (what: string, more: Partial<PacketQuery>, sniffer: Agent, sid: number) => {
+    const v = verdictOf(lab.model, ruleset, f, { ...more, tcpLoose });
+    checks.push({ what, explain: v.ok, kernel: await seen(sniffer, sid, (e) => e.ev === 'got' && e.icmp?.[0] === 0x10, v.ok ? acceptMs : dropMs), because: v.because });
+  };
+  try {
+    const first = verdictOf(lab.model, ruleset, f, {});
+    if (first.ok) throw new Error(`runBareAckFlow wants a refused connection; explain accepts ${JSON.stringify(f.query)}`);
+    const syn = id(a);
+    a.request({ op: 'send', id: syn, proto: 'tcp', family: f.family, src: f.src, dst: f.dst, port: f.port, sport: f.sport });
+    await sleep(300);
+    const bSniff = id(b);
+    b.request({ op: 'sniff-tcp', id: bSniff, family: f.family, sport: f.sport, dport: f.arrive.port });
+    const aSniff = id(a);
+    a.request({ op: 'sniff-tcp', id: aSniff, family: f.family, sport: f.arrive.port, dport: f.sport });
+    await b.waitFor(bSniff, ['ready', 'error'], 5_000);
+    await a.waitFor(aSniff, ['ready', 'error'], 5_000);
+    // The same way first: an ACK back that passes as new would make an entry this one matches.
+    a.request({ op: 'tcpraw', id: id(a), family: f.family, src: f.src, dst: f.dst, sport: f.sport, dport: f.port, flags: 'A' });
+    await check(`ACK the same way, no entry (loose=${tcpLoose ? 1 : 0})`, { state: 'established' }, b, bSniff);
+    b.request({ op: 'tcpraw', id: id(b), family: f.family, src: f.arrive.addr, dst: f.src, sport: f.arrive.port, dport: f.sport, flags: 'A' });
+    await check(`ACK back, no entry (loose=${tcpLoose ? 1 : 0})`, { reply: true }, a, aSniff);
+    return { flow: f, checks };
+  } finally {
+    for (const [agent, n] of ids) agent.request({ op: 'close', id: n });
+  }
+}

@@ -329,6 +329,10 @@ export type AgentRequest =
   | { op: 'icmperr'; id: number; family: 4 | 6; src: string; dst: string; type: number; code: number; inner: { proto: 'tcp' | 'udp'; src: string; dst: string; sport: number; dport: number } }
   /** Report every ICMP error that arrives whose inner header carries these ports. */
   | { op: 'sniff'; id: number; family: 4 | 6; sport: number; dport: number }
+  /** A crafted TCP segment (raw socket): a bare ACK or a SYN-ACK. */
+  | { op: 'tcpraw'; id: number; family: 4 | 6; src: string; dst: string; sport: number; dport: number; flags: 'A' | 'SA' }
+  /** Report every TCP segment that arrives with these ports (`got`, its flags in icmp[0]). */
+  | { op: 'sniff-tcp'; id: number; family: 4 | 6; sport: number; dport: number }
   | { op: 'nft'; id: number; cmd: string }
   | { op: 'close'; id: number };
 
@@ -414,6 +418,17 @@ def command(c):
         if op == "sniff":
             s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_ICMP if F == socket.AF_INET else socket.IPPROTO_ICMPV6)
             add(i, "sniff", s, (c["sport"], c["dport"])); return out(id=i, ev="ready")
+        if op == "sniff-tcp":
+            s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            add(i, "sniff-tcp", s, (c["sport"], c["dport"])); return out(id=i, ev="ready")
+        if op == "tcpraw":
+            th = struct.pack("!HHIIBBHHH", c["sport"], c["dport"], 1000, 1000, 5 << 4, 0x10 if c["flags"] == "A" else 0x12, 65535, 0, 0)
+            s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            if F == socket.AF_INET:
+                pseudo = socket.inet_pton(F, c["src"]) + socket.inet_pton(F, c["dst"]) + struct.pack("!BBH", 0, 6, len(th))
+                th = th[:16] + struct.pack("!H", csum(pseudo + th)) + th[18:]
+            else: s.setsockopt(socket.IPPROTO_IPV6, 7, 16)  # IPV6_CHECKSUM: the kernel fills it in
+            s.bind((c["src"], 0)); s.sendto(th, (c["dst"], 0)); s.close(); return out(id=i, ev="sent")
         if op == "icmperr":
             n = c["inner"]; P = 6 if n["proto"] == "tcp" else 17
             l4 = struct.pack("!HHI", n["sport"], n["dport"], 0) if P == 6 else struct.pack("!HHHH", n["sport"], n["dport"], 8, 0)
@@ -465,6 +480,12 @@ def readable(fd):
             drop(fd); return
         if kind == "echo": s.send(b)
         return out(id=i, ev="data" if kind == "echo" else "reply")
+    if kind == "sniff-tcp":
+        b = s.recv(2048)
+        if s.family == socket.AF_INET: b = b[(b[0] & 15) * 4:]
+        if len(b) >= 14 and struct.unpack("!HH", b[:4]) == tuple(data):
+            return out(id=i, ev="got", icmp=[b[13], 0])
+        return
     if kind == "sniff":
         b = s.recv(2048)
         if s.family == socket.AF_INET: src = socket.inet_ntop(socket.AF_INET, b[12:16]); b = b[(b[0] & 15) * 4:]
