@@ -3,7 +3,8 @@
 // so explain first asks what happened to the connection's first packet (explainFlow) and then
 // describes the later packet from conntrack's facts, never more:
 //  - the first packet was accepted (every hook, so conntrack confirmed the entry): later packets
-//    are `ct state established` (an ICMP error about it `related`), carry `ct status dnat/snat`
+//    are `ct state established` (the same way: once the destination has answered; before that
+//    they are `new` again and meet the first packet's rules), an ICMP error about it `related`; they carry `ct status dnat/snat`
 //    when the first packet was translated, and are translated by conntrack's binding, not by the
 //    nat chains: a reply is un-SNATed on arrival (prerouting) and un-DNATed on its way out
 //    (postrouting), so the filter sees the guest's own address as its source;
@@ -101,7 +102,7 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
         saddr: orig.saddr, daddr: bridgedHairpin ? dnat!.daddr : orig.daddr, ...(orig.sport !== undefined ? { sport: orig.sport, dport: bridgedHairpin ? dnat!.dport! : orig.dport! } : {}), tcpFlags: ['ack'],
         ...(dnat && !bridgedHairpin ? { binding: { daddr: dnat.daddr, ...(dnat.dport !== undefined ? { dport: dnat.dport } : {}), why: 'ct status dnat' } } : {}),
       };
-      facts.push('ct state established: the connection was accepted earlier; this packet goes the same way');
+      facts.push('ct state established: the connection was accepted earlier and the destination has answered (ct status seen-reply); this packet goes the same way. Before any answer a later packet is ct state new again, translated like the first, and meets the rules the first one met');
     } else {
       as = noEntry(orig.proto, 'the same way', loose, facts);
       as = { ...as, saddr: orig.saddr, daddr: orig.daddr, ...(orig.sport !== undefined ? { sport: orig.sport, dport: orig.dport! } : {}) };

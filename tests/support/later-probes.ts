@@ -35,6 +35,12 @@ export interface LaterResult {
   flow: LaterFlow;
   /** What was observed: the name of the packet, explain's verdict, and whether it arrived. */
   checks: { what: string; explain: boolean; kernel: boolean; because: string }[];
+  /** Every event the agents reported for the flow's requests, for a failure report. */
+  trace?: string;
+}
+
+function traceOf(ids: [Agent, number][]): string {
+  return ids.map(([ag, n]) => `${ag.ns.split('-').pop()}#${n}: ${ag.eventsOf(n).map((e) => `${e.ev}${e.error ? `(${e.error})` : ''}${e.icmp ? `(${e.icmp.join('/')})` : ''}`).join(',')}`).join('; ');
 }
 
 const ERRORS = Object.keys(ICMP_ERRORS) as IcmpError[];
@@ -90,7 +96,7 @@ export async function runLaterFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, opt
       const connected = await check('SYN-ACK (reply)', { reply: true }, (x) => wait(a, sid, x, (e) => e.ev === 'connected'), first.ok);
       const data = await check('data the same way (established)', { state: 'established' }, (x) => wait(b, lid, x, (e) => e.ev === 'data'), connected);
       await check('data back (established reply)', { reply: true }, (x) => wait(a, sid, x, (e) => e.ev === 'reply'), data);
-      return { flow: f, checks };
+      return { flow: f, checks, trace: traceOf(ids) };
     }
 
     a.request({ op: 'send', id: sid, proto: 'udp', family: f.family, src: f.src, dst: f.dst, port: f.port, sport: f.sport });
@@ -142,7 +148,7 @@ export async function runLaterFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, opt
     a.request({ op: 'send', id: sid2, proto: 'udp', family: f.family, src: f.src, dst: f.dst, port: f.port, sport: f.sport + 1 });
     await check('port unreachable from B\'s kernel (related, reply direction)', { state: 'related', reply: true, icmpError: 'port-unreachable' }, (x) =>
       wait(a, sid2, x, (e) => e.ev === 'error' && e.error === 'ECONNREFUSED'), first.ok);
-    return { flow: f, checks };
+    return { flow: f, checks, trace: traceOf(ids) };
   } finally {
     for (const [agent, n] of ids) agent.request({ op: 'close', id: n });
   }
@@ -152,7 +158,8 @@ export async function runLaterFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, opt
 export function laterMismatches(r: LaterResult): string[] {
   const f = r.flow;
   const what = `${f.from.name} -> ${f.to.name} ${f.proto}/${f.port} IPv${f.family} ${f.src}:${f.sport} -> ${f.dst}`;
-  return r.checks.filter((c) => c.explain !== c.kernel).map((c) => `${what}: ${c.what}: explain says ${c.explain ? 'it arrives' : 'it does not'} (${c.because}), the kernel ${c.kernel ? 'delivered it' : 'did not'}`);
+  const bad = r.checks.filter((c) => c.explain !== c.kernel).map((c) => `${what}: ${c.what}: explain says ${c.explain ? 'it arrives' : 'it does not'} (${c.because}), the kernel ${c.kernel ? 'delivered it' : 'did not'}`);
+  return bad.length > 0 && r.trace ? [...bad, `${what}: agents saw ${r.trace}`] : bad;
 }
 
 /**
@@ -193,8 +200,32 @@ export async function runBareAckFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, t
     await check(`ACK the same way, no entry (loose=${tcpLoose ? 1 : 0})`, { state: 'established' }, b, bSniff);
     b.request({ op: 'tcpraw', id: id(b), family: f.family, src: f.arrive.addr, dst: f.src, sport: f.arrive.port, dport: f.sport, flags: 'A' });
     await check(`ACK back, no entry (loose=${tcpLoose ? 1 : 0})`, { reply: true }, a, aSniff);
-    return { flow: f, checks };
+    return { flow: f, checks, trace: traceOf(ids) };
   } finally {
     for (const [agent, n] of ids) agent.request({ op: 'close', id: n });
   }
+}
+
+/**
+ * Run flows a few at a time (the packets of one flow are sequential; many flows at once load a
+ * shared 2-core machine past the waits). A flow that disagrees with explain runs once more from a
+ * fresh source port, and its second result stands: a wrong model disagrees both times, a packet
+ * lost to a loaded machine does not. `reruns` says how many flows needed it.
+ */
+export async function runFlows(flows: LaterFlow[], run: (f: LaterFlow) => Promise<LaterResult>, parallel = 8): Promise<{ results: LaterResult[]; reruns: string[] }> {
+  const results: LaterResult[] = [];
+  const reruns: string[] = [];
+  const queue = [...flows];
+  const worker = async () => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      let r = await run(f);
+      if (laterMismatches(r).length > 0) {
+        reruns.push(laterMismatches(r)[0]!);
+        r = await run({ ...f, sport: f.sport + 10_000 });
+      }
+      results.push(r);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return { results, reruns };
 }
