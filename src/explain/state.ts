@@ -87,7 +87,7 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
 
   const toName = splitHostPort(q.to).host;
   // A reply goes from where the first packet went (its DNAT target, the host, or --to) back to its sender.
-  const replyFrom = dnat ? f.filtered.daddr : f.path === 'input' ? 'host' : toName;
+  const replyFrom = f.path === 'input' ? 'host' : dnat ? f.filtered.daddr : toName;
   const replyTo = f.path === 'output' ? orig.saddr : q.from;
   // The port (given with --port or in --to's ADDRESS:PORT) is the first packet's; later packets set their own.
   const base: FlowQuery = { ...q, direct: true, ...(orig.dport !== undefined ? { port: orig.dport } : {}) };

@@ -146,6 +146,16 @@ describe('explain --state/--reply on the command line', () => {
     expect(io.stdout()).toMatch(/ct state established: the connection was accepted earlier; this packet is its reply/);
   });
 
+  it('--json says on which conntrack facts the answer rests', async () => {
+    const io = memoryIo(files);
+    expect(await run(['explain', 'policies/homelab-dmz.yaml', '--from', 'net', '--to', 'lan', '--proto', 'udp', '--port', '4444', '--reply', '--json'], io.io)).toBe(0);
+    const j = JSON.parse(io.stdout()) as { verdict: string; packet: { ct: unknown }; connection: { firstVerdict: string; entry: boolean; facts: string[] } };
+    expect(j.verdict).toBe('accept');
+    expect(j.packet.ct).toEqual({ state: 'new' });
+    expect(j.connection).toMatchObject({ firstVerdict: 'drop', entry: false });
+    expect(j.connection.facts.join(' ')).toMatch(/no entry: this datagram is the first packet of a new connection of its own/);
+  });
+
   it('refuses --reply with --state new and --icmp-error without related', async () => {
     const io = memoryIo(files);
     expect(await run(['explain', 'policies/homelab-dmz.yaml', '--from', 'net', '--to', 'mail', '--port', '25', '--state', 'new', '--reply'], io.io)).toBe(2);
