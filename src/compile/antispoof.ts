@@ -24,6 +24,7 @@ export const SPOOF_SETS = {
   v6: 'port_v6',
   clientPorts: 'client_ports',
   ndTarget: 'nd_target',
+  hvmPorts: 'hvm_ports',
 } as const;
 
 const LINK_LOCAL = 'fe80::/64';
@@ -198,12 +199,47 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string, guests?: 
     // packet's source here, before conntrack could match a spoofed packet to a connection of
     // another guest and pass it as established. Neighbour discovery and MLD (link-local, or from
     // :: before the guest has an address) are checked above, not by route.
-    rules.push(
-      { stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), { return: null }], origin: o('routed-nd', 'neighbour discovery and MLD are checked by the rules above') },
-      { stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()], origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it') },
-    );
+    rules.push({ stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), { return: null }], origin: o('routed-nd', 'neighbour discovery and MLD are checked by the rules above') });
+    const hvm = hvmSourceChecks(ports, file);
+    if (hvm !== undefined) {
+      sets.push(hvm.map);
+      chains.push(...hvm.chains);
+      rules.push({ stmts: [{ vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.hvmPorts) } }], origin: o('hvm-antispoof', "a Xen HVM guest's two ports (PV vif and -emu tap) are checked as one") });
+    }
+    rules.push({ stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()], origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it') });
   }
   return { sets, rules, chains };
+}
+
+/**
+ * Xen HVM guests have two ports, the PV vif and QEMU's -emu tap, with the same addresses routed to
+ * both; the tap's routes are preferred while it exists (as Xen's vif-route does). QEMU deletes the
+ * tap when the guest's PV drivers unplug the emulated NIC, and its routes go with it; until then
+ * (or for good, with a guest or device model that does not unplug) `fib saddr . iif` fails every
+ * packet the guest sends on its vif, because the best route back leaves through the tap. So these
+ * ports go (`goto`) to a chain of their interface that takes a source whose best route leaves
+ * through either of the two: `fib saddr oifname` (the route the host itself would use, link-local
+ * sources on the port they came in on), compared with both names, and nothing else. Other ports
+ * never reach it and keep the plain check. Plain matches, not an anonymous set (see the ND chains).
+ */
+function hvmSourceChecks(ports: Port[], file: string): { map: NamedMap; chains: Chain[] } | undefined {
+  const hvm = ports.filter((p) => p.iface.fibChain !== undefined);
+  if (hvm.length === 0) return undefined;
+  const elements: [SetElement, Verdict][] = [];
+  const chains: Chain[] = [];
+  for (const p of hvm) {
+    const chain = p.iface.fibChain!;
+    for (const n of p.iface.hostNames) elements.push([n, { goto: { target: chain } }]);
+    const origin = placed(p.iface.src, 'hvm-fib', `${p.iface.guest} sends only from addresses the host routes to ${p.iface.hostNames.join(' or ')}`, file);
+    chains.push({
+      name: chain,
+      rules: [
+        ...p.iface.hostNames.map((n): Rule => ({ stmts: [match({ fib: { result: 'oifname', flags: ['saddr'] } }, n), { return: null }], origin })),
+        { stmts: [counter(), drop()], origin },
+      ],
+    });
+  }
+  return { map: { kind: 'map', name: SPOOF_SETS.hvmPorts, type: 'ifname', map: 'verdict', elements }, chains };
 }
 
 /** A port's neighbour-advert check: return on each target it may advertise, drop the rest. */

@@ -37,6 +37,8 @@ export interface GuestInterfaceNames {
   hostNames: string[];
   /** The bridge-family chain that checks the neighbour adverts this interface sends. */
   ndChain: string;
+  /** Xen HVM only: the inet chain whose `fib` check takes a source routed to either of the two ports. */
+  fibChain?: string;
 }
 
 export function guestInterfaceNames(guest: string, index: number, declared: string | undefined, hvm: boolean): GuestInterfaceNames {
@@ -44,7 +46,7 @@ export function guestInterfaceNames(guest: string, index: number, declared: stri
   const ndChain = ndChainName(name);
   if (!hvm) return { name, hostNames: [name], ndChain };
   const emuTap = xenEmuTap(name);
-  return { name, emuTap, hostNames: [name, emuTap], ndChain };
+  return { name, emuTap, hostNames: [name, emuTap], ndChain, fibChain: fibChainName(name) };
 }
 
 /**
@@ -54,7 +56,20 @@ export function guestInterfaceNames(guest: string, index: number, declared: stri
  * "web@1" nd_web_401), and no other chain (zone pairs are lower case) can be one of these.
  */
 export function ndChainName(ifname: string): string {
-  let out = 'nd_';
+  return `nd_${chainSafe(ifname)}`;
+}
+
+/**
+ * The chain name for a Xen HVM guest interface's source check (both of its ports jump there):
+ * "fib_" and the PV vif's name, written as in ndChainName.
+ */
+export function fibChainName(ifname: string): string {
+  return `fib_${chainSafe(ifname)}`;
+}
+
+/** Every byte outside [A-Za-z0-9.-] (including '_') as '_' and two upper-case hex digits. */
+function chainSafe(ifname: string): string {
+  let out = '';
   for (const b of Buffer.from(ifname, 'utf8')) {
     const c = String.fromCharCode(b);
     out += b < 0x80 && /[A-Za-z0-9.-]/.test(c) ? c : `_${b.toString(16).toUpperCase().padStart(2, '0')}`;

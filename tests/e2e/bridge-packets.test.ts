@@ -116,7 +116,7 @@ async function buildLab(brNetfilter: 0 | 1, rulesetFile: string): Promise<Lab> {
 async function counted(lab: Lab, family: string, comment: string): Promise<number> {
   const listing = JSON.parse(await sh(lab.host, 'nft', '-j', 'list', 'table', family, 'guestwall')) as { nftables: { rule?: { comment?: string; expr: Record<string, { packets?: number }>[] } }[] };
   return listing.nftables
-    // A comment is the origin id, after the YAML place when the rule has one ("h.yaml:35 guests:spoof-mac").
+    // A comment is the origin id, after the YAML place when the rule has one ("h.yaml:34 guests:spoof-mac").
     .flatMap((i) => (i.rule && (i.rule.comment === comment || i.rule.comment?.endsWith(` ${comment}`)) ? i.rule.expr : []))
     .reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
 }

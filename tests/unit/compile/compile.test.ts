@@ -99,6 +99,34 @@ rules:
   });
 });
 
+describe("routed guests' source check", () => {
+  const routed = (hvm: boolean) => `${BASE}
+guests:
+  pv: { platform: xen, zone: dmz, xen: { type: pvh }, interfaces: [{ mode: routed, name: xen-pv, addresses: [10.0.10.20, fd00:10::20] }] }
+  win: { platform: xen, zone: dmz, xen: { type: ${hvm ? 'hvm' : 'pvh'} }, interfaces: [{ mode: routed, name: xen-win, addresses: [10.0.10.21, fd00:10::21] }] }
+  ct: { platform: lxc, zone: dmz, interfaces: [{ mode: routed, name: ct-r, addresses: [10.0.10.22] }] }
+policies:
+  - { from: all, to: all, action: drop }
+`;
+
+  it("takes a source routed to either of a Xen HVM guest's two ports (PV vif, -emu tap) on both, through one chain of the guest's", () => {
+    const { ruleset } = compileYaml(routed(true));
+    const map = ruleset.tables[0]!.sets.find((s) => s.name === 'hvm_ports');
+    expect(map?.kind === 'map' && map.elements).toEqual([['xen-win', { goto: { target: 'fib_xen-win' } }], ['xen-win-emu', { goto: { target: 'fib_xen-win' } }]]);
+    expect(chainText(ruleset, 'fib_xen-win')).toEqual(['fib saddr oifname "xen-win" return', 'fib saddr oifname "xen-win-emu" return', 'counter drop']);
+    expect(chainText(ruleset, 'antispoof').slice(-2)).toEqual(['iifname vmap @hvm_ports', 'fib saddr . iif oif missing counter drop']);
+  });
+
+  it('is the plain fib check for every other routed port, and the ruleset has no HVM parts without an HVM guest', () => {
+    const withHvm = compileYaml(routed(true)).ruleset;
+    const without = compileYaml(routed(false)).ruleset;
+    expect(without.tables[0]!.sets.map((s) => s.name)).not.toContain('hvm_ports');
+    expect(without.tables[0]!.chains.map((c) => c.name).filter((n) => n.startsWith('fib_'))).toEqual([]);
+    // The same antispoof chain but for the one lookup that sends HVM ports to their own chain.
+    expect(chainText(withHvm, 'antispoof').filter((r) => r !== 'iifname vmap @hvm_ports')).toEqual(chainText(without, 'antispoof'));
+  });
+});
+
 describe('policies and rules', () => {
   it('the first policy that names a pair decides it', () => {
     const { ruleset, diagnostics } = compileYaml(`${BASE}
@@ -160,6 +188,25 @@ rules:
     const rule = chain(ruleset, 'lan_to_host').rules[0]!;
     expect(rule.origin).toMatchObject({ id: 'rules[0]', file: 'test.yaml', line: 15, col: 5 });
     for (const c of ruleset.tables[0]!.chains) for (const r of c.rules) expect(r.origin.id).toMatch(/^(builtin:[a-z0-9-]+|[a-z.]+\[\d+\]|[a-z][\w.[\]-]*:[a-z0-9-]+)$/);
+  });
+
+  it("places a rule guestwall adds for a whole section (guests:, zones:, bridges:, forwards:, nat:) on the section's key, not on its first entry", () => {
+    const file = 'policies/homelab-dmz.yaml';
+    const text = readFileSync(file, 'utf8');
+    const { ruleset } = compilePolicyText(file, text).compiled!;
+    const keyLine = (section: string) => text.split('\n').findIndex((l) => l.startsWith(`${section}:`)) + 1;
+    const seen = new Set<string>();
+    for (const t of ruleset.tables) {
+      for (const c of t.chains) {
+        for (const r of c.rules) {
+          const section = /^(guests|zones|bridges|forwards|nat):[a-z0-9-]+$/.exec(r.origin.id)?.[1];
+          if (section === undefined) continue;
+          seen.add(section);
+          expect({ id: r.origin.id, line: r.origin.line, col: r.origin.col }).toEqual({ id: r.origin.id, line: keyLine(section), col: 1 });
+        }
+      }
+    }
+    expect([...seen].sort()).toEqual(['bridges', 'forwards', 'guests', 'nat', 'zones']);
   });
 
   it('names a YAML place for every rule but the policy-independent ones (conntrack state, loopback, ND): at most a quarter of the homelab example', () => {

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 import { systemdEscape } from '../../../src/policy/grammars/systemd.js';
-import { guestInterfaceNames, ndChainName } from '../../../src/policy/names.js';
+import { fibChainName, guestInterfaceNames, ndChainName } from '../../../src/policy/names.js';
 
 describe('ND chain names', () => {
   it('are distinct for distinct interface names (the encoding reads back)', () => {
@@ -40,9 +40,18 @@ describe('ND chain names', () => {
   });
 });
 
+describe('HVM source check chain names', () => {
+  it('are encoded as ND chain names are, under their own prefix', () => {
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 15 }), (name) => {
+      expect(fibChainName(name)).toBe(`fib_${ndChainName(name).slice(3)}`);
+    }), { numRuns: 200 });
+    expect(fibChainName('to_x')).toBe('fib_to_5Fx');
+  });
+});
+
 describe('guest interface names', () => {
   it('include the -emu tap of a Xen HVM guest, and nothing else', () => {
-    expect(guestInterfaceNames('win', 0, undefined, true)).toMatchObject({ name: 'gw-win', emuTap: 'gw-win-emu', hostNames: ['gw-win', 'gw-win-emu'] });
+    expect(guestInterfaceNames('win', 0, undefined, true)).toMatchObject({ name: 'gw-win', emuTap: 'gw-win-emu', hostNames: ['gw-win', 'gw-win-emu'], fibChain: 'fib_gw-win' });
     expect(guestInterfaceNames('web', 1, undefined, false)).toEqual({ name: 'gw-web-1', hostNames: ['gw-web-1'], ndChain: 'nd_gw-web-1' });
   });
 });
