@@ -117,9 +117,9 @@ const portIndexes = new WeakMap<HostModel, Map<string, GuestInterfaceModel>>();
 /**
  * Anti-spoofing rules whose drop comes from what a guest interface declares (mac:, addresses:,
  * router:), by the kind after the last ':' of their origin id (`guests:spoof-mac`,
- * `guests.web.interfaces[0]:nd-target`; `builtin:` when the policy has no guests: section).
+ * `guests:spoof-nd`; `builtin:` when the policy has no guests: section).
  */
-const FROM_DECLARATION = ['spoof-', 'routed-antispoof', 'hvm-fib', 'rogue-', 'dhcp-client', 'dad-mld', 'nd-target'];
+const FROM_DECLARATION = ['spoof-', 'routed-antispoof', 'hvm-fib', 'rogue-', 'dhcp-client', 'dad-mld'];
 const kindOf = (o: Origin) => o.id.slice(o.id.lastIndexOf(':') + 1);
 
 /**

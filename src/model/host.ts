@@ -63,8 +63,6 @@ interface GuestInterfaceBase {
   hostNames: string[];
   /** The Xen HVM emulated NIC's tap (also in hostNames). */
   emuTap?: string;
-  /** The bridge-family chain checking this interface's neighbour adverts (names.ts). */
-  ndChain: string;
   /** Xen HVM only (with emuTap): the inet chain checking the sources of both ports (names.ts). */
   fibChain?: string;
   zone: string;
@@ -241,7 +239,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
       // Every name comes from the name authority, as the checks claimed it.
       const names = guestInterfaceNames(name, index, iface.name, g.platform === 'xen' && g.xen?.type === 'hvm');
-      const { name: ifname, hostNames, ndChain } = names;
+      const { name: ifname, hostNames } = names;
       const emu = names.emuTap !== undefined && names.fibChain !== undefined ? { emuTap: names.emuTap, fibChain: names.fibChain } : {};
       const addresses = hostAddresses(iface.addresses);
       const at = src(['guests', name, 'interfaces', index]);
@@ -249,8 +247,8 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
       // One literal per mode rather than a shared base spread into each: copying the base cost
       // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, ...emu, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, ...emu, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
