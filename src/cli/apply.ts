@@ -48,10 +48,10 @@ export function timerCommand(): string[] {
 
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
+  const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true, state.features);
   const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
   if ('exit' in loaded) return loaded.exit;
-  const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
   try {
     const guard = opts.force ? undefined : await sshGuard(sys);
     const r = await applyRuleset(sys, loaded.ruleset, {
