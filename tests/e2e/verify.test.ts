@@ -26,7 +26,10 @@ const tables = ruleset.tables.map((t) => ({ family: t.family, name: t.name }));
 const LOOKALIKE = `table inet other {
 	set routed_guests { type ifname; elements = { "x0", "x1", "x2" } }
 	chain forward { type filter hook forward priority 10; policy drop; }
-	chain input { type filter hook input priority 10; policy accept; counter }
+	chain input {
+		type filter hook input priority 10; policy accept;
+		counter
+	}
 }
 `;
 
