@@ -1,5 +1,5 @@
 // guestwall apply / confirm / rollback / diff: the commands that touch a host, all through apply/.
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset, confirm, rollback } from '../apply/apply.js';
 import { diffRuleset } from '../apply/diff.js';
@@ -37,15 +37,16 @@ export interface ApplyCliOptions extends CompileForHostOptions {
   network?: boolean;
 }
 
-/** The rollback timer of this build of guestwall: next to this file in dist/, or in dist/ when run from sources. */
-export function timerCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  const script = here.endsWith('.js')
-    ? join(dirname(here), '..', 'apply', 'rollback-timer.js')
-    : join(dirname(here), '..', '..', 'dist', 'src', 'apply', 'rollback-timer.js');
-  return [process.execPath, script];
+/**
+ * The rollback timer of this build of guestwall: dist/src/apply/rollback-timer.js, found from
+ * this module's place: dist/src/cli/ (tsc's output), dist/bundle/ (the bundled entry that
+ * bin/guestwall.js runs) or src/cli/ (run from sources, as the tests do).
+ */
+export function timerCommand(here = fileURLToPath(import.meta.url)): string[] {
+  const at = here.lastIndexOf(`${sep}dist${sep}`);
+  const dist = at >= 0 ? here.slice(0, at + 5) : join(dirname(here), '..', '..', 'dist');
+  return [process.execPath, join(dist, 'src', 'apply', 'rollback-timer.js')];
 }
-
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
