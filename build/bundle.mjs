@@ -3,7 +3,11 @@
 // small modules less at each start (zod alone is ~90 files): about a third of the CPU time of a
 // `guestwall check` above `node -e 0` (issue 17). The TUI's packages load only when the preview
 // runs; `yaml` stays in node_modules, loaded on first need (src/policy/yaml-lib.ts).
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunk names carry a hash of their content: last build's would stay beside this one's.
+rmSync('dist/bundle', { recursive: true, force: true });
 
 await build({
   entryPoints: ['dist/src/cli/main.js'],

@@ -10,7 +10,7 @@ import { ownedUnion } from '../emit/network-plan.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
-import { withLock } from './lock.js';
+import { type HeldLock, withLock } from './lock.js';
 import { type NetworkApplyReport, NetworkStepError, planAndSnapshot, runNetworkPlan } from './network.js';
 import { loadJson, nftMessage, snapshot } from './nft.js';
 import { recoverUnfinished, restorePrevious } from './restore.js';
@@ -37,6 +37,8 @@ export interface ApplyOptions {
   progress?: (message: string) => void;
   /** The host network setup to bring about after the ruleset, in the same lock and record. */
   network?: NetworkSetup;
+  /** The lock on `state.lock`, already being taken by the caller (the CLI takes it while it compiles). */
+  lock?: Promise<HeldLock>;
 }
 
 export interface ApplyResult {
@@ -51,7 +53,10 @@ export interface ApplyResult {
 export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOptions): Promise<ApplyResult> {
   const say = opts.progress ?? (() => {});
   const t0 = sys.now();
-  if (!sys.isRoot()) throw new ApplyError('guestwall apply needs root to change the ruleset', 'run it with sudo, or as root', 2);
+  if (!sys.isRoot()) {
+    await opts.lock?.then((held) => held.release(), () => {});
+    throw new ApplyError('guestwall apply needs root to change the ruleset', 'run it with sudo, or as root', 2);
+  }
   // No `nft --version` first: a missing nft is reported by the first nft that runs (nft.ts).
   await sys.mkdir(opts.state.dir).catch(() => {}); // a read-only parent is reported by the lock, in one line
 
@@ -165,7 +170,7 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
     await removeState(sys, opts.state.inProgress);
     await log(sys, opts.state, `apply ${pending ? `pending confirm until ${new Date(pending.deadline).toISOString()}` : 'done'}${network ? ` (${network.done.length} network steps)` : ''}`);
     return { changed: true, ...(pending ? { pending } : {}), ...(network ? { network } : {}), timings: { loadMs, totalMs: sys.now() - t0 } };
-  });
+  }, opts.lock);
 }
 
 /** Wait (at most 5 s) for the rollback timer to say it runs. */

@@ -5,6 +5,7 @@ import { applyRuleset, confirm, rollback } from '../apply/apply.js';
 import { diffRuleset } from '../apply/diff.js';
 import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
+import { takeLock } from '../apply/lock.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
 import { planNetworkHere } from '../apply/network.js';
 import { readOwned } from '../apply/state-file.js';
@@ -50,16 +51,26 @@ export function timerCommand(here = fileURLToPath(import.meta.url)): string[] {
 
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
+  const waitMs = (opts.wait ?? 10) * 1000;
+  // The lock is taken (by a flock process) while this one probes and compiles.
+  const lock = sys.isRoot() ? takeLock(sys, state.lock, waitMs, 'apply') : undefined;
+  lock?.catch(() => {}); // its refusal is reported where apply waits for it
   const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true, state.features);
   const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
-  if ('exit' in loaded) return loaded.exit;
+  if ('exit' in loaded) {
+    await lock?.then((held) => held.release(), () => {});
+    return loaded.exit;
+  }
+  let handedOver = false;
   try {
     const guard = opts.force ? undefined : await sshGuard(sys);
+    handedOver = true; // applyRuleset releases it
     const r = await applyRuleset(sys, loaded.ruleset, {
       state,
       ...(guard ? { guard } : {}),
       ...(opts.confirm !== undefined ? { confirmSeconds: opts.confirm } : {}),
-      waitMs: (opts.wait ?? 10) * 1000,
+      waitMs,
+      ...(lock ? { lock } : {}),
       timerCommand: timerCommand(),
       progress: (m) => io.err(m),
       // The ruleset first, then the network, in one lock and one record: no bridge or route comes
@@ -74,6 +85,7 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
     if (r.network && r.changed) io.out(r.network.done.length ? `guestwall: network setup${where}: ${r.network.done.length} changes` : `guestwall: network setup${where}: nothing to change`);
     return EXIT.ok;
   } catch (e) {
+    if (!handedOver) await lock?.then((held) => held.release(), () => {});
     return reportError(io, e);
   }
 }
