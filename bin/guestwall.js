@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The installed entry point: runs the compiled CLI (npm run build writes dist/).
-import { run } from '../dist/src/cli/main.js';
+// The installed entry point: runs the bundled CLI (npm run build writes dist/bundle/ from dist/src/).
+import { run } from '../dist/bundle/main.js';
 
 process.exitCode = await run(process.argv.slice(2));

@@ -7,19 +7,22 @@
 import { randomBytes } from 'node:crypto';
 import type { NetworkSetup } from '../emit/network.js';
 import { ownedUnion } from '../emit/network-plan.js';
-import { compareSummaries, summarizeListing, summarizeTable } from '../nft/listing.js';
 import { toNftJson } from '../nft/json.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { ApplyError } from './errors.js';
-import { withLock } from './lock.js';
-import { type NetworkApplyReport, NetworkStepError, networkSnapshot, planNetworkHere, runNetworkPlan } from './network.js';
-import { listTables, loadJson, nftMessage, nftVersion, snapshot } from './nft.js';
+import { type HeldLock, withLock } from './lock.js';
+import { type NetworkApplyReport, NetworkStepError, planAndSnapshot, runNetworkPlan } from './network.js';
+import { loadJson, nftMessage, snapshot } from './nft.js';
 import { recoverUnfinished, restorePrevious } from './restore.js';
 import type { PendingConfirm, StatePaths } from './state.js';
 import {
-  PENDING_TODO, StateFileError, checkWritable, readOwned, readPending, readState, removeState, sealSnapshot, writeInProgress, writeNetworkSnapshot, writeOwned, writePending, writeState,
+  PENDING_TODO, StateFileError, checkWritable, sameOwned, readOwned, readPending, readState, removeState, sealSnapshot, writeInProgress, writeNetworkSnapshot, writeOwned, writePending, writeState,
 } from './state-file.js';
 import type { System } from './system.js';
+import { liveDifferences } from './verify.js';
+
+/** Verification lives in verify.ts; named here too for the callers that know it from apply. */
+export { liveDifferences };
 
 export interface ApplyOptions {
   state: StatePaths;
@@ -34,6 +37,8 @@ export interface ApplyOptions {
   progress?: (message: string) => void;
   /** The host network setup to bring about after the ruleset, in the same lock and record. */
   network?: NetworkSetup;
+  /** The lock on `state.lock`, already being taken by the caller (the CLI takes it while it compiles). */
+  lock?: Promise<HeldLock>;
 }
 
 export interface ApplyResult {
@@ -48,8 +53,11 @@ export interface ApplyResult {
 export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOptions): Promise<ApplyResult> {
   const say = opts.progress ?? (() => {});
   const t0 = sys.now();
-  if (!sys.isRoot()) throw new ApplyError('guestwall apply needs root to change the ruleset', 'run it with sudo, or as root', 2);
-  await nftVersion(sys);
+  if (!sys.isRoot()) {
+    await opts.lock?.then((held) => held.release(), () => {});
+    throw new ApplyError('guestwall apply needs root to change the ruleset', 'run it with sudo, or as root', 2);
+  }
+  // No `nft --version` first: a missing nft is reported by the first nft that runs (nft.ts).
   await sys.mkdir(opts.state.dir).catch(() => {}); // a read-only parent is reported by the lock, in one line
 
   return withLock(sys, opts.state.lock, opts.waitMs ?? 10_000, 'apply', async () => {
@@ -61,32 +69,37 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
     const json = `${JSON.stringify(toNftJson(ruleset))}\n`;
     const tables = ruleset.tables.map((t) => ({ family: t.family, name: t.name }));
     const owned = opts.network ? await readOwned(sys, opts.state.network) : undefined;
-    const netPlan = opts.network ? await planNetworkHere(sys, opts.network, owned) : undefined;
-
-    // Nothing to do when the same document is already live and intact, and the network too.
     const pendingBefore = await readPending(sys, opts.state.pending).catch((e: unknown) => {
       if (e instanceof StateFileError) return 'damaged' as const; // replaced below
       throw e;
     });
-    if (
-      pendingBefore === undefined && (netPlan?.steps.length ?? 0) === 0 &&
-      (await readState(sys, opts.state.current)) === json && (await liveDifferences(sys, ruleset)).length === 0
-    ) {
+    // Nothing to do when the same document is already live and intact, and the network too; a
+    // different document needs the snapshot, taken beside the network read (nothing changes
+    // either under the lock before the snapshot is written).
+    const maybeSame = pendingBefore === undefined && (await readState(sys, opts.state.current)) === json;
+    const [net, same, taken] = await Promise.all([
+      opts.network ? planAndSnapshot(sys, opts.network, owned) : undefined,
+      maybeSame ? liveDifferences(sys, ruleset).then((d) => d.length === 0) : false,
+      maybeSame ? undefined : snapshot(sys, tables),
+    ]);
+    const netPlan = net?.plan;
+    if (same && (netPlan?.steps.length ?? 0) === 0) {
       say('the live ruleset is already this policy: nothing to change');
       return { changed: false, ...(netPlan ? { network: { done: [], notes: netPlan.notes } } : {}), timings: { loadMs: 0, totalMs: sys.now() - t0 } };
     }
 
     say('saving the current state of guestwall\'s tables');
     const id = randomBytes(8).toString('hex');
-    const before = sealSnapshot(await snapshot(sys, tables), id);
-    const netBefore = owned ? { id, ...(await networkSnapshot(sys, owned)) } : undefined;
+    const before = sealSnapshot(taken ?? (await snapshot(sys, tables)), id);
+    const netBefore = net ? { id, ...net.snapshot } : undefined;
     // Everything this apply writes fits, or it stops here with nothing changed.
     await checkWritable(sys, opts.state.dir, json.length + before.length + 65_536);
 
     // No `nft -c` first: the load is one transaction that the kernel takes whole or refuses
     // whole, and a check would parse and build the whole ruleset once more (seconds at 10,000
     // guests) without catching everything the commit can refuse (mechanics.md 5.3).
-    await writeState(sys, opts.state.next, json);
+    // Not fsync'd: nft reads it at once, and after a crash only previous.nft and the records count.
+    await writeState(sys, opts.state.next, json, false);
     // What `rollback` restores becomes the state now; put back as it was if the load is refused.
     const previousBefore = await readState(sys, opts.state.previous);
     const keepPrevious = async () => {
@@ -141,27 +154,23 @@ export async function applyRuleset(sys: System, ruleset: Ruleset, opts: ApplyOpt
     if (netPlan && owned) {
       // Adds are recorded before they run and removals after: a death in between leaves a record
       // that claims a little too much, never too little, and removal forgives what is absent.
-      await writeOwned(sys, opts.state.network, ownedUnion(owned, netPlan.owned));
+      // Each write skipped when the record would not change (the usual re-apply): two fsyncs each.
+      const union = ownedUnion(owned, netPlan.owned);
+      if (!sameOwned(union, owned)) await writeOwned(sys, opts.state.network, union);
       try {
         network = await runNetworkPlan(sys, netPlan, say);
       } catch (e) {
         if (!(e instanceof NetworkStepError)) throw e;
         await undo(`network setup failed at "${e.step.what}" (${e.step.program} ${e.step.args.join(' ')}): ${e.message.split(': ').slice(-1)[0]}`, 'fix the cause and apply again');
       }
-      await writeOwned(sys, opts.state.network, netPlan.owned);
+      if (!sameOwned(netPlan.owned, union)) await writeOwned(sys, opts.state.network, netPlan.owned);
     }
     await writeState(sys, opts.state.current, json);
     await removeState(sys, opts.state.next);
     await removeState(sys, opts.state.inProgress);
     await log(sys, opts.state, `apply ${pending ? `pending confirm until ${new Date(pending.deadline).toISOString()}` : 'done'}${network ? ` (${network.done.length} network steps)` : ''}`);
     return { changed: true, ...(pending ? { pending } : {}), ...(network ? { network } : {}), timings: { loadMs, totalMs: sys.now() - t0 } };
-  });
-}
-
-/** What differs between the live tables and the ruleset, one line each. */
-export async function liveDifferences(sys: System, ruleset: Ruleset): Promise<string[]> {
-  const listing = await listTables(sys, ruleset.tables.map((t) => ({ family: t.family, name: t.name })));
-  return ruleset.tables.flatMap((t) => compareSummaries(summarizeTable(t), summarizeListing(listing, t.family, t.name), `${t.family} ${t.name}`));
+  }, opts.lock);
 }
 
 /** Wait (at most 5 s) for the rollback timer to say it runs. */

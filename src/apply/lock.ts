@@ -6,14 +6,19 @@
 import { ApplyError, stateIoError } from './errors.js';
 import type { System } from './system.js';
 
-export async function withLock<T>(sys: System, path: string, waitMs: number, what: string, fn: () => Promise<T>): Promise<T> {
+/** A lock this process holds until it releases it (or dies). */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/** Take the lock, waiting at most `waitMs` for another holder; refused with its pid after that. */
+export async function takeLock(sys: System, path: string, waitMs: number, what: string): Promise<HeldLock> {
   const deadline = sys.now() + waitMs;
-  let held: { release(): Promise<void> } | undefined;
   for (;;) {
-    held = await sys.tryLock(path).catch((e: unknown) => {
+    const held = await sys.tryLock(path).catch((e: unknown) => {
       throw stateIoError(e, path, 'write');
     });
-    if (held) break;
+    if (held) return held;
     if (sys.now() >= deadline) {
       const owner = Number((await sys.readFile(path).catch(() => undefined))?.trim());
       const who = Number.isInteger(owner) && owner > 0 ? ` (pid ${owner})` : '';
@@ -21,6 +26,11 @@ export async function withLock<T>(sys: System, path: string, waitMs: number, wha
     }
     await sys.sleep(100);
   }
+}
+
+/** Run `fn` holding the lock: taken here, or `taken` already under way (apply takes it while it compiles). */
+export async function withLock<T>(sys: System, path: string, waitMs: number, what: string, fn: () => Promise<T>, taken?: Promise<HeldLock>): Promise<T> {
+  const held = await (taken ?? takeLock(sys, path, waitMs, what));
   try {
     return await fn();
   } finally {

@@ -23,25 +23,44 @@ interface IpRoute {
   dst: string;
   dev?: string;
   metric?: number;
+  /** A number with -N ("158"). */
+  protocol?: string;
 }
 interface IpNeigh {
   dst: string;
   dev: string;
 }
 
-async function ipJson<T>(sys: System, args: string[]): Promise<T[]> {
-  const r = await sys.run('ip', ['-j', ...args]);
+/** ip's answer as text, or a clear error. */
+async function ip(sys: System, args: string[], input?: string): Promise<string> {
+  const r = await sys.run('ip', args, input);
   if (r.code === 127) throw new ApplyError('ip is not installed here', 'install iproute2', 2);
-  if (r.code !== 0) throw new ApplyError(`ip ${args.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
-  const text = r.stdout.trim();
-  return text === '' ? [] : (JSON.parse(text) as T[]);
+  if (r.code !== 0) throw new ApplyError(`ip ${args.join(' ')}${input ? ` (${input.trim().split('\n').join('; ')})` : ''} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout;
 }
+
+const parse = <T>(text: string): T[] => (text.trim() === '' ? [] : (JSON.parse(text) as T[]));
 
 /** ip prints host routes without their length ("203.0.113.20"); the plan writes them with it. */
 const withPrefix = (dst: string, family: 4 | 6) => (dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`);
 
+/**
+ * The network as guestwall sees it, in two `ip` runs side by side (and `sysctl` beside them):
+ * one `ip -batch` for the links with their addresses, the IPv4 routes and the proxy entries
+ * (a batch line cannot say -6), and one for the IPv6 routes. Seven runs one after another
+ * before (issue 17). `-N` prints route protocols as numbers: guestwall's own are 158 whatever
+ * rt_protos calls them.
+ */
 export async function readLiveNetwork(sys: System, keys: string[]): Promise<LiveNetwork> {
-  const links = (await ipJson<IpLink>(sys, ['-d', 'link', 'show'])).map((l) => ({
+  const [batch, v6, sysctls] = await Promise.all([
+    ip(sys, ['-N', '-j', '-d', '-batch', '-'], 'address show\nroute show table main\nneigh show proxy\n'),
+    ip(sys, ['-N', '-j', '-6', 'route', 'show', 'table', 'main']),
+    readSysctls(sys, keys),
+  ]);
+  // One JSON document per batch line, each on its own line.
+  const [linkText = '', v4 = '', proxyText = ''] = batch.split('\n').filter((l) => l.trim() !== '');
+  const withAddresses = parse<IpLink & IpAddr>(linkText);
+  const links = withAddresses.map((l) => ({
     ifname: l.ifname,
     ...(l.linkinfo?.info_kind !== undefined ? { kind: l.linkinfo.info_kind } : {}),
     ...(l.master !== undefined ? { master: l.master } : {}),
@@ -50,24 +69,26 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
       ? { stpState: l.linkinfo.info_data?.stp_state ?? -1, forwardDelay: l.linkinfo.info_data?.forward_delay ?? -1 }
       : {}),
   }));
-  const addresses = (await ipJson<IpAddr>(sys, ['address', 'show'])).flatMap((a) =>
-    (a.addr_info ?? []).map((i) => ({ ifname: a.ifname, cidr: `${i.local}/${i.prefixlen}` })),
-  );
+  const addresses = withAddresses.flatMap((a) => (a.addr_info ?? []).map((i) => ({ ifname: a.ifname, cidr: `${i.local}/${i.prefixlen}` })));
   const routes = [
-    ...(await ipJson<IpRoute>(sys, ['-4', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
-    ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main'])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
-  ].map((r) => ({ dst: r.dst, ...(r.dev !== undefined ? { dev: r.dev } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
-  // guestwall's own: asked for by protocol number, so no rt_protos name is needed.
-  const owned = [
-    ...(await ipJson<IpRoute>(sys, ['-4', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTOCOL)])).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
-    ...(await ipJson<IpRoute>(sys, ['-6', 'route', 'show', 'table', 'main', 'proto', String(ROUTE_PROTOCOL)])).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
-  ];
-  for (const r of routes) {
-    if (owned.some((o) => o.dst === r.dst && o.dev === r.dev && o.metric === r.metric)) Object.assign(r, { owned: true });
-  }
-  const proxies = (await ipJson<IpNeigh>(sys, ['neigh', 'show', 'proxy'])).map((n) => ({ address: n.dst, dev: n.dev }));
-  // One sysctl process per 500 keys, not one per key: a host with thousands of routed ports has
-  // thousands of proxy_arp keys. `-e` skips keys whose interface is not there; lines are "key = value".
+    ...parse<IpRoute>(v4).map((r) => ({ ...r, dst: withPrefix(r.dst, 4) })),
+    ...parse<IpRoute>(v6).map((r) => ({ ...r, dst: withPrefix(r.dst, 6) })),
+  ].map((r) => ({
+    dst: r.dst,
+    ...(r.dev !== undefined ? { dev: r.dev } : {}),
+    ...(r.metric !== undefined ? { metric: r.metric } : {}),
+    // guestwall's own: by protocol number, so no rt_protos name is needed.
+    ...(r.protocol === String(ROUTE_PROTOCOL) ? { owned: true } : {}),
+  }));
+  const proxies = parse<IpNeigh>(proxyText).map((n) => ({ address: n.dst, dev: n.dev }));
+  return { links, addresses, routes, proxies, sysctls };
+}
+
+/**
+ * One sysctl process per 500 keys, not one per key: a host with thousands of routed ports has
+ * thousands of proxy_arp keys. `-e` skips keys whose interface is not there; lines are "key = value".
+ */
+async function readSysctls(sys: System, keys: string[]): Promise<Record<string, string>> {
   const sysctls: Record<string, string> = {};
   for (let i = 0; i < keys.length; i += 500) {
     const chunk = new Set(keys.slice(i, i + 500));
@@ -77,19 +98,22 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
       if (m && chunk.has(m[1]!)) sysctls[m[1]!] = m[2]!.trim();
     }
   }
-  return { links, addresses, routes, proxies, sysctls };
+  return sysctls;
 }
 
 /** What applying the setup would do here, given what guestwall owns, without doing it (diff). */
 export async function planNetworkHere(sys: System, setup: NetworkSetup, owned: OwnedNetwork = NOTHING_OWNED): Promise<NetworkPlan> {
-  return planNetwork(setup, await readLiveNetwork(sys, [...new Set([...sysctlKeys(setup), ...owned.sysctls.map((s) => s.key)])]), owned);
+  return (await planAndSnapshot(sys, setup, owned)).plan;
+}
+
+/** The plan, and guestwall's part of the network as it is now (what rollback restores), from one read. */
+export async function planAndSnapshot(sys: System, setup: NetworkSetup, owned: OwnedNetwork = NOTHING_OWNED): Promise<{ plan: NetworkPlan; snapshot: NetworkSnapshot }> {
+  const live = await readLiveNetwork(sys, [...new Set([...sysctlKeys(setup), ...owned.sysctls.map((s) => s.key)])]);
+  return { plan: planNetwork(setup, live, owned), snapshot: snapshotOf(live, owned) };
 }
 
 /** guestwall's part of the host network now, for rollback: its routes (by protocol) and its record. */
-export async function networkSnapshot(sys: System, owned: OwnedNetwork): Promise<NetworkSnapshot> {
-  const live = await readLiveNetwork(sys, []);
-  return { routes: live.routes.filter((r) => r.owned).map(({ owned: _, ...r }) => r), owned };
-}
+const snapshotOf = (live: LiveNetwork, owned: OwnedNetwork): NetworkSnapshot => ({ routes: live.routes.filter((r) => r.owned).map(({ owned: _, ...r }) => r), owned });
 
 /** The steps that bring guestwall's part of the host network back to `snapshot`. */
 export async function planRestoreHere(sys: System, snapshot: NetworkSnapshot, owned: OwnedNetwork): Promise<NetworkPlan> {

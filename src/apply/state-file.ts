@@ -23,9 +23,10 @@ export async function readState(sys: System, path: string): Promise<string | und
   }
 }
 
-export async function writeState(sys: System, path: string, text: string): Promise<void> {
+/** Atomic and durable (fsync'd), or with `durable` false only atomic: for what no one reads after a crash. */
+export async function writeState(sys: System, path: string, text: string, durable = true): Promise<void> {
   try {
-    await sys.writeFile(path, text, 0o600);
+    await sys.writeFile(path, text, 0o600, durable);
   } catch (e) {
     throw stateIoError(e, path, 'write');
   }
@@ -45,7 +46,9 @@ export async function removeState(sys: System, path: string): Promise<void> {
  */
 export async function checkWritable(sys: System, dir: string, bytes: number): Promise<void> {
   const probe = `${dir}/.guestwall-space-check`;
-  await writeState(sys, probe, 'x'.repeat(bytes));
+  // No fsync: ext4, XFS, btrfs and tmpfs reserve the blocks at write(), so a full directory
+  // already fails there, and a read-only one at open().
+  await writeState(sys, probe, 'x'.repeat(bytes), false);
   await removeState(sys, probe);
 }
 
@@ -140,6 +143,8 @@ export async function readOwned(sys: System, path: string): Promise<OwnedNetwork
   return (await readJson<OwnedNetwork>(sys, path, ownedCheck, NETWORK_TODO)) ?? { proxies: [], addresses: [], sysctls: [] };
 }
 export const writeOwned = (sys: System, path: string, o: OwnedNetwork) => writeState(sys, path, json(tidyOwned(o)));
+/** Whether two records would be written alike. */
+export const sameOwned = (a: OwnedNetwork, b: OwnedNetwork) => json(tidyOwned(a)) === json(tidyOwned(b));
 
 export interface StoredNetworkSnapshot extends NetworkSnapshot {
   /** The apply this snapshot was taken for; previous.nft carries the same id. */

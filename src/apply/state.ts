@@ -25,6 +25,8 @@ export interface StatePaths {
   previousNetwork: string;
   /** Present while an apply or rollback changes the host; the next guestwall finishes a dead one's job. */
   inProgress: string;
+  /** What the kernel could load when last probed, with the boot and modules it holds for (a cache). */
+  features: string;
 }
 
 export function statePaths(base: string, netns?: string): StatePaths {
@@ -40,6 +42,7 @@ export function statePaths(base: string, netns?: string): StatePaths {
     network: join(dir, 'network.json'),
     previousNetwork: join(dir, 'previous-network.json'),
     inProgress: join(dir, 'in-progress.json'),
+    features: join(dir, 'kernel-features.json'),
   };
 }
 

@@ -1,10 +1,11 @@
 // guestwall apply / confirm / rollback / diff: the commands that touch a host, all through apply/.
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset, confirm, rollback } from '../apply/apply.js';
 import { diffRuleset } from '../apply/diff.js';
 import { sshGuard } from '../apply/guard.js';
 import { ApplyError } from '../apply/errors.js';
+import { takeLock } from '../apply/lock.js';
 import { DEFAULT_STATE_DIR, statePaths } from '../apply/state.js';
 import { planNetworkHere } from '../apply/network.js';
 import { readOwned } from '../apply/state-file.js';
@@ -37,28 +38,39 @@ export interface ApplyCliOptions extends CompileForHostOptions {
   network?: boolean;
 }
 
-/** The rollback timer of this build of guestwall: next to this file in dist/, or in dist/ when run from sources. */
-export function timerCommand(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  const script = here.endsWith('.js')
-    ? join(dirname(here), '..', 'apply', 'rollback-timer.js')
-    : join(dirname(here), '..', '..', 'dist', 'src', 'apply', 'rollback-timer.js');
-  return [process.execPath, script];
+/**
+ * The rollback timer of this build of guestwall: dist/src/apply/rollback-timer.js, found from
+ * this module's place: dist/src/cli/ (tsc's output), dist/bundle/ (the bundled entry that
+ * bin/guestwall.js runs) or src/cli/ (run from sources, as the tests do).
+ */
+export function timerCommand(here = fileURLToPath(import.meta.url)): string[] {
+  const at = here.lastIndexOf(`${sep}dist${sep}`);
+  const dist = at >= 0 ? here.slice(0, at + 5) : join(dirname(here), '..', '..', 'dist');
+  return [process.execPath, join(dist, 'src', 'apply', 'rollback-timer.js')];
 }
 
-
 export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, sys: System = realSystem(opts.netns)): Promise<number> {
-  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true);
-  const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
-  if ('exit' in loaded) return loaded.exit;
   const state = statePaths(opts.stateDir ?? DEFAULT_STATE_DIR, opts.netns);
+  const waitMs = (opts.wait ?? 10) * 1000;
+  // The lock is taken (by a flock process) while this one probes and compiles.
+  const lock = sys.isRoot() ? takeLock(sys, state.lock, waitMs, 'apply') : undefined;
+  lock?.catch(() => {}); // its refusal is reported where apply waits for it
+  const features = await kernelFeaturesFor(io, opts.kernelFeatures ?? 'auto', sys, true, state.features);
+  const loaded = compiledPolicy(io, file, 'nothing applied', true, features, opts.host);
+  if ('exit' in loaded) {
+    await lock?.then((held) => held.release(), () => {});
+    return loaded.exit;
+  }
+  let handedOver = false;
   try {
     const guard = opts.force ? undefined : await sshGuard(sys);
+    handedOver = true; // applyRuleset releases it
     const r = await applyRuleset(sys, loaded.ruleset, {
       state,
       ...(guard ? { guard } : {}),
       ...(opts.confirm !== undefined ? { confirmSeconds: opts.confirm } : {}),
-      waitMs: (opts.wait ?? 10) * 1000,
+      waitMs,
+      ...(lock ? { lock } : {}),
       timerCommand: timerCommand(),
       progress: (m) => io.err(m),
       // The ruleset first, then the network, in one lock and one record: no bridge or route comes
@@ -73,6 +85,7 @@ export async function applyCommand(io: Io, file: string, opts: ApplyCliOptions, 
     if (r.network && r.changed) io.out(r.network.done.length ? `guestwall: network setup${where}: ${r.network.done.length} changes` : `guestwall: network setup${where}: nothing to change`);
     return EXIT.ok;
   } catch (e) {
+    if (!handedOver) await lock?.then((held) => held.release(), () => {});
     return reportError(io, e);
   }
 }

@@ -1,6 +1,6 @@
 // Read and compile the policy a command works on, printing its diagnostics; every command that
 // takes a FILE starts here, so they all refuse a broken policy the same way.
-import { compilerFeatures } from '../apply/doctor.js';
+import { cachedCompilerFeatures, compilerFeatures } from '../apply/doctor.js';
 import type { System } from '../apply/system.js';
 import { BASELINE_FEATURES, type FeatureChoice, FULL_FEATURES, type KernelFeatures, featuresLine } from '../compile/features.js';
 import { compilePolicyText } from '../compile/pipeline.js';
@@ -13,12 +13,13 @@ export type Loaded = { model: HostModel; ruleset: Ruleset; text: string } | { ex
 
 /**
  * The kernel features to compile for. `auto` asks the kernel behind `sys` (inside its network
- * namespace, if any). With `say`, one stderr line says which and what is weaker: the commands that
- * change the host (apply, install) always say it, the others with --verbose.
+ * namespace, if any), or its answer kept in `cacheFile` (apply). With `say`, one stderr line says
+ * which and what is weaker: the commands that change the host (apply, install) always say it, the
+ * others with --verbose.
  */
-export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: System, say: boolean): Promise<KernelFeatures> {
+export async function kernelFeaturesFor(io: Io, choice: FeatureChoice, sys: System, say: boolean, cacheFile?: string): Promise<KernelFeatures> {
   const { features, how } = choice === 'auto'
-    ? await compilerFeatures(sys)
+    ? await (cacheFile !== undefined ? cachedCompilerFeatures(sys, cacheFile) : compilerFeatures(sys))
     : { features: choice === 'full' ? FULL_FEATURES : BASELINE_FEATURES, how: `--kernel-features ${choice}` };
   if (say) io.err(featuresLine(features, how));
   return features;

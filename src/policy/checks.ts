@@ -353,8 +353,10 @@ function checkServiceRefs(service: string | string[] | undefined, path: DocPath,
   if (service === undefined) return;
   const single = !Array.isArray(service);
   (single ? [service] : service).forEach((s, i) => {
+    if (idx.services.has(s)) return;
+    // Only for a name that is wrong: against the whole catalogue this was a fifth of a small apply's checks.
     const did = suggestion(s, idx.services);
-    if (!idx.services.has(s)) report(error('unknown-service', single ? path : [...path, i], `unknown service '${s}'${did}`, did ? undefined : 'define it under services:, or use proto: and ports:'));
+    report(error('unknown-service', single ? path : [...path, i], `unknown service '${s}'${did}`, did ? undefined : 'define it under services:, or use proto: and ports:'));
   });
 }
 

@@ -9,8 +9,8 @@ export type Answer = string | Partial<RunResult>;
 export interface FakeSystemOptions {
   /** Answers by exact command line, e.g. `'nft --version': 'nftables v1.0.6'`. */
   run?: Record<string, Answer>;
-  /** Asked for command lines not in `run`; undefined means the program is not installed (exit 127). */
-  answer?: (cmd: string, args: string[], files: Map<string, string>) => Answer | undefined;
+  /** Asked for command lines not in `run`; undefined means the program is not installed (exit 127). `input` is what it gets on stdin. */
+  answer?: (cmd: string, args: string[], files: Map<string, string>, input?: string) => Answer | undefined;
   files?: Record<string, string>;
   root?: boolean;
   netns?: string;
@@ -43,10 +43,10 @@ export function fakeSystem(opts: FakeSystemOptions = {}): FakeSystem {
 
   const sys: System = {
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
-    async run(cmd, args) {
+    async run(cmd, args, input) {
       const line = [cmd, ...args].join(' ');
       calls.push(line);
-      const a = opts.run?.[line] ?? opts.answer?.(cmd, args, files);
+      const a = opts.run?.[line] ?? opts.answer?.(cmd, args, files, input);
       return a === undefined ? { code: 127, stdout: '', stderr: `${cmd}: not found` } : result(a);
     },
     async watch(cmd, args, on) {

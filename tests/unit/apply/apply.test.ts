@@ -35,7 +35,9 @@ describe('apply refuses cleanly, changing nothing', () => {
     const e = await refusal(applyRuleset(f.sys, ruleset, opts));
     expect(e.message).toBe('nft is not installed or cannot run');
     expect(e.hint).toContain('apt-get install nftables');
-    expect(f.calls).toEqual(['nft --version']);
+    // Said by the first nft that runs (no `nft --version` first), before anything is loaded.
+    expect(f.calls).toEqual(['nft list ruleset']);
+    expect(f.files.has(state.inProgress)).toBe(false);
   });
 
   it('when the lockout guard objects, before reading or loading anything', async () => {
@@ -74,7 +76,7 @@ describe("a refused apply leaves rollback's state as it was", () => {
       answer(cmd, args) {
         const line = [cmd, ...args].join(' ');
         if (line === 'nft --version') return 'nftables v1.0.6';
-        if (line.startsWith('nft list table ')) return { code: 1, stderr: 'Error: No such file or directory' };
+        if (line === 'nft list ruleset') return ''; // none of guestwall's tables yet
         if (line.startsWith('nft -j -f ')) return { code: 1, stderr: 'Error: Could not process rule: Operation not supported' };
         return undefined;
       },

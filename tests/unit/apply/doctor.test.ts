@@ -86,13 +86,13 @@ const HEALTHY = {
 
 function scriptedHost(h: Host = {}) {
   const sysctls: Record<string, string> = h.sysctls ?? HEALTHY.sysctls;
-  const answer = (cmd: string, args: string[], files: Map<string, string>): Answer | undefined => {
+  const answer = (cmd: string, args: string[]): Answer | undefined => {
     const line = [cmd, ...args].join(' ');
     if (cmd === 'nft' && h.nft === false) return undefined;
     if (line === 'nft --version') return 'nftables v1.0.6 (Lester Gooch #5)\n';
     if (line === 'nft -j list ruleset') return JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, ...(h.ruleset ?? ownTable)] });
-    if (cmd === 'nft' && args.slice(0, 3).join(' ') === '-c -j -f') {
-      const f = probedFeature(files.get(args[3]!) ?? '');
+    if (cmd === 'nft' && args.slice(0, 2).join(' ') === '-c -j' && args.length === 3) {
+      const f = probedFeature(args[2]!);
       return h.missing?.includes(f) ? { code: 1, stderr: `internal:0:0-0: Error: Could not process rule: ${PROBE_ERRORS[f]}\n\n` } : '';
     }
     if (cmd === 'grep') {
@@ -117,8 +117,8 @@ describe('a host in order', () => {
     expect(findings.filter((f) => f.status === 'warn' || f.status === 'fail')).toEqual([]);
     expect(statuses(findings)).toContain('ok nft');
     expect(statuses(findings)).toContain('ok other-table-drop');
-    // Only reads and nft -c; the probe files are gone again.
-    expect(host.calls.filter((c) => c.startsWith('nft ') && !/^nft (--version|-j list ruleset|-c -j -f \S+)$/.test(c))).toEqual([]);
+    // Only reads and nft -c (each probe's document on its command line), and no files left.
+    expect(host.calls.filter((c) => c.startsWith('nft ') && !/^nft (--version|-j list ruleset|-c -j \{"nftables":.*\})$/.test(c))).toEqual([]);
     expect([...host.files.keys()]).toEqual([]);
   });
 });
@@ -269,7 +269,7 @@ describe('kernel features', () => {
       'ok kernel-inet-nat',
     ]);
     expect(byId(findings, 'kernel-bridge-conntrack')[0]!.message).toContain('guest-to-guest filtering on a bridge is stateless');
-    expect(host.calls.filter((c) => c.startsWith('nft -c -j -f '))).toHaveLength(4);
+    expect(host.calls.filter((c) => c.startsWith('nft -c -j {'))).toHaveLength(4);
   });
 
   it('fails without NAT when the policy forwards ports or masquerades', async () => {

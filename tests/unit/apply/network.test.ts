@@ -12,12 +12,15 @@ const setup = networkSetup(compileYaml(readFileSync('policies/homelab-dmz.yaml',
 /** A host with eth0 and eth1, nothing configured, forwarding off; `fail` makes one command line fail. */
 function host(fail?: string) {
   return fakeSystem({
-    answer(cmd, args) {
+    answer(cmd, args, _files, input) {
       const line = [cmd, ...args].join(' ');
       if (line === fail) return { code: 2, stderr: 'RTNETLINK answers: Operation not permitted\n' };
-      if (line === 'ip -j -d link show') return JSON.stringify([{ ifname: 'lo', flags: ['UP'] }, { ifname: 'eth0', flags: ['UP'] }, { ifname: 'eth1', flags: [] }]);
-      if (line === 'ip -j address show') return JSON.stringify([{ ifname: 'eth0', addr_info: [{ family: 'inet', local: '203.0.113.10', prefixlen: 24 }] }]);
-      if (line.startsWith('ip -j ')) return '[]';
+      // One batch: links with their addresses, IPv4 routes, proxy entries; then the IPv6 routes.
+      if (line === 'ip -N -j -d -batch -' && input === 'address show\nroute show table main\nneigh show proxy\n') {
+        const links = [{ ifname: 'lo', flags: ['UP'] }, { ifname: 'eth0', flags: ['UP'], addr_info: [{ family: 'inet', local: '203.0.113.10', prefixlen: 24 }] }, { ifname: 'eth1', flags: [] }];
+        return `${JSON.stringify(links)}\n[]\n[]\n`;
+      }
+      if (line === 'ip -N -j -6 route show table main') return '[]';
       // `sysctl -e KEYS`: "key = value" for the keys that exist (gw-mail's port does not).
       if (cmd === 'sysctl' && args[0] === '-e') return args.slice(1).filter((k) => !k.includes('gw-mail')).map((k) => `${k} = 0\n`).join('');
       return '';

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { timerCommand } from '../../../src/cli/apply.js';
 import { run } from '../../../src/cli/main.js';
 import { policyJsonSchema } from '../../../src/policy/schema.js';
 import { memoryIo } from '../../support/io.js';
@@ -153,6 +154,15 @@ describe('the installed binary', () => {
     expect(r.exitCode).toBe(0);
     const help = await execa('node', ['bin/guestwall.js', '--help']);
     expect(help.stdout).toContain('compile [options] <file>');
+  });
+
+  it('runs the bundle (dist/bundle/), which finds the rollback timer tsc built', () => {
+    expect(readFileSync('bin/guestwall.js', 'utf8')).toContain("from '../dist/bundle/main.js'");
+    const timer = (at: string) => timerCommand(at)[1];
+    expect(timer('/opt/gw/dist/bundle/chunk-ABC.js')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
+    expect(timer('/opt/gw/dist/src/cli/apply.js')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
+    expect(timer('/opt/gw/src/cli/apply.ts')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
+    expect(existsSync(timerCommand()[1]!), 'npm run build first').toBe(true);
   });
 });
 

@@ -16,7 +16,7 @@ afterEach(cleanup);
 type Doc = { nftables: Record<string, Record<string, unknown>>[] };
 const state = statePaths('/state');
 
-/** `nft list table` text and `nft -j list ruleset` JSON of a loaded document, enough for listing.ts and diff.ts. */
+/** `nft list table` text and JSON of a loaded document, enough for listing.ts and diff.ts (and, per family put together, `nft list ruleset`). */
 function listing(doc: Doc | undefined, family = 'inet') {
   const inFamily = (i: Record<string, unknown>) => Object.values(i).every((v) => (v as { family?: string }).family === family);
   const items = (doc?.nftables ?? []).flatMap((c) => (c.add ? [c.add] : [])).filter(inFamily);
@@ -37,6 +37,7 @@ function fakeHost(opts: { root?: boolean; refuse?: string } = {}) {
       const line = [cmd, ...args].join(' ');
       if (line === 'nft --version') return 'nftables v1.0.6';
       if (line === 'nft -j list ruleset') return JSON.stringify({ nftables: ['inet', 'bridge', 'arp'].flatMap((f) => (JSON.parse(listing(kernel.loaded, f).json) as Doc).nftables) });
+      if (line === 'nft list ruleset') return ['inet', 'bridge', 'arp'].map((f) => listing(kernel.loaded, f).text ?? '').join('');
       const table = /^nft (-j )?list table (inet|bridge|arp) guestwall$/.exec(line);
       if (table) return kernel.loaded ? (table[1] ? listing(kernel.loaded, table[2]).json : listing(kernel.loaded, table[2]).text!) : { code: 1, stderr: 'Error: No such file or directory' };
       if (line.startsWith('nft -c -j -f ')) return '';
