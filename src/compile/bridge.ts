@@ -5,16 +5,16 @@
 // port, where the zone's intra-zone policy and rules decide, written by the same code as inet's.
 import type { BridgeModel, GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Chain, NamedMap, NamedSet, Rule, Table } from '../nft/ruleset.js';
-import { type SetElement, type Verdict, setRef } from '../nft/types.js';
+import { type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.js';
 import type { Finding } from '../policy/diagnostics.js';
 import { warning } from '../policy/diagnostics.js';
 import { type Port, antiSpoof } from './antispoof.js';
 import { ICMPV6_ESSENTIAL } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
-import { accept, counter, ctState, drop, match, meta, payload } from './matches.js';
+import { accept, counter, ctState, drop, iifnames, match, meta, payload } from './matches.js';
 import { builtin, originOf, placed } from './origin.js';
 import { AcceptSet, ctDnat, forwardAcceptSetName } from './forwards.js';
-import { NOT_BARE_SYN, pairChainName, pairChains } from './zones.js';
+import { pairChainName, pairChains } from './zones.js';
 
 export const BRIDGE_PORTS_MAP = 'port_zone';
 
@@ -34,9 +34,10 @@ function interfacesByBridge(bridged: Port[]): Map<string, GuestInterfaceModel[]>
 }
 
 /** `bridged`: the bridged guest ports (guestPorts). */
-export function bridgeTable(model: HostModel, bridged: Port[], name: string, features: KernelFeatures): { table: Table; findings: Finding[] } {
+/** `inetChains`: what the inet table must add for this table to work (the hairpin mark). */
+export function bridgeTable(model: HostModel, bridged: Port[], name: string, features: KernelFeatures): { table: Table; inetChains: Chain[]; findings: Finding[] } {
   // No bridged guest, nothing to check or filter: the table is there (guestwall owns it), empty.
-  if (bridged.length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, findings: [] };
+  if (bridged.length === 0) return { table: { family: 'bridge', name, helpers: [], sets: [], chains: [] }, inetChains: [], findings: [] };
   const o = (id: string, what: string) => builtin(id, what, model.file);
   const spoof = antiSpoof(bridged, 'bridge', model.file, model.sections?.guests);
   const onBridge = interfacesByBridge(bridged);
@@ -87,23 +88,33 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
     sets: [...spoof.sets, portMap, ...hairpin.sets],
     chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
   };
-  return { table, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
+  return { table, inetChains: hairpin.inetChains, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
 }
 
 /**
  * A hairpin between two guests of one bridge: with br_netfilter, the kernel DNATs the frame in
  * the inet hooks and then bridges it straight to the target (br_nf_pre_routing_finish_bridge), so
- * it meets this table's pair chain, not a routed path. The forward's target port must pass there:
- * only DNATed connections when the bridge has conntrack; without it, the target address and port
- * (and their replies) by their look, which opens to the bridge's own guests no more than the
- * hairpin forward already does through the public address.
+ * it meets this table's pair chain, not a routed path. The forward's target port must pass there,
+ * for DNATed connections only: a guest on the bridge must not reach the target's private address
+ * and port directly, nor the target send from its forwarded port to its neighbours.
+ * With bridge conntrack the pair chain asks `ct status dnat`. Without it the bridge family cannot
+ * read conntrack at all, so the inet side tells it: `hairpin_mark`, an inet prerouting chain after
+ * dstnat, ORs the hairpin mark bit into `meta mark` on every packet of a DNATed connection that
+ * arrives on such a bridge (both directions: with br_netfilter a bridged frame passes the inet
+ * prerouting hooks before bridge forward), and the pair chain requires the bit. Without
+ * br_netfilter nothing sets it on a bridged frame (the inet hooks never see one), so the direct
+ * path is refused; the hairpin then goes through the host's IP layer instead (routed and
+ * masqueraded), where the inet pair chain asks conntrack itself.
  */
-function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFeatures): { accepts: Map<string, Rule[]>; sets: NamedSet[] } {
+function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFeatures): { accepts: Map<string, Rule[]>; sets: NamedSet[]; inetChains: Chain[] } {
   const byChain = new Map<string, AcceptSet>();
+  /** The bridges a hairpin frame may cross (the forwards' targets' bridges), in policy order. */
+  const markedBridges = new Set<string>();
   for (const f of model.forwards) {
     if (!f.hairpin || f.publicV4.length === 0 || f.targetInterface === undefined || !bridges.includes(f.targetInterface)) continue;
     const origin = originOf(f.src, `forward ${f.index + 1}: ${f.from.join(',')} -> ${f.guest ?? f.targetV4}`);
     const chain = pairChainName(f.targetZone, f.targetZone);
+    markedBridges.add(f.targetInterface);
     const set = byChain.get(chain) ?? new AcceptSet();
     byChain.set(chain, set);
     for (const proto of ['tcp', 'udp'] as const) {
@@ -123,15 +134,36 @@ function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFea
       accepts.set(chain, [{ stmts: [ctDnat, tuple('daddr', 'dport'), counter(), accept()], origin }]);
       continue;
     }
-    // Stateless: the target's address and port, and the replies from them (TCP never a bare SYN).
+    // No bridge conntrack: the mark says the frame's connection was DNATed; the tuple says to (or
+    // from) which forward. Frames without the mark fail at the first comparison.
+    const marked = markIsSet(model.hairpinMark);
     accepts.set(chain, [
-      { stmts: [tuple('daddr', 'dport'), counter(), accept()], origin },
-      { stmts: [tuple('saddr', 'sport'), match(meta('l4proto'), 'udp'), counter(), accept()], origin },
-      { stmts: [tuple('saddr', 'sport'), NOT_BARE_SYN, counter(), accept()], origin },
+      { stmts: [marked, tuple('daddr', 'dport'), counter(), accept()], origin },
+      { stmts: [marked, tuple('saddr', 'sport'), counter(), accept()], origin },
     ]);
   }
-  return { accepts, sets };
+  const inetChains: Chain[] = features.bridgeConntrack || markedBridges.size === 0 ? [] : [{
+    name: HAIRPIN_MARK_CHAIN,
+    base: { type: 'filter', hook: 'prerouting', prio: HAIRPIN_MARK_PRIO, policy: 'accept' },
+    rules: [{
+      // One rule for every packet the host's IP layer sees; most fail at `ct status dnat`. No
+      // counter: it would count every packet of every forwarded connection.
+      stmts: [ctDnat, iifnames([...markedBridges]), setMark(model.hairpinMark)],
+      origin: placed(model.sections?.forwards, 'hairpin-mark', `DNATed connections on a bridge carry mark bit ${markText(model.hairpinMark)}, which the bridge table reads (no bridge conntrack)`, model.file),
+    }],
+  }];
+  return { accepts, sets, inetChains };
 }
+
+/** The inet chain that sets the hairpin mark: after dstnat (-100), so a connection's first packet is already DNATed. */
+export const HAIRPIN_MARK_CHAIN = 'hairpin_mark';
+const HAIRPIN_MARK_PRIO = -90;
+
+/** `meta mark & BIT == BIT` */
+const markIsSet = (bit: number): Stmt => match({ '&': [meta('mark'), bit] }, bit);
+/** `meta mark set meta mark | BIT`: the other bits (Docker's, Kubernetes', the user's) stay as they are. */
+const setMark = (bit: number): Stmt => ({ mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ meta: { key: 'mark' } }, bit] } } });
+const markText = (bit: number) => `0x${bit.toString(16)}`;
 
 /** A bridge with a guest port and at least one other port: frames cross it between two ports. */
 function filteredBridge(bridge: BridgeModel, guestInterfaces: number): boolean {

@@ -10,6 +10,10 @@
 // - the zone-pair chains: `ct status dnat ip daddr . meta l4proto . th dport @<pair>_dnat accept`
 //   (the DNATed tuple), and the same for the guests' own IPv6 addresses (`@<pair>_ip6`).
 // - srcnat: hairpin masquerade by `iifname . oifname . ip daddr . meta l4proto . th dport`.
+// - the bridge (bridge.ts): where the target is a guest on a bridge, its zone's bridge pair chain
+//   accepts the DNATed tuple too (br_netfilter bridges a hairpin there), only for DNATed
+//   connections: by `ct status dnat`, or, without bridge conntrack, by the hairpin mark bit an inet
+//   prerouting chain sets on them.
 //
 // A rule list let the first forward win where two claimed one packet; elements of one map cannot
 // both hold a key, and the kernel does not order the lookups of different maps by policy order.

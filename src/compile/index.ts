@@ -48,14 +48,15 @@ export function compile(model: HostModel, features: KernelFeatures): Compiled {
       ...routedSpoof.rules,
     ],
   };
+  const bridge = bridgeTable(model, bridged, TABLE, features);
   const inet: Table = {
     family: 'inet',
     name: TABLE,
     helpers: h.objects,
     sets: [...d.sets, ...routedSpoof.sets, ...n.sets],
-    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, n.srcnat, ...n.chains],
+    // After dstnat: the hairpin mark the bridge table reads when it has no conntrack (bridge.ts).
+    chains: [...d.chains, ...(routed.length > 0 ? [antispoofChain, ...routedSpoof.chains] : []), ...pairs.chains, n.dstnat, ...bridge.inetChains, n.srcnat, ...n.chains],
   };
-  const bridge = bridgeTable(model, bridged, TABLE, features);
   const arp: Table = {
     family: 'arp',
     name: TABLE,

@@ -30,6 +30,8 @@ export interface Packet {
   /** The target address of a neighbour advertisement; default: saddr. */
   ndTarget?: string;
   ct: { state: 'new' | 'established' | 'related' | 'invalid'; status?: ('dnat' | 'snat')[] };
+  /** The packet's mark (skb->mark); default 0: a frame from a guest's veth or tap arrives unmarked. */
+  mark?: number;
 }
 
 /** Which filter hook the packet passes: delivered to the host, routed through it, or sent by it. */
@@ -62,6 +64,8 @@ export interface Evaluation {
   decidedBy?: Origin;
   steps: Step[];
   notes: string[];
+  /** The packet as the hook leaves it: with the bits a `meta mark set` rule set, which later hooks read. */
+  packet?: Packet;
 }
 
 export interface EvalEnv {
@@ -111,8 +115,11 @@ export function evaluatePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEn
   const { oifname: _, ...arriving } = packet;
   const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
   const r = runHook(pre, baseChains(ruleset, 'filter', 'prerouting', packet.family, pre.notes), 'prerouting', false);
-  return { ...r, steps: pre.steps, notes: pre.notes };
+  return { ...r, steps: pre.steps, notes: pre.notes, packet: { ...packet, ...markOf(pre.packet) } };
 }
+
+/** The mark a hook left on the packet, to carry to the next hook. */
+const markOf = (p: Packet | undefined) => (p?.mark !== undefined ? { mark: p.mark } : {});
 
 /**
  * The filter verdict on `path`. Every table's filter base chains on the hook see the packet, in
@@ -122,47 +129,71 @@ export function evaluatePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEn
  * passes only if every base chain accepts it.
  */
 export function evaluate(ruleset: Ruleset, path: Path, packet: Packet, env: EvalEnv = {}): Evaluation {
-  const ctx = context(packet, path, env, { kind: 'filter' });
   // A packet that arrives (input, forward) first meets the filter chains on prerouting
-  // (anti-spoofing). They are in the trace only when they stop it: passing them is the rule.
+  // (anti-spoofing, the hairpin mark). They are in the trace only when they stop it: passing them
+  // is the rule (evaluatePrerouting has every step). What they set (the mark) goes on with the packet.
+  let arrived = packet;
   if (path !== 'output') {
     const pre = evaluatePrerouting(ruleset, packet, env);
     if (pre.verdict !== 'accept') return pre;
+    arrived = pre.packet ?? packet;
   }
+  return evaluateHook(ruleset, path, arrived, env);
+}
+
+/** The filter base chains of one hook alone, the packet as it comes to them (prerouting already passed). */
+function evaluateHook(ruleset: Ruleset, path: Path, packet: Packet, env: EvalEnv): Evaluation {
+  const ctx = context(packet, path, env, { kind: 'filter' });
   const r = runHook(ctx, baseChains(ruleset, 'filter', path, packet.family, ctx.notes), path, true);
-  return { ...r, steps: ctx.steps, notes: ctx.notes };
+  return { ...r, steps: ctx.steps, notes: ctx.notes, packet: ctx.packet };
 }
 
 /**
  * A frame between two ports of one bridge (`packet.iifname` and `oifname` are the ports): the
- * bridge family's prerouting and forward chains, then, with `env.brNetfilter`, the inet forward
- * pass br_netfilter makes with the bridge as input and output interface. It passes only if every
- * stage accepts.
+ * bridge family's prerouting chains, then what `evaluateBridgeForward` says. It passes only if
+ * every stage accepts.
  */
 export function evaluateBridge(ruleset: Ruleset, bridge: string, packet: Packet, env: EvalEnv = {}): Evaluation {
+  const { oifname: _, ...arriving } = packet;
+  const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
+  const r = runHook(pre, bridgeChains(ruleset, 'prerouting'), 'bridge prerouting', false);
+  if (r.verdict !== 'accept') return { ...r, steps: pre.steps, notes: pre.notes };
+  const rest = evaluateBridgeForward(ruleset, bridge, packet, env);
+  return { ...rest, steps: [...pre.steps, ...rest.steps], notes: [...pre.notes, ...rest.notes] };
+}
+
+/**
+ * A frame past bridge prerouting on its way from port `packet.iifname` to port `oifname`. With
+ * `env.brNetfilter`, br_netfilter first passes it through the inet prerouting hooks with the
+ * bridge as input interface (a DNATed hairpin frame comes here translated, bridged straight to
+ * the target by br_nf_pre_routing_finish_bridge): what they set, the hairpin mark, goes on with
+ * it. Then the bridge family's forward chains, then, with br_netfilter, the inet forward hook
+ * with the bridge as input and output interface.
+ */
+export function evaluateBridgeForward(ruleset: Ruleset, bridge: string, packet: Packet, env: EvalEnv = {}): Evaluation {
   const steps: Step[] = [];
   const notes: string[] = [];
-  const { oifname: _, ...arriving } = packet;
-  const stages: [Ctx, Hook, { table: Table; chain: Chain }[]][] = [];
-  const pre = context(arriving, 'prerouting', env, { kind: 'filter' });
-  stages.push([pre, 'prerouting', bridgeChains(ruleset, 'prerouting')]);
-  const fwd = context(packet, 'forward', env, { kind: 'filter' });
-  stages.push([fwd, 'forward', bridgeChains(ruleset, 'forward')]);
-  let acceptedBy: Origin | undefined;
-  for (const [ctx, hook, bases] of stages) {
-    const r = runHook(ctx, bases, `bridge ${hook}`, false);
-    steps.push(...ctx.steps);
-    notes.push(...ctx.notes);
-    if (r.verdict !== 'accept') return { ...r, steps, notes };
-    acceptedBy = r.decidedBy ?? acceptedBy;
-  }
+  let frame = packet;
   if (env.brNetfilter) {
     notes.push(`br_netfilter: the frame also passes the inet hooks with ${bridge} as input and output interface`);
-    const e = evaluate(ruleset, 'forward', { ...packet, iifname: bridge, oifname: bridge }, env);
-    return { ...e, steps: [...steps, ...e.steps], notes: [...notes, ...e.notes] };
+    const { oifname: _, ...arriving } = packet;
+    const pre = evaluatePrerouting(ruleset, { ...arriving, iifname: bridge }, env);
+    steps.push(...pre.steps.filter(marking));
+    notes.push(...pre.notes);
+    if (pre.verdict !== 'accept') return { ...pre, steps: pre.steps, notes };
+    frame = { ...packet, ...markOf(pre.packet) };
   }
-  return { verdict: 'accept', ...(acceptedBy ? { decidedBy: acceptedBy } : {}), steps, notes };
+  const fwd = context(frame, 'forward', env, { kind: 'filter' });
+  const r = runHook(fwd, bridgeChains(ruleset, 'forward'), 'bridge forward', false);
+  steps.push(...fwd.steps);
+  notes.push(...fwd.notes);
+  if (r.verdict !== 'accept' || !env.brNetfilter) return { ...r, steps, notes, packet: fwd.packet };
+  const e = evaluateHook(ruleset, 'forward', { ...fwd.packet, iifname: bridge, oifname: bridge }, env);
+  return { ...e, steps: [...steps, ...e.steps], notes: [...notes, ...e.notes] };
 }
+
+/** A step that set something later hooks read (the hairpin mark): shown even where its hook passed the packet. */
+const marking = (s: Step) => (s.effects ?? []).some((x) => x.startsWith('meta mark set'));
 
 /** A frame from a bridge port (`packet.iifname`) at the bridge family's prerouting hook, every step kept. */
 export function evaluateBridgePrerouting(ruleset: Ruleset, packet: Packet, env: EvalEnv = {}): Evaluation {
@@ -423,9 +454,18 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
         }
         return { kind: 'nat', stmt: resolved };
       }
-      case 'mangle':
-        // Only `meta nftrace set 1` (guestwall trace's own table): it marks, it decides nothing.
+      case 'mangle': {
+        // `meta nftrace set 1` (guestwall trace's own table) decides nothing; `meta mark set meta
+        // mark | BITS` sets bits that later rules and hooks read.
+        const m = (s as Extract<Stmt, { mangle: unknown }>).mangle;
+        if (m.key.meta.key === 'nftrace') break;
+        const v = m.value as { '|': [Expr, number] };
+        const [from, bits] = v['|'];
+        if (!isObj(from) || !('meta' in from) || from.meta.key !== 'mark') throw bug('meta mark set from something but meta mark', s);
+        ctx.packet = { ...ctx.packet, mark: ((ctx.packet.mark ?? 0) | bits) >>> 0 };
+        effects.push(printStmt(s));
         break;
+      }
       default:
         // Every kind is handled above: a new one fails the build here.
         throw bug('a statement the evaluator does not know', key satisfies never);
@@ -571,6 +611,8 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
           return { kind: 'number', what: 'meta l4proto', n: L4PROTO[p.proto === 'icmpv6' ? 'ipv6-icmp' : p.proto]!, names: L4PROTO };
         case 'nfproto':
           return { kind: 'number', what: 'meta nfproto', n: NFPROTO[p.family === 4 ? 'ipv4' : 'ipv6']!, names: NFPROTO };
+        case 'mark':
+          return { kind: 'number', what: 'meta mark', n: p.mark ?? 0 };
         default:
           throw bug(`meta ${k}: a packet description does not say`, e);
       }
@@ -590,6 +632,10 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
       const [inner, mask] = (e as Extract<Expr, { '&': unknown }>)['&'];
       const d = readOne(ctx, inner);
       if (d === undefined) return undefined;
+      if (typeof mask === 'number') {
+        if (d.kind !== 'number' || d.what !== 'meta mark') throw bug('& with a number on something but meta mark', e);
+        return { kind: 'number', what: `meta mark & 0x${mask.toString(16)}`, n: (d.n & mask) >>> 0 };
+      }
       if (d.kind !== 'flags' || !d.exact) throw bug('& on something that is not a fully known bitmask', e);
       for (const f of mask) if (!d.known.includes(f)) throw bug(`${d.what} has no flag ${f}`, e);
       return { ...d, what: `${d.what} & (${mask.join(' | ')})`, bits: d.bits.filter((b) => mask.includes(b)) };

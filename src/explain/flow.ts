@@ -11,7 +11,7 @@
 import { HOST_ZONE, type ForwardModel, type HostModel, type ZoneModel } from '../model/host.js';
 import type { Origin, Ruleset } from '../nft/ruleset.js';
 import { contains, formatAddress, parseHostAddress } from '../policy/addr.js';
-import { type EvalEnv, type Evaluation, type NatEvaluation, type Packet, type Path, evaluate, evaluateBridge, evaluateNat } from './evaluate.js';
+import { type EvalEnv, type Evaluation, type NatEvaluation, type Packet, type Path, evaluate, evaluateBridge, evaluateBridgeForward, evaluateNat } from './evaluate.js';
 import { bridgeArrival, declarationBehind, guestPortNamed, routeBackOf } from './prerouting.js';
 
 export type Proto = Packet['proto'];
@@ -188,6 +188,14 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery, as
     else story.push('prerouting: no port forward matches; the destination stays');
   }
 
+  // A hairpin onto the sender's own bridge: with br_netfilter the kernel bridges the DNATed frame
+  // straight to the target's port (br_nf_pre_routing_finish_bridge) instead of routing it.
+  const brNetfilter = q.brNetfilter ?? true;
+  if (brNetfilter && nat?.translation?.kind === 'dnat' && s.port !== undefined && d.port !== undefined && d.ifname === s.ifname) {
+    const value = rebridgedFlow(ruleset, routed, s, d, env, story);
+    return { ok: true, value: withDeclaration(model, { ...value, packet, ...(nat ? { nat } : {}), ...(published ? { forward: published } : {}) }, s.port) };
+  }
+
   const toHost = hostAddrs.has(canonical(routed.daddr) ?? routed.daddr) || d.zone === HOST_ZONE;
   const path: Path = fromHost ? 'output' : toHost ? 'input' : 'forward';
   if (path === 'forward' && d.ifname === undefined) return { ok: false, error: `${d.what} has no interface to route to` };
@@ -245,8 +253,21 @@ function bridgedFlow(ruleset: Ruleset, packet: Packet, s: Side, d: Side, env: Ev
   return { packet: frame, filtered: frame, fromZone: s.zone, toZone: d.zone, path: 'forward', bridge, evaluation, story };
 }
 
+/** A DNATed frame br_netfilter bridges back onto the bridge it came from: bridge forward and inet forward, no routing and no source NAT. */
+function rebridgedFlow(ruleset: Ruleset, translated: Packet, s: Side, d: Side, env: EvalEnv, story: string[]): FlowExplanation {
+  const bridge = s.ifname!;
+  const frame: Packet = { ...translated, iifname: s.port!, oifname: d.port! };
+  story.push(`with br_netfilter (bridge-nf-call-iptables=1) the DNATed frame is bridged straight from port ${s.port} to port ${d.port} of ${bridge} (not routed, so not masqueraded): bridge forward, then the inet forward hook with ${bridge} as input and output interface`);
+  const evaluation = evaluateBridgeForward(ruleset, bridge, frame, { ...env, brNetfilter: true });
+  for (const step of evaluation.steps) storyStep(story, step, `${step.family === 'bridge' ? 'bridge ' : ''}${step.chain}`);
+  story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
+  for (const n of evaluation.notes) story.push(`note: ${n}`);
+  return { packet: frame, filtered: frame, fromZone: s.zone, toZone: d.zone, path: 'forward', bridge, evaluation, story };
+}
+
 function storyStep(story: string[], step: Evaluation['steps'][number], chain: string): void {
   if (step.outcome === 'jump' || step.outcome === 'goto') story.push(`  ${chain}: ${step.text} -> ${step.outcome}`);
+  else if (step.outcome === 'matched' && (step.effects ?? []).some((x) => x.startsWith('meta mark set'))) story.push(`  ${chain}: ${step.text}  [${originText(step.origin!)}]`);
   else if (step.outcome === 'verdict' || step.outcome === 'policy') {
     // A verdict by a set element (a port forward's DNATed tuple) names the element's origin.
     const why = step.element ?? step.origin;

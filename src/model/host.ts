@@ -194,12 +194,23 @@ export interface HostModel {
   forwards: ForwardModel[];
   sourceNat: SourceNatModel[];
   helpers: HelperModel[];
+  /** The packet mark bit that tells the bridge table a connection was DNATed (nat.hairpin_mark; compile/bridge.ts). */
+  hairpinMark: number;
   /**
    * Where the policy's top-level sections are written: the origin of the rules guestwall adds
    * because of a whole section (anti-spoofing for `guests:`, dispatch for `zones:`).
    */
   sections?: Partial<Record<PolicySection, Source>>;
 }
+
+/**
+ * Bit 12: unclaimed in the fwmark registry (github.com/fwmark/registry) and by the software a
+ * virtualization host runs beside guestwall: Kubernetes uses 0x4000 and 0x8000, Podman's netavark
+ * 0x2000, Cilium 0xf00, Tailscale 0x40000 and 0x80000, Calico 0xffff0000, WireGuard's wg-quick the
+ * whole value 0xca6c (bits 2, 3, 5, 6, 9-11, 14, 15). Only Cilium with IPsec (key bits 0xf000) and
+ * OpenWrt's mwan3 (0x3f00) are known to read it.
+ */
+export const DEFAULT_HAIRPIN_MARK = 0x1000;
 
 export type PolicySection = 'zones' | 'bridges' | 'guests' | 'forwards' | 'nat';
 
@@ -348,7 +359,7 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   const sections: Partial<Record<PolicySection, Source>> = {};
   // At the key: a section's value starts at its first entry, a line below `guests:`.
   for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = new LazySource([key], locate, true);
-  return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers, sections };
+  return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers, hairpinMark: p.nat?.hairpin_mark ?? DEFAULT_HAIRPIN_MARK, sections };
 }
 
 /** Where an endpoint is, zone by zone. `all` covers every zone and, where allowed, the host. */

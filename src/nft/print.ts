@@ -54,8 +54,13 @@ export function printStmt(stmt: Stmt): string {
     case 'masquerade':
       if (s.masquerade !== null) throw bug('masquerade takes no arguments', stmt);
       return 'masquerade';
-    case 'mangle':
-      return 'meta nftrace set 1';
+    case 'mangle': {
+      const m = (stmt as Extract<Stmt, { mangle: unknown }>).mangle;
+      if (m.key.meta.key === 'nftrace') return 'meta nftrace set 1';
+      const v = m.value as { '|': [Expr, number] };
+      if (m.key.meta.key !== 'mark' || !isObj(v) || !Array.isArray(v['|'])) throw bug('meta mark is set only by or-ing bits into it', stmt);
+      return `meta mark set ${printLeft(v['|'][0])} | ${hex(v['|'][1])}`;
+    }
     case 'ct helper':
       return `ct helper set ${quote((stmt as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'])}`;
     default:
@@ -202,7 +207,7 @@ function printLookup(m: MapLookup): string {
 // ---- Matches and expressions -----------------------------------------------------------------
 
 /** How a value is spelled in one position: names of interfaces and helpers are quoted strings. */
-type Kind = 'string' | 'symbol';
+type Kind = 'string' | 'symbol' | 'hex';
 
 // Keys whose datatype is a bitmask: there nft reads a bare value as "these bits are set", while
 // JSON `==` means exact equality, so `==` must be spelled out to load the same rule.
@@ -218,7 +223,9 @@ function printMatch(stmt: Extract<Stmt, { match: unknown }>): string {
     return `${l} ${op === '!=' ? '!= ' : ''}${right ? 'exists' : 'missing'}`;
   }
   const plainValue = typeof right === 'string' || typeof right === 'number' || Array.isArray(right);
-  const explicitEq = op === '==' && plainValue && isBitmask(left);
+  // `meta mark & 0x10 == 0x10`: nft lists a masked comparison with its operator, so we do too.
+  const masked = isObj(left) && '&' in left && typeof left['&'][1] === 'number';
+  const explicitEq = op === '==' && plainValue && (isBitmask(left) || masked);
   return `${l} ${printOp(op, explicitEq)}${printRight(right, kinds, stmt)}`;
 }
 
@@ -259,6 +266,10 @@ function printLeft(e: Expr): string {
     }
     case '&': {
       const [l, flags] = (e as Extract<Expr, { '&': unknown }>)['&'];
+      if (typeof flags === 'number') {
+        if (!isObj(l) || !('meta' in l) || l.meta.key !== 'mark') throw bug('& with a number takes meta mark', e);
+        return `${printLeft(l)} & ${hex(flags)}`;
+      }
       if (!Array.isArray(flags) || flags.length === 0 || !isBitmask(l)) throw bug('& takes a bitmask field and a flag list', e);
       return `${printLeft(l)} & (${flags.map(symbol).join(' | ')})`;
     }
@@ -300,7 +311,8 @@ const STRING_META = new Set(['iifname', 'oifname', 'iif', 'oif', 'ibrname', 'obr
 /** How each component of a left-hand side spells its values. */
 function kindsOf(left: Expr): Kind[] {
   if (isObj(left) && 'concat' in left) return (left as { concat: Expr[] }).concat.flatMap(kindsOf);
-  if (isObj(left) && 'meta' in left) return [STRING_META.has(left.meta.key) ? 'string' : 'symbol'];
+  if (isObj(left) && 'meta' in left) return [STRING_META.has(left.meta.key) ? 'string' : left.meta.key === 'mark' ? 'hex' : 'symbol'];
+  if (isObj(left) && '&' in left) return kindsOf(left['&'][0]);
   if (isObj(left) && 'ct' in left) return [left.ct.key === 'helper' ? 'string' : 'symbol'];
   if (isObj(left) && 'fib' in left) return [left.fib.result === 'oifname' ? 'string' : 'symbol'];
   return ['symbol'];
@@ -350,7 +362,7 @@ function printElement(el: SetElement, kinds: Kind[]): string {
 }
 
 function printValue(v: Value, kind: Kind): string {
-  if (typeof v === 'number') return count(v);
+  if (typeof v === 'number') return kind === 'hex' ? hex(v) : count(v);
   if (typeof v === 'string') return kind === 'string' ? quote(v) : symbol(v);
   throw bug('a boolean is only meaningful against fib', v);
 }
@@ -402,6 +414,12 @@ function quote(s: string): string {
 function count(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw bug('not a non-negative integer', n);
   return String(n);
+}
+
+/** Marks as nft lists them: `0x10000000`. */
+function hex(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffffffff) throw bug('not a 32-bit value', n);
+  return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
 function integer(n: number): string {

@@ -29,8 +29,8 @@ export type Expr =
   | { payload: { protocol: string; field: string } }
   /** Raw payload bits: `@th,64,128` (for fields nft 1.0.6 has no name for, e.g. the ND target address). */
   | { payload: { base: 'll' | 'nh' | 'th'; offset: number; len: number } }
-  /** Bitwise and, as in `tcp flags & (syn | ack)`: the right side is a flag list. */
-  | { '&': [Expr, string[]] }
+  /** Bitwise and: `tcp flags & (syn | ack)` with a flag list, or `meta mark & 0x10000000` with a number. */
+  | { '&': [Expr, string[] | number] }
   | { meta: { key: MetaKey } }
   | { ct: { key: string; dir?: 'original' | 'reply' } }
   | { fib: { result: 'oif' | 'oifname' | 'type'; flags: FibFlag[] } }
@@ -93,7 +93,9 @@ export type Stmt =
   | { masquerade: null }
   | { 'ct helper': string }
   /** `meta nftrace set 1`: only in the trace table guestwall trace loads for a while (src/nft/trace.ts). */
-  | { mangle: { key: { meta: { key: 'nftrace' } }; value: 1 } };
+  | { mangle: { key: { meta: { key: 'nftrace' } }; value: 1 } }
+  /** `meta mark set meta mark | BITS`: sets bits, keeps the others (other software's marks). */
+  | { mangle: { key: { meta: { key: 'mark' } }; value: { '|': [{ meta: { key: 'mark' } }, number] } } };
 
 export interface BaseChainSpec {
   type: ChainType;

@@ -485,6 +485,11 @@ function firstClash(a: readonly PortRange[], b: readonly PortRange[]): PortRange
 }
 
 function checkNat(p: Policy, idx: NameIndex, report: Report): void {
+  const mark = p.nat?.hairpin_mark;
+  if (mark !== undefined && !isMarkBit(mark)) {
+    report(error('invalid-hairpin-mark', ['nat', 'hairpin_mark'], `hairpin_mark ${mark >= 0 ? `0x${mark.toString(16)}` : mark} is not a single bit of the packet mark`,
+      `write one bit of the 32-bit packet mark, 0x1 to 0x80000000, e.g. 0x1000 (the default); pick one no other software on the host uses (Kubernetes uses 0x4000 and 0x8000, Calico 0xffff0000, Cilium 0xf00, Tailscale 0xff0000)`));
+  }
   (p.nat?.masquerade ?? []).forEach((m, i) => {
     const path = ['nat', 'masquerade', i];
     checkEndpoints(m.from, [...path, 'from'], idx, report, ['zone', 'guest', 'all', 'address']);
@@ -499,6 +504,11 @@ function checkNat(p: Policy, idx: NameIndex, report: Report): void {
     const a = parseHostAddress(s.address);
     if (!a.ok) report(error('invalid-address', [...path, 'address'], a.reason, 'write the address itself, e.g. 203.0.113.10; names are not resolved'));
   });
+}
+
+/** A single bit of the 32-bit packet mark. */
+function isMarkBit(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 0x80000000 && (n & (n - 1)) === 0;
 }
 
 // ---- warnings about what the policy means ---------------------------------------------

@@ -45,6 +45,7 @@ export const CODES = {
   'fleet-duplicate-address': 'GW044',
   'fleet-missing-bridge': 'GW045',
   'fleet-unreachable-address': 'GW046',
+  'invalid-hairpin-mark': 'GW047',
   'shadowed-rule': 'GW100',
   'unreachable-zone': 'GW101',
   'permissive-public-zone': 'GW102',

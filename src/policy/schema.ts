@@ -237,6 +237,9 @@ export const Policy = z
       .strictObject({
         masquerade: z.array(Masquerade).optional(),
         snat: z.array(Snat).optional(),
+        hairpin_mark: z.number().int().optional().meta({
+          description: 'The packet mark bit that tells the bridge table a connection was DNATed, on kernels without bridge conntrack (default 0x1000). One bit, e.g. 0x1000; guestwall only ORs it in and tests it, other bits stay. Change it if other software on the host uses that bit.',
+        }),
       })
       .optional(),
     helpers: z.array(Helper).optional().meta({ description: 'Conntrack helpers, only where asked for (never implicit).' }),

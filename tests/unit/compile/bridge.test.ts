@@ -3,7 +3,7 @@ import { eui64LinkLocal, ndTargetValue } from '../../../src/compile/antispoof.js
 import { BASELINE_FEATURES, FULL_FEATURES, featuresLine } from '../../../src/compile/features.js';
 import { hookProblems } from '../../../src/compile/hooks.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
-import { type Packet, evaluate, evaluateBridge } from '../../../src/explain/evaluate.js';
+import { type Packet, evaluate, evaluateBridge, evaluatePrerouting } from '../../../src/explain/evaluate.js';
 import { explainFlow } from '../../../src/explain/flow.js';
 import { printRuleset, printStmt } from '../../../src/nft/print.js';
 import type { NamedMap, NamedSet, Ruleset, Table } from '../../../src/nft/ruleset.js';
@@ -264,5 +264,111 @@ describe('with br_netfilter, the inet forward hook sees bridged frames too', () 
     const e = evaluateBridge(baseline.ruleset, 'br-dmz', discover, { brNetfilter: true });
     expect(e.verdict).toBe('accept');
     expect(e.steps.some((s) => s.family === 'inet' && s.origin?.id === 'bridges:bridged-dhcp' && s.outcome === 'verdict')).toBe(true);
+  });
+});
+
+describe('a hairpin forward to a guest on a bridge: only DNATed connections cross the bridge to its port', () => {
+  const HAIRPIN = `
+version: 1
+host:
+  interfaces:
+    eth0: { zone: net, addresses: [203.0.113.10/24] }
+zones:
+  net: {}
+  dmz: { networks: [10.0.10.0/24, fd00:10::/64] }
+bridges:
+  br-dmz: { zone: dmz, addresses: [10.0.10.1/24, fd00:10::1/64] }
+guests:
+  sip:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0a", addresses: [10.0.10.10, fd00:10::10] }
+  web:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0b", addresses: [10.0.10.11, fd00:10::11] }
+services:
+  voip: { tcp: 5061, udp: 5060 }
+policies:
+  - { from: all, to: all, action: drop }
+forwards:
+  - { from: net, to: sip, service: voip }
+`;
+  const base = compileWith(HAIRPIN);
+  const withConntrack = compileWith(HAIRPIN, FULL_FEATURES);
+  const frame = (over: Partial<Packet>): Packet => ({ family: 4, iifname: 'gw-web', oifname: 'gw-sip', saddr: '10.0.10.11', daddr: '10.0.10.10', proto: 'udp', sport: 40000, dport: 5060, ct: { state: 'new' }, ...over });
+  const hairpin = (brNetfilter: boolean, ruleset = base.ruleset, model = base.model) => {
+    const r = explainFlow(model, ruleset, { from: 'web', to: '203.0.113.10:5060', proto: 'udp', brNetfilter });
+    if (!r.ok) throw new Error(r.error);
+    return r.value;
+  };
+
+  it('without bridge conntrack, marks DNATed connections on the bridge after dstnat, and the bridge accepts require the mark', () => {
+    const inet = table(base.ruleset, 'inet');
+    const mark = inet.chains.find((c) => c.name === 'hairpin_mark')!;
+    expect(mark.base).toEqual({ type: 'filter', hook: 'prerouting', prio: -90, policy: 'accept' });
+    expect(rules(inet, 'hairpin_mark')).toEqual(['ct status dnat iifname "br-dmz" meta mark set meta mark | 0x00001000']);
+    expect(rules(table(base.ruleset, 'bridge'), 'dmz_to_dmz').slice(0, 2)).toEqual([
+      'meta mark & 0x00001000 == 0x00001000 ip daddr . meta l4proto . th dport @dmz_to_dmz_dnat counter accept',
+      'meta mark & 0x00001000 == 0x00001000 ip saddr . meta l4proto . th sport @dmz_to_dmz_dnat counter accept',
+    ]);
+    expect(hookProblems(base.ruleset, BASELINE_FEATURES)).toEqual([]);
+  });
+
+  it('with bridge conntrack, asks ct status dnat in the bridge and sets no mark', () => {
+    expect(table(withConntrack.ruleset, 'inet').chains.some((c) => c.name === 'hairpin_mark')).toBe(false);
+    expect(rules(table(withConntrack.ruleset, 'bridge'), 'dmz_to_dmz')).toContain('ct status dnat ip daddr . meta l4proto . th dport @dmz_to_dmz_dnat counter accept');
+    expect(printRuleset(withConntrack.ruleset)).not.toContain('meta mark');
+  });
+
+  it('takes the bit from nat.hairpin_mark and keeps the other bits of the mark', () => {
+    const other = compileWith(`${HAIRPIN}nat:\n  hairpin_mark: 0x40000000\n`);
+    expect(rules(table(other.ruleset, 'inet'), 'hairpin_mark')).toEqual(['ct status dnat iifname "br-dmz" meta mark set meta mark | 0x40000000']);
+    // A packet that already carries Kubernetes' masquerade bit keeps it.
+    const { oifname: _, ...arriving } = { ...frame({ iifname: 'br-dmz' }), ct: { state: 'new' as const, status: ['dnat' as const] }, mark: 0x4000 };
+    const pre = evaluatePrerouting(other.ruleset, arriving);
+    expect(pre.steps.find((s) => s.chain === 'hairpin_mark')?.effects).toEqual(['meta mark set meta mark | 0x40000000']);
+    expect(pre.packet?.mark).toBe(0x40004000);
+    // The forward hook gets the packet as prerouting left it.
+    expect(evaluate(other.ruleset, 'forward', { ...arriving, oifname: 'br-dmz' }).packet?.mark).toBe(0x40004000);
+  });
+
+  it('drops the direct path at the private address (no mark): br_netfilter off or on, IPv4 and IPv6', () => {
+    for (const brNetfilter of [false, true]) {
+      for (const p of [frame({}), frame({ proto: 'tcp', dport: 5061 }), frame({ family: 6, saddr: 'fd00:10::11', daddr: 'fd00:10::10' })]) {
+        const e = evaluateBridge(base.ruleset, 'br-dmz', p, { brNetfilter });
+        expect(e.verdict, `${p.proto} ${p.daddr} br_netfilter ${brNetfilter}`).toBe('drop');
+        expect(e.steps.some((s) => s.origin?.id === 'forwards:bridge-hairpin' && s.outcome !== 'no match')).toBe(false);
+      }
+    }
+  });
+
+  it('drops what the target sends from its forwarded port to a neighbour when it is not a reply of a DNATed connection', () => {
+    for (const brNetfilter of [false, true]) {
+      const e = evaluateBridge(base.ruleset, 'br-dmz', frame({ iifname: 'gw-sip', oifname: 'gw-web', saddr: '10.0.10.10', daddr: '10.0.10.11', sport: 5060, dport: 40000 }), { brNetfilter });
+      expect(e.verdict).toBe('drop');
+    }
+    // The reply of a hairpin connection, with br_netfilter: marked in inet prerouting, accepted by its source.
+    const reply = evaluateBridge(base.ruleset, 'br-dmz', frame({ iifname: 'gw-sip', oifname: 'gw-web', saddr: '10.0.10.10', daddr: '10.0.10.11', sport: 5060, dport: 40000, ct: { state: 'established', status: ['dnat'] } }), { brNetfilter: true });
+    expect(reply.verdict).toBe('accept');
+    expect(reply.steps.filter((s) => s.outcome === 'verdict').map((s) => `${s.family} ${s.chain} ${s.rule}`)).toEqual(['bridge dmz_to_dmz 1', 'inet forward 0']);
+  });
+
+  it('explains the hairpin: re-bridged and marked with br_netfilter, routed (and masqueraded) without', () => {
+    const on = hairpin(true);
+    expect(on.evaluation.verdict).toBe('accept');
+    expect(on.bridge).toBe('br-dmz');
+    expect(on.packet.daddr).toBe('203.0.113.10');
+    expect(on.evaluation.steps.map((s) => `${s.family} ${s.chain} ${s.outcome}`)).toContain('inet hairpin_mark matched');
+    expect(on.evaluation.steps.find((s) => s.family === 'bridge' && s.outcome === 'verdict')?.origin?.id).toBe('forwards:bridge-hairpin');
+    expect(on.story.join('\n')).toMatch(/bridged straight from port gw-web to port gw-sip/);
+    const off = hairpin(false);
+    expect(off.evaluation.verdict).toBe('accept');
+    expect(off.bridge).toBeUndefined();
+    expect(off.evaluation.steps.some((s) => s.family === 'bridge')).toBe(false);
+    // The old stateless shape would accept the direct path, and explain would say so: the rules decide, not explain.
+    const stateless = structuredClone(base.ruleset);
+    for (const r of table(stateless, 'bridge').chains.find((c) => c.name === 'dmz_to_dmz')!.rules) r.stmts = r.stmts.filter((s) => !('match' in s && typeof s.match.left === 'object' && s.match.left !== null && '&' in s.match.left));
+    expect(evaluateBridge(stateless, 'br-dmz', frame({}), {}).verdict).toBe('accept');
   });
 });

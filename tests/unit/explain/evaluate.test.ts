@@ -244,7 +244,7 @@ describe('rate limits', () => {
 // ---- Hand-built rulesets -----------------------------------------------------------------
 
 const at = (id: string): Origin => ({ id, file: 'test.yaml', line: 0, col: 0, what: id });
-const meta = (key: 'iifname' | 'oifname' | 'mark'): Expr => ({ meta: { key } });
+const meta = (key: 'iifname' | 'oifname' | 'mark' | 'pkttype'): Expr => ({ meta: { key } });
 const payload = (protocol: string, field: string): Expr => ({ payload: { protocol, field } });
 const match = (left: Expr, right: Expr, op: '==' | '!=' | 'in' = '=='): Stmt => ({ match: { op, left, right } });
 const rule = (id: string, ...stmts: Stmt[]) => ({ stmts, origin: at(id) });
@@ -368,7 +368,7 @@ describe('what the evaluator cannot read', () => {
   const one = (...stmts: Stmt[]): Ruleset => ({ tables: [table([base('in', 'input', 'accept', [rule('x', ...stmts, { accept: null })])])] });
 
   it('throws on expressions and statements it does not know, rather than guess', () => {
-    expect(() => evaluate(one(match(meta('mark'), 1)), 'input', toHost)).toThrow(/meta mark/);
+    expect(() => evaluate(one(match(meta('pkttype'), 'host')), 'input', toHost)).toThrow(/meta pkttype/);
     expect(() => evaluate(one(match(payload('th', 'checksum'), 22)), 'input', toHost)).toThrow(/payload field/);
     // th dport of an ICMP packet is bytes a packet description does not hold: only after meta l4proto.
     expect(() => evaluate(one(match(payload('th', 'dport'), 22)), 'input', { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.10', proto: 'icmp', icmpType: 'echo-request', ct: { state: 'new' } })).toThrow(/not known/);
