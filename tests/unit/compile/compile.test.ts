@@ -42,13 +42,20 @@ policies:
     expect(ruleset.tables.slice(1).map((t) => t.chains.length + t.sets.length)).toEqual([0, 0]);
   });
 
-  it('passes established and related first and drops invalid next, in every filter base chain', () => {
+  it('passes established and related and drops invalid (counted) at the first rule, in every filter base chain', () => {
     for (const name of ['input', 'forward', 'output']) {
       const rules = chainText(ruleset, name);
-      expect(rules[0]).toBe('ct state established,related accept');
-      expect(rules[1]).toBe('ct state invalid counter drop');
+      expect(rules[0]).toBe('ct state vmap @ct_state');
+      expect(rules.join('\n')).not.toMatch(/ct state (established|invalid)/);
       expect(chain(ruleset, name).base).toMatchObject({ type: 'filter', hook: name, policy: 'drop' });
     }
+    const map = ruleset.tables[0]!.sets.find((s) => s.name === 'ct_state');
+    expect(map?.kind === 'map' && map.elements).toEqual([
+      ['established', { accept: null }],
+      ['related', { accept: null }],
+      ['invalid', { jump: { target: 'ct_invalid' } }],
+    ]);
+    expect(chainText(ruleset, 'ct_invalid')).toEqual(['counter drop']);
   });
 
   it('keeps IPv6 neighbour discovery working whatever the zones say', () => {
@@ -207,8 +214,17 @@ nat:
 
   it('DNATs the public address to the guest through maps keyed on address, protocol and port, keeping port ranges', () => {
     expect(chainText(ruleset, 'dstnat')).toEqual([
+      'meta l4proto . th dport != @dnat_ports accept',
       'meta l4proto { tcp, udp } dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin : ip daddr . meta l4proto . th dport map @dnat_hairpin_port',
       'dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin',
+    ]);
+    // The gate holds every published port, merged: a connection to any other skips the lookups.
+    const gate = set('dnat_ports');
+    expect(gate?.kind === 'set' && gate.elements).toEqual([
+      { concat: ['tcp', { range: [5060, 5061] }] },
+      { concat: ['tcp', 8443] },
+      { concat: ['udp', 5060] },
+      { concat: ['udp', { range: [10000, 20000] }] },
     ]);
     const m = set('dnat_hairpin');
     expect(m?.kind === 'datamap' && m.elements).toEqual([
@@ -254,29 +270,57 @@ nat:
     expect(set('lan_to_dmz_ip6')).toBeUndefined();
   });
 
-  it('masquerades hairpin connections on the guest segment by one lookup, and the zones named to the uplink behind one rule', () => {
-    expect(chainText(ruleset, 'srcnat')).toEqual([
-      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
-      'oifname "eth0" jump srcnat_out_net',
+  it('masquerades hairpin connections on the guest segment by one lookup, reached with the zones named to the uplink by one lookup on the output interface', () => {
+    expect(chainText(ruleset, 'srcnat')).toEqual(['oifname vmap @srcnat_out']);
+    const out = set('srcnat_out');
+    expect(out?.kind === 'map' && out.elements).toEqual([
+      ['eth0', { goto: { target: 'srcnat_out_net' } }],
+      ['br-dmz', { goto: { target: 'srcnat_hairpin' } }],
     ]);
+    expect(chainText(ruleset, 'srcnat_hairpin')).toEqual(['ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade']);
     const h = set('hairpin');
     expect(h?.kind === 'set' && h.elements).toContainEqual({ concat: ['br-dmz', 'br-dmz', '10.0.10.10', 'tcp', 443] });
     expect(chainText(ruleset, 'srcnat_out_net')).toEqual([
-      'oifname "eth0" iifname "br-lan" meta nfproto ipv4 counter masquerade',
-      'oifname "eth0" iifname "br-dmz" meta nfproto ipv4 counter masquerade',
+      'iifname "br-lan" meta nfproto ipv4 counter masquerade',
+      'iifname "br-dmz" meta nfproto ipv4 counter masquerade',
     ]);
+  });
+
+  it('puts the hairpin masquerade first in the chain of a NATed zone that holds a forward target', () => {
+    const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - { from: net, to: pbx, service: sip }
+nat:
+  masquerade:
+    - { from: lan, to: dmz }
+`).ruleset;
+    expect(chainText(r, 'srcnat_out_dmz')).toEqual([
+      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
+      'iifname "br-lan" meta nfproto ipv4 counter masquerade',
+    ]);
+    expect(r.tables[0]!.chains.map((c) => c.name)).not.toContain('srcnat_hairpin');
+    const hairpin: Packet = { family: 4, iifname: 'br-dmz', oifname: 'br-dmz', saddr: '10.0.10.20', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new', status: ['dnat'] } };
+    expect(evaluateNat(r, 'postrouting', hairpin).translation).toMatchObject({ kind: 'masquerade', origin: { id: 'forwards[0]' } });
+    expect(evaluateNat(r, 'postrouting', { ...hairpin, iifname: 'br-lan', saddr: '192.168.1.20' }).translation).toMatchObject({ kind: 'masquerade', origin: { id: 'nat.masquerade[0]' } });
   });
 
   it('walks a connection that nothing translates past the NAT rules in one rule per lookup or group, and names the forward that translates one', () => {
     const p = { family: 4 as const, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp' as const, sport: 4000, dport: 9000, ct: { state: 'new' as const } };
     const pre = evaluateNat(ruleset, 'prerouting', p);
     expect(pre.translation).toBeUndefined();
-    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => x.outcome)).toEqual(['map miss', 'map miss']);
+    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => [x.text, x.outcome])).toEqual([['meta l4proto . th dport != @dnat_ports accept', 'verdict']]);
     const post = evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-dmz' });
     expect(post.steps.filter((x) => x.rule !== undefined).map((x) => x.text)).toEqual([
+      'oifname vmap @srcnat_out',
       'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
-      'oifname "eth0" jump srcnat_out_net',
     ]);
+    // Leaving where nothing is NATed: the one lookup.
+    expect(evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-lan' }).steps.filter((x) => x.rule !== undefined).map((x) => x.outcome)).toEqual(['map miss']);
     const fwd = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', proto: 'tcp', dport: 8443 });
     expect(fwd.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 443, origin: { id: 'forwards[1]' } });
     const sip = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', dport: 12000 });

@@ -70,7 +70,7 @@ describe('colour and terminal size', () => {
     const lines = p.frame().split('\n');
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(60);
     expect(lines.length).toBeLessThanOrEqual(11);
-    expect(p.frame()).toContain('lines 1-8 of 238');
+    expect(p.frame()).toContain('lines 1-8 of 241');
   });
 });
 
@@ -83,7 +83,7 @@ describe('guestwall preview without a terminal', () => {
     expect(out).toContain('h.yaml:69:5: warning: policy 5 (dmz -> dmz) rejects');
     expect(out).toContain('    br-lan  bridge  ports eth1  192.168.1.1/24 fd00:1::1/64');
     expect(out).toMatch(/^net +\| drop +\| drop/m);
-    expect(out).toContain('Rules: 118 in 36 chains');
+    expect(out).toContain('Rules: 118 in 39 chains');
     expect(out).not.toMatch(/\x1b\[/);
   });
 
