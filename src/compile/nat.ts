@@ -10,10 +10,10 @@
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Finding } from '../policy/diagnostics.js';
 import type { PortRange } from '../policy/ports.js';
-import type { Chain, CtHelper, NamedDataMap, NamedMap, NamedSet, Rule } from '../nft/ruleset.js';
+import type { Chain, CtHelper, NamedDataMap, NamedMap, NamedSet, Origin, Rule } from '../nft/ruleset.js';
 import { type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.js';
 import { addressVariants, counter, iifnames, match, meta, oneOrSet, payload, portElement, saddr } from './matches.js';
-import { forwards } from './forwards.js';
+import { forwards, mergeRanges } from './forwards.js';
 import { originOf, placed } from './origin.js';
 import { fromChainName } from './dispatch.js';
 import { pairChainName } from './zones.js';
@@ -119,13 +119,9 @@ export function nat(model: HostModel): Nat {
  */
 export function helpers(model: HostModel): { objects: CtHelper[]; first: Map<string, Rule[]> } {
   const objects = new Map<string, CtHelper>();
-  const first = new Map<string, Rule[]>();
-  const add = (chain: string, r: Rule) => {
-    const rules = first.get(chain) ?? [];
-    // The same rule twice (a helper to several zones, no addresses) would only attach it twice.
-    if (!rules.some((x) => JSON.stringify(x.stmts) === JSON.stringify(r.stmts))) rules.push(r);
-    first.set(chain, rules);
-  };
+  /** Per chain, in order: what one rule would attach (address matches, protocol, ports, helper). */
+  const byChain = new Map<string, { addrs: Stmt[]; proto: 'tcp' | 'udp'; ports: PortRange[]; name: string; origin: Origin; helper: number }[]>();
+  const seen = new Set<string>();
   for (const h of model.helpers) {
     const origin = originOf(h.src, `helper ${h.index + 1}: ${h.helper}`);
     const protos: ('tcp' | 'udp')[] = h.helper === 'sip' ? ['udp', 'tcp'] : ['tcp'];
@@ -137,12 +133,39 @@ export function helpers(model: HostModel): { objects: CtHelper[]; first: Map<str
         for (const to of h.to) {
           if (zoneInterfaces(model, [from.zone]).length === 0) continue;
           for (const v of addressVariants(from, to)) {
-            const rule: Rule = { stmts: [...v.stmts, dport(proto, h.ports), { 'ct helper': name }], origin };
-            for (const chain of [fromChainName(from.zone), pairChainName(from.zone, HOST_ZONE)]) add(chain, rule);
+            for (const chain of [fromChainName(from.zone), pairChainName(from.zone, HOST_ZONE)]) {
+              // The same rule twice (a helper to several zones, no addresses) would only attach it twice.
+              const key = JSON.stringify([chain, v.stmts, proto, h.ports, name]);
+              if (seen.has(key)) continue;
+              seen.add(key);
+              const list = byChain.get(chain) ?? [];
+              list.push({ addrs: v.stmts, proto, ports: h.ports, name, origin, helper: h.index });
+              byChain.set(chain, list);
+            }
           }
         }
       }
     }
+  }
+  // One helper entry without addresses (SIP's UDP and TCP, or FTP) is one rule: the helper looked
+  // up by protocol and port, so a connection walks one rule per entry, not one per protocol.
+  const first = new Map<string, Rule[]>();
+  for (const [chain, entries] of byChain) {
+    const rules: Rule[] = [];
+    for (let i = 0; i < entries.length;) {
+      const e = entries[i]!;
+      let j = i + 1;
+      if (e.addrs.length === 0) while (j < entries.length && entries[j]!.addrs.length === 0 && entries[j]!.helper === e.helper) j++;
+      const run = entries.slice(i, j);
+      if (run.length >= 2) {
+        const set: [SetElement, string][] = run.flatMap((x) => mergeRanges(x.ports).map((r): [SetElement, string] => [{ concat: [x.proto, portElement(r)] }, x.name]));
+        rules.push({ stmts: [{ 'ct helper': { map: { key: { concat: [meta('l4proto'), payload('th', 'dport')] }, data: { set } } } }], origin: e.origin });
+      } else {
+        rules.push({ stmts: [...e.addrs, dport(e.proto, e.ports), { 'ct helper': e.name }], origin: e.origin });
+      }
+      i = j;
+    }
+    first.set(chain, rules);
   }
   return { objects: [...objects.values()], first };
 }

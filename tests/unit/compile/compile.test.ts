@@ -358,6 +358,28 @@ helpers:
     expect(evaluate(r, 'forward', invite).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_udp"');
   });
 
+  it('attaches a helper to a whole zone by one lookup of protocol and port, not a rule per protocol', () => {
+    const r = compileYaml(`${BASE}
+helpers:
+  - { helper: sip, from: net, to: dmz }
+  - { helper: ftp, from: net, to: dmz, ports: [21, 2121] }
+`).ruleset;
+    for (const c of ['from_net', 'net_to_host']) {
+      expect(chainText(r, c).slice(0, 2)).toEqual([
+        'ct helper set meta l4proto . th dport map { udp . 5060 : "sip_udp", tcp . 5060 : "sip_tcp" }',
+        'tcp dport { 21, 2121 } ct helper set "ftp_tcp"',
+      ]);
+    }
+    const at = (proto: 'udp' | 'tcp', dport: number) => evaluate(r, 'forward', { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto, sport: 5060, dport, ct: { state: 'new' } });
+    expect(at('udp', 5060).steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual(['ct helper set "sip_udp"']);
+    expect(at('tcp', 5060).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_tcp"');
+    const other = at('udp', 9000);
+    expect(other.steps.find((s) => s.chain === 'from_net' && s.rule === 0)).toMatchObject({ outcome: 'map miss' });
+    expect(other.steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual([]);
+    // nft 1.0.6 reads the anonymous map in JSON as "<key> map { set }" with the helpers' names as data (loaded in tests/e2e/helpers.test.ts).
+    expect(JSON.stringify(toNftJson(r))).toContain('{"ct helper":{"map":{"key":{"concat":[{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":{"set":[[{"concat":["udp",5060]},"sip_udp"],[{"concat":["tcp",5060]},"sip_tcp"]]}}}}');
+  });
+
   it('warns when hairpin cannot work because the public address is unknown', () => {
     const { diagnostics: ds, ruleset: r } = compileYaml(`${BASE.replace('addresses: [203.0.113.10/24, 2001:db8::10/64]', 'addresses: []')}
 guests:
