@@ -64,4 +64,7 @@ results.forEach((r, i) => {
 const rules = new Set(results.map((r) => r.rules));
 console.log(`\nrules: ${rules.size === 1 ? `the same ${[...rules][0]} at every size` : `vary with guests: ${results.map((r) => r.rules).join(', ')}`} (guests become set and map elements)`);
 const last = results[results.length - 1]!;
+const first = results[0]!;
+// Issue 17 item 2: guests only as elements, at most 2x the rules of the smallest size.
+console.log(`target: ${last.guests} guests at most 2x the rules of ${first.guests}: ${last.rules <= 2 * first.rules ? 'met' : 'NOT met'} (${last.rules} against ${first.rules}, x${f(last.rules / first.rules, 2)})`);
 console.log(`target: ${last.guests} guests compiled in under 1000 ms: ${median(last.cli) < 1000 ? 'met' : 'NOT met'} by \`guestwall compile\` (${f(median(last.cli))} ms, a new process each time); in one warm process ${f(median(total(last)))} ms, of which ${f(median(last.load))} ms reading and validating the YAML`);

@@ -23,7 +23,7 @@ export const SPOOF_SETS = {
   v6Ports: 'v6_ports',
   v6: 'port_v6',
   clientPorts: 'client_ports',
-  ndTarget: 'nd_target',
+  hvmPorts: 'hvm_ports',
 } as const;
 
 const LINK_LOCAL = 'fe80::/64';
@@ -102,7 +102,7 @@ export interface AntiSpoof {
   sets: (NamedSet | NamedMap)[];
   /** The rules of the checking base chain, in order. */
   rules: Rule[];
-  /** Regular chains the rules jump to (one per port for the ND target check). */
+  /** Regular chains the rules jump to (one per Xen HVM guest interface, for its source check). */
   chains: Chain[];
 }
 
@@ -164,22 +164,24 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string, guests?: 
       { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('icmpv6', 'type'), { set: ['nd-router-advert', 'nd-redirect'] }), counter(), drop()], origin: o('rogue-ra', `${notRouter} send router advertisements or redirects`) },
       { stmts: [ifPort(SPOOF_SETS.clientPorts), match(payload('icmp', 'type'), 'redirect'), counter(), drop()], origin: o('rogue-redirect', `${notRouter} send ICMP redirects`) },
     );
-    // The ND target address: nft 1.0.6 has no name for it (`icmpv6 taddr` came later), and its
-    // JSON cannot concatenate a raw field with the port (only `typeof` could, which its JSON
-    // lacks), so each port's addresses live in a chain of its own, reached by one map lookup on
-    // the port. The addresses are plain matches, not an anonymous set: the kernel looks every
-    // set up by name in a list, so 10,000 anonymous sets made loading the ruleset quadratic
-    // (about 7 s of kernel time at 10,000 guests).
-    const ndChains = with6.map((p) => ({ port: p, chain: p.iface.ndChain }));
-    const ndJumps: [SetElement, Verdict][] = [];
-    for (const { port, chain } of ndChains) {
-      for (const n of port.iface.hostNames) ndJumps.push([n, { jump: { target: chain } }]);
+    // The ND target address: nft 1.0.6 has no name for it (`icmpv6 taddr` came later), so it is
+    // read as raw bits, and its JSON cannot declare a named set keyed on raw bits (that needs
+    // `typeof`, which its JSON lacks; a `type ifname . ipv6_addr` set is refused for raw bits).
+    // An anonymous set takes its key from the expression, so every port's (port, target) pairs
+    // are one anonymous set in one rule: no rule per guest, and the ruleset still loads as JSON.
+    // (A chain per port cost 3 rules per guest; 10,000 anonymous sets, one per port, made the
+    // load quadratic: the kernel looks every set up by name in a list.) Ports without checked
+    // IPv6 sources (no mac:, no IPv6 address) are not in v6_ports, so their adverts pass as before.
+    const targets: SetElement[] = [];
+    for (const p of with6) for (const n of p.iface.hostNames) for (const a of p.v6) targets.push({ concat: [n, a.ndTarget] });
+    if (!ip) sets.push(portSet(SPOOF_SETS.v6Ports, with6));
+    // nft refuses an empty anonymous set: with no port to check there is no rule.
+    if (targets.length > 0) {
+      rules.push({
+        stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), ifPort(SPOOF_SETS.v6Ports), match({ concat: [meta('iifname'), ND_TARGET] }, { set: targets }, '!='), counter(), drop()],
+        origin: o('spoof-nd', 'a guest advertises only its own IPv6 addresses (neighbour advert target)'),
+      });
     }
-    sets.push({ kind: 'map', name: SPOOF_SETS.ndTarget, type: 'ifname', map: 'verdict', elements: ndJumps });
-    for (const { port, chain } of ndChains) {
-      chains.push({ name: chain, rules: ndTargetRules(port.v6, placed(port.iface.src, 'nd-target', `${port.iface.guest} advertises only its own IPv6 addresses (neighbour advert target)`, file)) });
-    }
-    rules.push({ stmts: [match(payload('icmpv6', 'type'), 'nd-neighbor-advert'), { vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.ndTarget) } }], origin: o('spoof-nd', 'neighbour adverts from a guest are checked against its port') });
   }
   if (ip) {
     sets.push(
@@ -198,20 +200,48 @@ export function antiSpoof(ports: Port[], checks: Checks, file: string, guests?: 
     // packet's source here, before conntrack could match a spoofed packet to a connection of
     // another guest and pass it as established. Neighbour discovery and MLD (link-local, or from
     // :: before the guest has an address) are checked above, not by route.
-    rules.push(
-      { stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), { return: null }], origin: o('routed-nd', 'neighbour discovery and MLD are checked by the rules above') },
-      { stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()], origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it') },
-    );
+    rules.push({ stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), { return: null }], origin: o('routed-nd', 'neighbour discovery and MLD are checked by the rules above') });
+    const hvm = hvmSourceChecks(ports, file);
+    if (hvm !== undefined) {
+      sets.push(hvm.map);
+      chains.push(...hvm.chains);
+      rules.push({ stmts: [{ vmap: { key: meta('iifname'), data: setRef(SPOOF_SETS.hvmPorts) } }], origin: o('hvm-antispoof', "a Xen HVM guest's two ports (PV vif and -emu tap) are checked as one") });
+    }
+    rules.push({ stmts: [match({ fib: { result: 'oif', flags: ['saddr', 'iif'] } }, false), counter(), drop()], origin: o('routed-antispoof', 'a routed guest may only send from addresses the host routes to it') });
   }
   return { sets, rules, chains };
 }
 
-/** A port's neighbour-advert check: return on each target it may advertise, drop the rest. */
-function ndTargetRules(allowed: Ipv6Source[], origin: Rule['origin']): Rule[] {
-  return [
-    ...allowed.map((a): Rule => ({ stmts: [match(ND_TARGET, a.ndTarget), { return: null }], origin })),
-    { stmts: [counter(), drop()], origin },
-  ];
+/**
+ * Xen HVM guests have two ports, the PV vif and QEMU's -emu tap, with the same addresses routed to
+ * both; the tap's routes are preferred while it exists (as Xen's vif-route does). QEMU deletes the
+ * tap when the guest's PV drivers unplug the emulated NIC, and its routes go with it; until then
+ * (or for good, with a guest or device model that does not unplug) `fib saddr . iif` fails every
+ * packet the guest sends on its vif, because the best route back leaves through the tap. So these
+ * ports go (`goto`) to a chain of their interface that takes a source whose best route leaves
+ * through either of the two: `fib saddr oifname` (the route the host itself would use, link-local
+ * sources on the port they came in on), compared with both names, and nothing else. Other ports
+ * never reach it and keep the plain check. Plain matches, not an anonymous set per port: the
+ * kernel finds sets by name in a list, so thousands of them make the load quadratic.
+ */
+function hvmSourceChecks(ports: Port[], file: string): { map: NamedMap; chains: Chain[] } | undefined {
+  const hvm = ports.filter((p) => p.iface.fibChain !== undefined);
+  if (hvm.length === 0) return undefined;
+  const elements: [SetElement, Verdict][] = [];
+  const chains: Chain[] = [];
+  for (const p of hvm) {
+    const chain = p.iface.fibChain!;
+    for (const n of p.iface.hostNames) elements.push([n, { goto: { target: chain } }]);
+    const origin = placed(p.iface.src, 'hvm-fib', `${p.iface.guest} sends only from addresses the host routes to ${p.iface.hostNames.join(' or ')}`, file);
+    chains.push({
+      name: chain,
+      rules: [
+        ...p.iface.hostNames.map((n): Rule => ({ stmts: [match({ fib: { result: 'oifname', flags: ['saddr'] } }, n), { return: null }], origin })),
+        { stmts: [counter(), drop()], origin },
+      ],
+    });
+  }
+  return { map: { kind: 'map', name: SPOOF_SETS.hvmPorts, type: 'ifname', map: 'verdict', elements }, chains };
 }
 
 /** The target address of a neighbour advertisement: 16 bytes at offset 8 of the ICMPv6 header. */

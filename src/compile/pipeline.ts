@@ -51,7 +51,7 @@ export function compilePolicyText(file: string, text: string, features: KernelFe
   } else if (host !== undefined && policy.host?.name !== undefined && policy.host.name !== host) {
     return { file, diagnostics: loaded.diagnostics, hostError: `${file} is the policy of host '${policy.host.name}', not '${host}'` };
   }
-  const model = compactModel(buildHostModel(policy, file, (path) => locate(path)), mobile);
+  const model = compactModel(buildHostModel(policy, file, (path, atKey) => locate(path, atKey)), mobile);
   const compiled = compile(model, features);
   const diagnostics = sortDiagnostics([...loaded.diagnostics, ...compiled.findings.map((f) => placeFinding(f, locate))]);
   return { file, diagnostics, model, compiled, ...(fleet ? { fleet } : {}) };

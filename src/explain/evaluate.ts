@@ -73,6 +73,11 @@ export interface EvalEnv {
   brNetfilter?: boolean;
   /** Answer for `fib saddr . iif oif missing`: does a route back to saddr exist via iifname? Default: yes. */
   routeBack?(p: Packet): boolean;
+  /**
+   * Answer for `fib saddr oifname`: the interface the host's best route to saddr leaves through,
+   * '' when there is none (a link-local source: the interface it came in on). Default: iifname.
+   */
+  routeOut?(p: Packet): string;
   /** Whether `fib daddr type local` holds: is daddr one of the host's addresses? Default: no. */
   isLocal?(addr: string): boolean;
   /** Limits: treat every `limit` as under its rate (default true); false = over the limit. */
@@ -610,6 +615,10 @@ function readOne(ctx: Ctx, e: Expr): Datum | undefined {
         const back = ctx.env.routeBack ? ctx.env.routeBack(p) : true;
         if (!ctx.env.routeBack) note(ctx, `assumed a route back to ${p.saddr} via ${p.iifname} exists (fib saddr . iif; pass env.routeBack to say otherwise)`);
         return { kind: 'bool', b: back };
+      }
+      if (result === 'oifname' && f === 'saddr') {
+        if (!ctx.env.routeOut) note(ctx, `assumed the best route to ${p.saddr} leaves through ${p.iifname ?? 'no interface'} (fib saddr oifname; pass env.routeOut to say otherwise)`);
+        return { kind: 'ifname', name: ctx.env.routeOut ? ctx.env.routeOut(p) : p.iifname ?? '' };
       }
       if (result === 'type' && f === 'daddr') return { kind: 'symbol', what: 'fib daddr type', s: addressType(ctx), known: FIB_TYPES };
       throw bug('a fib lookup the evaluator does not know', e);

@@ -1,9 +1,10 @@
 // What happens to a packet where it enters the host, before any routing decision: the bridge
 // family's prerouting chain for a frame from a bridge port, and the inet prerouting chain with
-// its `fib saddr . iif oif missing` check for a routed guest's port. The fib lookup reads the
-// host's live routes, which the policy cannot know; what it does know is the routes guestwall
-// itself installs (each routed guest's addresses via its port, with the Xen HVM -emu tap
-// preferred) and the subnets of the host's own addresses. Explain answers with those and says so.
+// its `fib saddr . iif oif missing` check for a routed guest's port (`fib saddr oifname`, either
+// of the two ports, for a Xen HVM guest's). The fib lookup reads the host's live routes, which
+// the policy cannot know; what it does know is the routes guestwall itself installs (each routed
+// guest's addresses via its port, with the Xen HVM -emu tap preferred) and the subnets of the
+// host's own addresses. Explain answers with those and says so.
 import { networkSetup } from '../emit/network.js';
 import type { GuestInterfaceModel, HostModel } from '../model/host.js';
 import type { Origin, Ruleset } from '../nft/ruleset.js';
@@ -59,7 +60,7 @@ const LINK_LOCAL = parseNetwork('fe80::/10');
 /**
  * `fib saddr . iif oif missing` with the routes the policy installs: the best route back to the
  * source must leave through the interface the packet came in on. A link-local source has a route
- * on every interface.
+ * on every interface. `fib saddr oifname` (a Xen HVM guest's ports): the best route's interface.
  */
 export function routeBackOf(model: HostModel): RouteBack {
   // Worked out once per model: the matrix asks for it hundreds of times, and a model never changes once built.
@@ -69,7 +70,7 @@ export function routeBackOf(model: HostModel): RouteBack {
 }
 
 interface RouteBack {
-  env: Pick<EvalEnv, 'routeBack'>;
+  env: Pick<EvalEnv, 'routeBack' | 'routeOut'>;
   explain(p: Packet): string;
 }
 
@@ -82,15 +83,22 @@ function makeRouteBack(model: HostModel): RouteBack {
     return LINK_LOCAL.ok && a.ok && contains(LINK_LOCAL.value, a.value.value, a.value.family);
   };
   const routeBack = (p: Packet) => linkLocal(p) || routeTo(routes, p.saddr)?.dev === p.iifname;
+  const routeOut = (p: Packet) => (linkLocal(p) ? p.iifname ?? '' : routeTo(routes, p.saddr)?.dev ?? '');
   const explain = (p: Packet) => {
     if (linkLocal(p)) return `${p.saddr} is link-local: every interface has a route to it`;
     const r = routeTo(routes, p.saddr);
     const uplink = routes.find((x) => x.why.startsWith('the default'))?.dev;
     const assumed = `assumed the host's routes are the ones the policy makes (connected subnets, routed guests' host routes${uplink ? `, a default route via ${uplink}` : ''}); live routes may differ`;
     if (r === undefined) return `fib: no route back to ${p.saddr} at all (${assumed})`;
-    return `fib: the route back to ${p.saddr} is ${r.why} via ${r.dev}${r.dev === p.iifname ? ', the interface it came in on' : `, not ${p.iifname}`} (${assumed})`;
+    // A Xen HVM guest's two ports are checked as one (antispoof.ts): either carries its sources.
+    const own = p.iifname !== undefined ? guestPortNamed(model, p.iifname) : undefined;
+    const pair = own?.emuTap !== undefined ? own.hostNames : [p.iifname];
+    const verdict = r.dev === p.iifname ? ', the interface it came in on'
+      : pair.includes(r.dev) ? `, the other port of the same Xen HVM guest (${pair.join(' and ')} are checked as one)`
+      : `, not ${pair.join(' or ')}`;
+    return `fib: the route back to ${p.saddr} is ${r.why} via ${r.dev}${verdict} (${assumed})`;
   };
-  return { env: { routeBack }, explain };
+  return { env: { routeBack, routeOut }, explain };
 }
 
 /** The guest interface whose host-side name is `ifname` (the -emu tap of a Xen HVM guest included). */
@@ -109,9 +117,9 @@ const portIndexes = new WeakMap<HostModel, Map<string, GuestInterfaceModel>>();
 /**
  * Anti-spoofing rules whose drop comes from what a guest interface declares (mac:, addresses:,
  * router:), by the kind after the last ':' of their origin id (`guests:spoof-mac`,
- * `guests.web.interfaces[0]:nd-target`; `builtin:` when the policy has no guests: section).
+ * `guests:spoof-nd`; `builtin:` when the policy has no guests: section).
  */
-const FROM_DECLARATION = ['spoof-', 'routed-antispoof', 'rogue-', 'dhcp-client', 'dad-mld', 'nd-target'];
+const FROM_DECLARATION = ['spoof-', 'routed-antispoof', 'hvm-fib', 'rogue-', 'dhcp-client', 'dad-mld'];
 const kindOf = (o: Origin) => o.id.slice(o.id.lastIndexOf(':') + 1);
 
 /**

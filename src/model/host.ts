@@ -63,8 +63,8 @@ interface GuestInterfaceBase {
   hostNames: string[];
   /** The Xen HVM emulated NIC's tap (also in hostNames). */
   emuTap?: string;
-  /** The bridge-family chain checking this interface's neighbour adverts (names.ts). */
-  ndChain: string;
+  /** Xen HVM only (with emuTap): the inet chain checking the sources of both ports (names.ts). */
+  fibChain?: string;
   zone: string;
   mac?: string;
   addresses: HostAddress[];
@@ -203,7 +203,8 @@ export interface HostModel {
 
 export type PolicySection = 'zones' | 'bridges' | 'guests' | 'forwards' | 'nat';
 
-type Locate = (path: DocPath) => Location;
+/** Where a path is written: its value, or with `atKey` the key that names it. */
+type Locate = (path: DocPath, atKey?: boolean) => Location;
 
 /**
  * A policy has tens of thousands of elements and few are ever shown with their place (rule
@@ -211,12 +212,14 @@ type Locate = (path: DocPath) => Location;
  */
 class LazySource implements Source {
   readonly #locate: Locate;
+  readonly #atKey: boolean;
   #loc: Location | undefined;
-  constructor(readonly path: DocPath, locate: Locate) {
+  constructor(readonly path: DocPath, locate: Locate, atKey = false) {
     this.#locate = locate;
+    this.#atKey = atKey;
   }
   get loc(): Location {
-    return (this.#loc ??= this.#locate(this.path));
+    return (this.#loc ??= this.#locate(this.path, this.#atKey));
   }
 }
 
@@ -236,16 +239,16 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
     const interfaces = g.interfaces.map((iface, index): GuestInterfaceModel => {
       // Every name comes from the name authority, as the checks claimed it.
       const names = guestInterfaceNames(name, index, iface.name, g.platform === 'xen' && g.xen?.type === 'hvm');
-      const { name: ifname, hostNames, ndChain } = names;
-      const emu = names.emuTap !== undefined ? { emuTap: names.emuTap } : {};
+      const { name: ifname, hostNames } = names;
+      const emu = names.emuTap !== undefined && names.fibChain !== undefined ? { emuTap: names.emuTap, fibChain: names.fibChain } : {};
       const addresses = hostAddresses(iface.addresses);
       const at = src(['guests', name, 'interfaces', index]);
       const mac = iface.mac !== undefined ? { mac: iface.mac.toLowerCase() } : {};
       // One literal per mode rather than a shared base spread into each: copying the base cost
       // more than the rest of the model at 10,000 guests.
       return iface.mode === 'bridged'
-        ? { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
-        : { guest: name, index, name: ifname, hostNames, ...emu, ndChain, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
+        ? { guest: name, index, name: ifname, hostNames, ...emu, addresses, src: at, ...mac, mode: 'bridged', bridge: iface.bridge, zone: p.bridges![iface.bridge]!.zone }
+        : { guest: name, index, name: ifname, hostNames, ...emu, addresses, src: at, ...mac, mode: 'routed', zone: iface.zone ?? g.zone! };
     });
     return {
       name, platform: g.platform, zone: g.zone ?? interfaces[0]!.zone, router: g.router ?? false,
@@ -343,7 +346,8 @@ export function buildHostModel(p: Policy, file: string, locate: Locate): HostMod
   }));
 
   const sections: Partial<Record<PolicySection, Source>> = {};
-  for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = src([key]);
+  // At the key: a section's value starts at its first entry, a line below `guests:`.
+  for (const key of ['zones', 'bridges', 'guests', 'forwards', 'nat'] as const) if (p[key] !== undefined) sections[key] = new LazySource([key], locate, true);
   return { file, zones, hostInterfaces, bridges, guests, policies, rules, forwards, sourceNat, helpers, sections };
 }
 

@@ -35,26 +35,31 @@ export interface GuestInterfaceNames {
   emuTap?: string;
   /** Every host-side name the interface's traffic can appear on: `name`, then `emuTap`. */
   hostNames: string[];
-  /** The bridge-family chain that checks the neighbour adverts this interface sends. */
-  ndChain: string;
+  /** Xen HVM only: the inet chain whose `fib` check takes a source routed to either of the two ports. */
+  fibChain?: string;
 }
 
 export function guestInterfaceNames(guest: string, index: number, declared: string | undefined, hvm: boolean): GuestInterfaceNames {
   const name = guestIfName(guest, index, declared);
-  const ndChain = ndChainName(name);
-  if (!hvm) return { name, hostNames: [name], ndChain };
+  if (!hvm) return { name, hostNames: [name] };
   const emuTap = xenEmuTap(name);
-  return { name, emuTap, hostNames: [name, emuTap], ndChain };
+  return { name, emuTap, hostNames: [name, emuTap], fibChain: fibChainName(name) };
 }
 
 /**
- * The chain name for an interface's neighbour-advert check: "nd_" and the interface name, with
- * every byte outside [A-Za-z0-9.-] (including '_') written as '_' and two upper-case hex digits.
- * The encoding can be read back, so two interfaces never share a chain ("web+1" is nd_web_2B1,
- * "web@1" nd_web_401), and no other chain (zone pairs are lower case) can be one of these.
+ * The chain name for a Xen HVM guest interface's source check (both of its ports jump there):
+ * "fib_" and the PV vif's name, with every byte outside [A-Za-z0-9.-] (including '_') written as
+ * '_' and two upper-case hex digits. The encoding can be read back, so two interfaces never share
+ * a chain ("web+1" is fib_web_2B1, "web@1" fib_web_401), and no other chain (zone pairs are lower
+ * case) can be one of these.
  */
-export function ndChainName(ifname: string): string {
-  let out = 'nd_';
+export function fibChainName(ifname: string): string {
+  return `fib_${chainSafe(ifname)}`;
+}
+
+/** Every byte outside [A-Za-z0-9.-] (including '_') as '_' and two upper-case hex digits. */
+function chainSafe(ifname: string): string {
+  let out = '';
   for (const b of Buffer.from(ifname, 'utf8')) {
     const c = String.fromCharCode(b);
     out += b < 0x80 && /[A-Za-z0-9.-]/.test(c) ? c : `_${b.toString(16).toUpperCase().padStart(2, '0')}`;

@@ -1,10 +1,11 @@
 // The real kernel accepts what the compiler emits. Every example policy and a few hundred
 // generated ones load with `nft -j -f` (and the nft-syntax twin with `nft -f`), replace
 // themselves when loaded again, keep every rule and its comment, and leave other tables alone.
-// Everything runs inside throwaway network namespaces (`gw-load-*`), deleted even on failure;
-// nothing is ever loaded into the machine's own namespace.
+// Everything runs inside throwaway network namespaces (`gw-load-<pid>-*`), deleted when each test
+// is over, also when vitest's timeout ended it (tests/support/kernel.ts: testNamespaces), and
+// those a run killed outright left are deleted by the next; nothing is ever loaded into the
+// machine's own namespace.
 // GW_GEN_RUNS=2000 runs more generated policies; GW_GEN_SEED=<n> replays another seed.
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ import { type Ruleset, ruleComment } from '../../src/nft/ruleset.js';
 import { formatDiagnostic } from '../../src/policy/diagnostics.js';
 import { compileExample } from '../support/compile.js';
 import { policyArb, policyYaml } from '../support/gen-policy.js';
-import { kernelTestUnavailable } from '../support/kernel.js';
+import { type TestNamespaces, kernelTestUnavailable, sweepDeadRuns, testNamespaces } from '../support/kernel.js';
 
 const skipReason = kernelTestUnavailable();
 const skipped = skipReason ? ` (skipped: ${skipReason})` : '';
@@ -45,32 +46,34 @@ const FOREIGN_TABLES = ['inet dockerish', 'ip natish'];
 
 const examples = readdirSync('policies').filter((f) => f.endsWith('.yaml')).sort();
 
+const PREFIX = 'gw-load';
+
 describe.skipIf(skipReason !== undefined)(`the kernel loads what the compiler emits${skipped}`, () => {
-  const namespaces = new Set<string>();
   let dir = '';
+  // The test running now, whose namespaces nft may use: a timed-out test's body, still running,
+  // finds its own namespaces closed and stops.
+  let pool: TestNamespaces | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gw-load-'));
+    const swept = await sweepDeadRuns(PREFIX);
+    if (swept.length > 0) console.log(`nft-load: deleted ${swept.length} namespaces of runs that were killed: ${swept.join(' ')}`);
   });
-  // The backstop: every namespace a test created is gone afterwards, whatever happened.
   afterAll(async () => {
-    for (const ns of namespaces) await execa('ip', ['netns', 'del', ns], { reject: false });
     if (dir) await rm(dir, { recursive: true, force: true });
+    // Each test's namespaces went when it finished; none of this run's may be left.
+    const { stdout } = await execa('ip', ['netns', 'list']);
+    expect(stdout.split('\n').filter((l) => l.startsWith(`${PREFIX}-${process.pid}-`))).toEqual([]);
   });
 
-  async function newNamespace(): Promise<string> {
-    const ns = `gw-load-${randomBytes(4).toString('hex')}`;
-    namespaces.add(ns);
-    await execa('ip', ['netns', 'add', ns]);
-    return ns;
+  /** Two namespaces of the running test's own, deleted when it is over. */
+  async function twoNamespaces(): Promise<[TestNamespaces, string, string]> {
+    const p = (pool = testNamespaces(PREFIX));
+    return [p, await p.add(), await p.add()];
   }
-  async function deleteNamespace(ns: string): Promise<void> {
-    await execa('ip', ['netns', 'del', ns], { reject: false });
-    namespaces.delete(ns);
-  }
-  /** nft inside one of our namespaces; never anywhere else. */
+  /** nft inside one of the running test's namespaces; never anywhere else. */
   function nft(ns: string, args: string[]) {
-    if (!namespaces.has(ns)) throw new Error(`refusing to run nft outside a test namespace (${ns})`);
+    if (!pool?.has(ns)) throw new Error(`refusing to run nft outside a namespace of the running test (${ns})`);
     return execa('ip', ['netns', 'exec', ns, 'nft', ...args], { reject: false });
   }
   async function nftOk(ns: string, args: string[]): Promise<string> {
@@ -156,26 +159,20 @@ describe.skipIf(skipReason !== undefined)(`the kernel loads what the compiler em
         const foreignFile = await file('foreign.nft', FOREIGN);
         const own = ruleset.tables.map((t) => `${t.family} ${t.name}`);
 
-        const fromJson = await newNamespace();
-        const fromText = await newNamespace();
-        try {
-          for (const ns of [fromJson, fromText]) await nftOk(ns, ['-f', foreignFile]);
-          const foreignBefore = await foreignListing(fromJson);
+        const [, fromJson, fromText] = await twoNamespaces();
+        for (const ns of [fromJson, fromText]) await nftOk(ns, ['-f', foreignFile]);
+        const foreignBefore = await foreignListing(fromJson);
 
-          // Twice: the second load replaces the first rather than failing or adding to it.
-          for (let i = 0; i < 2; i++) {
-            await nftOk(fromJson, ['-j', '-f', jsonFile]);
-            await nftOk(fromText, ['-f', textFile]);
-          }
-
-          expect(await tablesOf(fromJson)).toEqual([...own, ...FOREIGN_TABLES].sort());
-          expect(await foreignListing(fromJson)).toBe(foreignBefore);
-          expect(liveComments(await listOwn(fromJson, ruleset))).toEqual(irComments(ruleset));
-          expect(await nftOk(fromText, ['list', 'ruleset'])).toBe(await nftOk(fromJson, ['list', 'ruleset']));
-        } finally {
-          await deleteNamespace(fromJson);
-          await deleteNamespace(fromText);
+        // Twice: the second load replaces the first rather than failing or adding to it.
+        for (let i = 0; i < 2; i++) {
+          await nftOk(fromJson, ['-j', '-f', jsonFile]);
+          await nftOk(fromText, ['-f', textFile]);
         }
+
+        expect(await tablesOf(fromJson)).toEqual([...own, ...FOREIGN_TABLES].sort());
+        expect(await foreignListing(fromJson)).toBe(foreignBefore);
+        expect(liveComments(await listOwn(fromJson, ruleset))).toEqual(irComments(ruleset));
+        expect(await nftOk(fromText, ['list', 'ruleset'])).toBe(await nftOk(fromJson, ['list', 'ruleset']));
       });
     }
   });
@@ -183,53 +180,49 @@ describe.skipIf(skipReason !== undefined)(`the kernel loads what the compiler em
   it(
     `${GEN_RUNS} generated policies (seed ${GEN_SEED}) load as JSON and as nft text, with every rule and comment`,
     async () => {
-      const fromJson = await newNamespace();
-      const fromText = await newNamespace();
-      try {
-        const jsonFile = join(dir, 'generated.json');
-        const textFile = join(dir, 'generated.nft');
-        await fc.assert(
-          fc.asyncProperty(policyArb, async (p) => {
-            const yaml = policyYaml(p);
-            const fail = (what: string) => new Error(`${what}\n--- generated.yaml ---\n${yaml}`);
-            const r = compilePolicyText('generated.yaml', yaml);
-            const errors = r.diagnostics.filter((d) => d.severity === 'error');
-            if (errors.length > 0 || !r.compiled) throw fail(`the validator refuses a generated policy:\n${errors.map(formatDiagnostic).join('\n')}`);
-            const ruleset = r.compiled.ruleset;
+      const [mine, fromJson, fromText] = await twoNamespaces();
+      const jsonFile = join(dir, 'generated.json');
+      const textFile = join(dir, 'generated.nft');
+      await fc.assert(
+        fc.asyncProperty(policyArb, async (p) => {
+          // Timed out: the rest of the runs pass at once instead of failing (and shrinking) on closed namespaces.
+          if (mine.closed) return;
+          const yaml = policyYaml(p);
+          const fail = (what: string) => new Error(`${what}\n--- generated.yaml ---\n${yaml}`);
+          const r = compilePolicyText('generated.yaml', yaml);
+          const errors = r.diagnostics.filter((d) => d.severity === 'error');
+          if (errors.length > 0 || !r.compiled) throw fail(`the validator refuses a generated policy:\n${errors.map(formatDiagnostic).join('\n')}`);
+          const ruleset = r.compiled.ruleset;
 
-            let text: string;
-            try {
-              text = printRuleset(ruleset);
-            } catch (e) {
-              throw fail(`printRuleset throws: ${(e as Error).message}`);
-            }
-            await writeFile(jsonFile, JSON.stringify(toNftJson(ruleset)));
-            await writeFile(textFile, text);
+          let text: string;
+          try {
+            text = printRuleset(ruleset);
+          } catch (e) {
+            throw fail(`printRuleset throws: ${(e as Error).message}`);
+          }
+          await writeFile(jsonFile, JSON.stringify(toNftJson(ruleset)));
+          await writeFile(textFile, text);
 
-            // The two forms load side by side, one namespace each (two cores, half the wait).
-            const loadAndList = async (ns: string, args: string[]) => {
-              const r = await nft(ns, args);
-              return r.exitCode === 0 ? { listing: await listOwn(ns, ruleset) } : { stderr: r.stderr };
-            };
-            const [json, nftText] = await Promise.all([loadAndList(fromJson, ['-j', '-f', jsonFile]), loadAndList(fromText, ['-f', textFile])]);
-            if (!json.listing) throw fail(`nft -j -f refuses the compiled JSON:\n${json.stderr}`);
-            if (!nftText.listing) throw fail(`nft -f refuses the printed ruleset (the JSON loads):\n${nftText.stderr}`);
+          // The two forms load side by side, one namespace each (two cores, half the wait).
+          const loadAndList = async (ns: string, args: string[]) => {
+            const r = await nft(ns, args);
+            return r.exitCode === 0 ? { listing: await listOwn(ns, ruleset) } : { stderr: r.stderr };
+          };
+          const [json, nftText] = await Promise.all([loadAndList(fromJson, ['-j', '-f', jsonFile]), loadAndList(fromText, ['-f', textFile])]);
+          if (!json.listing) throw fail(`nft -j -f refuses the compiled JSON:\n${json.stderr}`);
+          if (!nftText.listing) throw fail(`nft -f refuses the printed ruleset (the JSON loads):\n${nftText.stderr}`);
 
-            const live = liveComments(json.listing);
-            const ir = irComments(ruleset);
-            if (JSON.stringify(live) !== JSON.stringify(ir)) {
-              throw fail(`the kernel holds other chains or rules than the compiler wrote:\nIR:   ${JSON.stringify(ir)}\nlive: ${JSON.stringify(live)}`);
-            }
-            const a = JSON.stringify(json.listing, null, 1);
-            const b = JSON.stringify(nftText.listing, null, 1);
-            if (a !== b) throw fail(`the JSON and the nft text load different rulesets:\n--- from JSON ---\n${a}\n--- from text ---\n${b}`);
-          }),
-          { numRuns: GEN_RUNS, seed: GEN_SEED },
-        );
-      } finally {
-        await deleteNamespace(fromJson);
-        await deleteNamespace(fromText);
-      }
+          const live = liveComments(json.listing);
+          const ir = irComments(ruleset);
+          if (JSON.stringify(live) !== JSON.stringify(ir)) {
+            throw fail(`the kernel holds other chains or rules than the compiler wrote:\nIR:   ${JSON.stringify(ir)}\nlive: ${JSON.stringify(live)}`);
+          }
+          const a = JSON.stringify(json.listing, null, 1);
+          const b = JSON.stringify(nftText.listing, null, 1);
+          if (a !== b) throw fail(`the JSON and the nft text load different rulesets:\n--- from JSON ---\n${a}\n--- from text ---\n${b}`);
+        }),
+        { numRuns: GEN_RUNS, seed: GEN_SEED },
+      );
     },
     Math.max(120_000, GEN_RUNS * 1_000),
   );

@@ -95,18 +95,29 @@ describe('explain', () => {
     expect(ask('mail', 'net', 'tcp', 80, { srcMac: '00:16:3e:00:00:99' }).evaluation.decidedBy?.id).toBe('guests:spoof-mac');
   });
 
-  it('a Xen HVM guest: the -emu tap holds the preferred route, so the fib check passes there and fails on the PV vif (as the kernel does)', () => {
+  it("a Xen HVM guest: its own sources pass on the PV vif and the -emu tap alike, though the tap holds the preferred route; spoofed ones fail on both", () => {
     const x = compilePolicyText('policies/routed-xen.yaml', readFileSync('policies/routed-xen.yaml', 'utf8'));
     const q = (from: string, src?: string) => {
       const r = explainFlow(x.model!, x.compiled!.ruleset, { from, to: 'net', proto: 'udp', port: 53, ...(src ? { src } : {}) });
       if (!r.ok) throw new Error(r.error);
       return r.value;
     };
-    expect(q('xen-www2-emu').evaluation.verdict).toBe('accept');
-    expect(q('xen-www2-emu', '198.51.100.9').evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
+    for (const port of ['xen-www2', 'xen-www2-emu']) {
+      expect(q(port).evaluation.verdict, port).toBe('accept');
+      expect(q(port, '2001:db8:100:8::a').evaluation.verdict, port).toBe('accept');
+      // Another guest's address, an address nobody has, and their IPv6 counterparts.
+      for (const spoofed of ['198.51.100.9', '198.51.100.12', '2001:db8:100:8::9', '2001:db8:100:8::c']) {
+        const e = q(port, spoofed);
+        expect(e.evaluation.decidedBy?.id, `${port} ${spoofed}`).toBe('guests.www2.interfaces[0]:hvm-fib');
+        expect(e.declaration?.line, `${port} ${spoofed}`).toBe(33);
+      }
+    }
     const vif = q('xen-www2');
-    expect(vif.evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
-    expect(vif.story.join('\n')).toContain('via xen-www2-emu, not xen-www2');
+    expect(vif.story.join('\n')).toContain('via xen-www2-emu, the other port of the same Xen HVM guest (xen-www2 and xen-www2-emu are checked as one)');
+    expect(q('xen-www2', '198.51.100.9').story.join('\n')).toContain("guest www1's route via xen-www1, not xen-www2 or xen-www2-emu");
+    // Any other routed guest keeps the plain check: its own port only.
+    expect(q('xen-www1').evaluation.verdict).toBe('accept');
+    expect(q('xen-www1', '198.51.100.10').evaluation.decidedBy?.id).toBe('guests:routed-antispoof');
   });
 
   it('rejects a --src of the wrong kind and a malformed --src-mac with a message', () => {

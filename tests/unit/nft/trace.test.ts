@@ -19,7 +19,7 @@ const CAPTURED = [
   'trace id 9b61ede9 inet guestwall_trace prerouting rule iifname "eth0" ip daddr 203.0.113.10 meta l4proto tcp meta nftrace set 1 comment "guestwall trace" (verdict continue)',
   'trace id 9b61ede9 inet guestwall_trace prerouting policy accept ',
   'trace id 9b61ede9 inet guestwall input packet: iif "eth0" ether saddr 26:27:9b:8a:ac:2c ether daddr c6:34:d9:2e:de:ee ip saddr 203.0.113.99 ip daddr 203.0.113.10 ip dscp cs0 ip ecn not-ect ip ttl 64 ip id 61032 ip protocol tcp ip length 60 tcp sport 42856 tcp dport 22 tcp flags == syn tcp window 64240 ',
-  'trace id 9b61ede9 inet guestwall input rule iifname vmap @zone_in comment "homelab-dmz.yaml:16 zones:zone-in" (verdict goto net_to_host)',
+  'trace id 9b61ede9 inet guestwall input rule iifname vmap @zone_in comment "homelab-dmz.yaml:15 zones:zone-in" (verdict goto net_to_host)',
   'trace id 9b61ede9 inet guestwall net_to_host rule counter packets 1 bytes 60 drop comment "homelab-dmz.yaml:68 policies[3]" (verdict drop)',
   'trace id 9b61ede9 inet filter input policy drop ',
 ];
@@ -29,7 +29,7 @@ describe('reading nft monitor trace (nft 1.0.6 text)', () => {
     const [packet, mark, , , vmap, drop, policy] = CAPTURED.map(parseTraceLine);
     expect(packet).toMatchObject({ id: '9b61ede9', family: 'inet', table: 'guestwall_trace', chain: 'prerouting', kind: 'packet' });
     expect(mark).toMatchObject({ kind: 'rule', text: 'iifname "eth0" ip daddr 203.0.113.10 meta l4proto tcp meta nftrace set 1', verdict: 'continue', comment: 'guestwall trace' });
-    expect(vmap).toEqual({ id: '9b61ede9', family: 'inet', table: 'guestwall', chain: 'input', kind: 'rule', text: 'iifname vmap @zone_in', verdict: 'goto net_to_host', comment: 'homelab-dmz.yaml:16 zones:zone-in' });
+    expect(vmap).toEqual({ id: '9b61ede9', family: 'inet', table: 'guestwall', chain: 'input', kind: 'rule', text: 'iifname vmap @zone_in', verdict: 'goto net_to_host', comment: 'homelab-dmz.yaml:15 zones:zone-in' });
     expect(drop).toMatchObject({ chain: 'net_to_host', verdict: 'drop', comment: 'homelab-dmz.yaml:68 policies[3]' });
     expect(policy).toMatchObject({ table: 'filter', chain: 'input', kind: 'policy', verdict: 'drop' });
     expect(parseTraceLine('')).toBeUndefined();
@@ -49,7 +49,7 @@ describe('reading nft monitor trace (nft 1.0.6 text)', () => {
     const lines = CAPTURED.map(parseTraceLine).filter((e) => e && e.table !== TRACE_TABLE.name).flatMap((e) => traceEventLines(e!, origins, seen));
     expect(lines).toEqual([
       'packet 9b61ede9: tcp 203.0.113.99 -> 203.0.113.10 port 22 in on eth0',
-      `  inet input: iifname vmap @zone_in -> goto net_to_host  [${origins['homelab-dmz.yaml:16 zones:zone-in']!.what} (homelab-dmz.yaml:16)]`,
+      `  inet input: iifname vmap @zone_in -> goto net_to_host  [${origins['homelab-dmz.yaml:15 zones:zone-in']!.what} (homelab-dmz.yaml:15)]`,
       `  inet net_to_host: counter drop -> drop  [${origins['homelab-dmz.yaml:68 policies[3]']!.what} (homelab-dmz.yaml:68)]`,
       "  inet filter input: no rule decided: the chain's policy drop",
     ]);

@@ -181,7 +181,9 @@ describe('Rules filtered by zone or guest', () => {
     const p = preview();
     await p.press('r', 'f', ...'mail', KEYS.enter);
     const f = p.frame();
-    expect(f).toContain(`lines 1-6 of 6 (guest mail; ${TOTAL} without the filter, F clears)`);
+    expect(f).toContain(`lines 1-8 of 8 (guest mail; ${TOTAL} without the filter, F clears)`);
+    // The neighbour-advert check names its interface among every port's (port, target) pairs.
+    expect(f).toMatch(/^ {6}icmpv6 type nd-neighbor-advert iifname @v6_ports iifname \. @th,64,128 != .* homelab-dmz\.yaml:\d+$/m);
     expect(f).toMatch(/^ {6}ip daddr 203\.0\.113\.20 tcp dport \{ 25, 465, 587, 993 \} counter accept +homelab-dmz\.yaml:83$/m);
     expect(f).toMatch(/iifname \{ "br-dmz", "gw-mail" \} ip saddr 10\.0\.10\.0\/24 counter masquerade/);
     expect(f).not.toContain('10.0.10.10');
