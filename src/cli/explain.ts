@@ -1,5 +1,6 @@
 // guestwall explain / matrix: why a packet is accepted or dropped, and the zone-to-zone table.
-import { type Proto, explainFlow } from '../explain/flow.js';
+import type { Proto } from '../explain/flow.js';
+import { type ConnState, type IcmpError, explainPacket } from '../explain/state.js';
 import { formatMatrix, reachabilityMatrix } from '../explain/matrix.js';
 import { EXIT, type Io } from './io.js';
 import { compiledPolicy } from './policy-file.js';
@@ -14,6 +15,9 @@ export interface ExplainOptions {
   src?: string;
   srcMac?: string;
   direct?: boolean;
+  state?: ConnState;
+  reply?: boolean;
+  icmpError?: IcmpError;
   json?: boolean;
   /** Which host of a fleet policy. */
   host?: string;
@@ -23,10 +27,11 @@ export interface ExplainOptions {
 export function explainCommand(io: Io, file: string, opts: ExplainOptions): number {
   const c = compiledPolicy(io, file, 'nothing to explain', false, undefined, opts.host);
   if ('exit' in c) return EXIT.usage;
-  const r = explainFlow(c.model, c.ruleset, {
+  const r = explainPacket(c.model, c.ruleset, {
     from: opts.from, to: opts.to, proto: opts.proto,
     ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.family !== undefined ? { family: opts.family } : {}),
     ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.srcMac !== undefined ? { srcMac: opts.srcMac } : {}), ...(opts.direct ? { direct: true } : {}),
+    ...(opts.state !== undefined ? { state: opts.state } : {}), ...(opts.reply ? { reply: true } : {}), ...(opts.icmpError !== undefined ? { icmpError: opts.icmpError } : {}),
   });
   if (!r.ok) {
     io.err(`guestwall: ${r.error}`);
@@ -44,6 +49,7 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
       decidedBy: e.evaluation.decidedBy ?? null,
       ...(e.forward ? { forward: e.forward } : {}),
       ...(e.declaration ? { declaration: e.declaration } : {}),
+      ...(e.connection ? { connection: { firstPacket: e.connection.first.packet, firstVerdict: e.connection.first.evaluation.verdict, entry: e.connection.entry, facts: e.connection.facts } } : {}),
       steps: e.evaluation.steps.map((s) => ({ chain: s.chain, rule: s.rule ?? null, text: s.text, outcome: s.outcome, origin: s.origin ?? null })),
       notes: e.evaluation.notes,
     }, null, 2));

@@ -150,19 +150,22 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
 
   program
     .command('explain')
-    .description('why a new connection is accepted or dropped: the path of chains and rules, with YAML lines; exit 0 accept, 1 drop/reject')
+    .description('why a packet is accepted or dropped (a new connection, or with --state/--reply a later packet, a reply or a related ICMP error): the path of chains and rules, with YAML lines; exit 0 accept, 1 drop/reject')
     .argument('<file>', 'policy file')
     .requiredOption('--from <src>', 'a zone, guest, guest port (gw-asterisk), interface, "host" or an address')
     .requiredOption('--to <dst>', 'a zone, guest, guest port, interface, "host", an address, or a public ADDRESS:PORT of a port forward')
     .option('--src <address>', "the packet's source address (e.g. a spoofed one); default: the sender's own")
     .option('--src-mac <mac>', "the packet's source MAC; default: the one the sending port declares")
     .option('--direct', "to a guest's own address even where a port forward publishes the service to the sender")
+    .addOption(new Option('--state <state>', "which packet of the connection: new (its first), established (a later one, after the first was accepted), related (an ICMP error about it); default new, established with --reply").choices(['new', 'established', 'related']))
+    .option('--reply', 'the packet goes back from --to to --from (a reply, or with --state related an ICMP error the destination sends)')
+    .addOption(new Option('--icmp-error <type>', 'with --state related: which ICMP error (default port-unreachable)').choices(['port-unreachable', 'packet-too-big', 'time-exceeded']))
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp', 'icmpv6']).default('tcp'))
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
     .option('--json', 'print the verdict and the trace as JSON')
     .addOption(hostOption())
-    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean; host?: string }) => {
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean; state?: string; reply?: boolean; icmpError?: string; host?: string }) => {
       code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
     });
 

@@ -58,7 +58,27 @@ export interface FlowExplanation {
   /** When a built-in anti-spoofing rule decided: the guest interface declaration (mac:, addresses:) it checks against. */
   declaration?: Origin;
   evaluation: Evaluation;
+  /** The packet as the deciding filter hook saw it (after DNAT, with its output interface). */
+  filtered: Packet;
   story: string[];
+}
+
+/**
+ * A packet that is not a connection's first, as state.ts describes it from conntrack's facts:
+ * its ct state and status, its own ports and addresses, and the binding conntrack applies on
+ * arrival in place of the nat chains (which see first packets only).
+ */
+export interface PacketAs {
+  ct: Packet['ct'];
+  /** The story's words for the packet, e.g. "a reply of an accepted connection (ct state established)". */
+  what: string;
+  saddr?: string;
+  daddr?: string;
+  sport?: number;
+  dport?: number;
+  tcpFlags?: string[];
+  /** The destination conntrack restores or translates on arrival (prerouting), from the connection's first packet. */
+  binding?: { daddr: string; dport?: number; why: string };
 }
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -76,7 +96,8 @@ interface Side {
   what: string;
 }
 
-export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): Result<FlowExplanation> {
+/** A connection's first packet (`as` absent), or a later one as state.ts describes it (see explainPacket there). */
+export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery, as?: PacketAs): Result<FlowExplanation> {
   const toParts = splitHostPort(q.to);
   const port = toParts.port ?? q.port;
   const family = familyOf(q.src ?? '') ?? familyOf(q.from) ?? familyOf(toParts.host) ?? q.family ?? 4;
@@ -97,29 +118,30 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   const env: EvalEnv = { isLocal: (a) => hostAddrs.has(canonical(a) ?? a), ...fib.env };
 
   const fromHost = s.zone === HOST_ZONE;
-  const saddr = q.src ?? s.addr ?? (fromHost ? hostAddressIn(model, d.zone, family) : undefined);
-  let daddr = d.addr ?? (d.zone === HOST_ZONE ? hostAddressIn(model, s.zone, family) : undefined);
+  const saddr = as?.saddr ?? q.src ?? s.addr ?? (fromHost ? hostAddressIn(model, d.zone, family) : undefined);
+  let daddr = as?.daddr ?? d.addr ?? (d.zone === HOST_ZONE ? hostAddressIn(model, s.zone, family) : undefined);
   if (saddr === undefined) return { ok: false, error: `no ${family === 4 ? 'IPv4' : 'IPv6'} address to send from in ${s.what}; name an address with --from` };
   if (daddr === undefined) return { ok: false, error: `no ${family === 4 ? 'IPv4' : 'IPv6'} address to send to in ${d.what}; name an address with --to` };
 
-  const published = q.direct || fromHost || family !== 4 || (q.proto !== 'tcp' && q.proto !== 'udp') ? undefined : publishedBy(model, s.zone, d.guest, q.proto, port!);
+  const published = as !== undefined || q.direct || fromHost || family !== 4 || (q.proto !== 'tcp' && q.proto !== 'udp') ? undefined : publishedBy(model, s.zone, d.guest, q.proto, port!);
   let dport = port;
   if (published) {
     daddr = published.addressed;
     dport = published.port;
   }
   const packet: Packet = {
-    family, saddr, daddr, proto: q.proto, ct: { state: 'new' },
+    family, saddr, daddr, proto: q.proto, ct: as?.ct ?? { state: 'new' },
     ...(fromHost ? {} : { iifname: s.ifname! }),
     ...(q.srcMac !== undefined ? { smac: q.srcMac.toLowerCase() } : {}),
-    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: 40000, dport: dport! } : { icmpType: q.icmpType ?? 'echo-request' }),
+    ...(q.proto === 'tcp' || q.proto === 'udp' ? { sport: as?.sport ?? 40000, dport: as?.dport ?? dport! } : { icmpType: q.icmpType ?? 'echo-request' }),
+    ...(as?.tcpFlags !== undefined && q.proto === 'tcp' ? { tcpFlags: as.tcpFlags } : {}),
   };
-  const story: string[] = [`packet: ${describePacket(packet)}, a new connection, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}${s.port ? ` (port ${s.port})` : ''}`}`];
+  const story: string[] = [`packet: ${describePacket(packet)}, ${as?.what ?? 'a new connection'}, ${fromHost ? 'sent by the host' : `arriving from zone ${s.zone} on ${s.ifname}${s.port ? ` (port ${s.port})` : ''}`}`];
   if (q.src !== undefined && s.addr !== undefined && canonical(q.src) !== canonical(s.addr)) story.push(`source ${q.src} given with --src (${s.what} uses ${s.addr})`);
   if (q.srcMac !== undefined) story.push(`source MAC ${q.srcMac} given with --src-mac${s.mac ? ` (${s.what} declares ${s.mac})` : ''}`);
   if (published) story.push(`${d.what} is published to zone ${s.zone} by ${published.what}: clients address ${published.addressed}:${published.port}, so this packet does too (--direct asks about ${d.addr} itself)`);
 
-  if (!published && s.port !== undefined && d.port !== undefined && s.ifname === d.ifname && model.bridges.some((b) => b.name === s.ifname)) {
+  if (!published && as?.binding === undefined && s.port !== undefined && d.port !== undefined && s.ifname === d.ifname && model.bridges.some((b) => b.name === s.ifname)) {
     const value = bridgedFlow(ruleset, packet, s, d, env, q.brNetfilter ?? true, story);
     return { ok: true, value: withDeclaration(model, value, s.port) };
   }
@@ -130,7 +152,7 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
     if (arrival.verdict !== 'accept') {
       for (const step of arrival.steps) storyStep(story, step, `bridge ${step.chain}`);
       story.push(`verdict: ${arrival.verdict.toUpperCase()} at bridge prerouting${arrival.decidedBy ? ` by ${originText(arrival.decidedBy)}` : ''}`);
-      const value: FlowExplanation = { packet: { ...packet, iifname: s.port }, fromZone: s.zone, toZone: d.zone, path: path0(fromHost, d), evaluation: arrival, story, ...(published ? { forward: published } : {}) };
+      const value: FlowExplanation = { packet: { ...packet, iifname: s.port }, filtered: { ...packet, iifname: s.port }, fromZone: s.zone, toZone: d.zone, path: path0(fromHost, d), evaluation: arrival, story, ...(published ? { forward: published } : {}) };
       return { ok: true, value: withDeclaration(model, value, s.port) };
     }
     story.push(`bridge prerouting: the checks on port ${s.port} pass`);
@@ -140,11 +162,21 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
 
   let nat: NatEvaluation | undefined;
   let routed = packet;
-  if (!fromHost) {
+  if (!fromHost && as?.binding !== undefined) {
+    // Conntrack, not the nat chains, translates a later packet: the first packet's binding.
+    routed = { ...packet, daddr: as.binding.daddr, ...(as.binding.dport !== undefined && packet.dport !== undefined ? { dport: as.binding.dport } : {}) };
+    story.push(`conntrack: ${as.binding.why}: the destination becomes ${routed.daddr}${routed.dport !== undefined ? ` port ${routed.dport}` : ''} (the nat chains see only first packets)`);
+    // The side the caller named stands, unless the binding leads elsewhere (a DNATed first packet).
+    if (canonical(routed.daddr) !== canonical(d.addr ?? '')) {
+      const after = resolve(model, routed.daddr, family, 'to');
+      if (!after.ok) return after;
+      d = after.value;
+    }
+  } else if (!fromHost) {
     nat = evaluateNat(ruleset, 'prerouting', packet, env);
     if (nat.verdict === 'drop') {
       story.push(`prerouting NAT drops it${nat.decidedBy ? `: ${originText(nat.decidedBy)}` : ''}`);
-      return { ok: true, value: { packet, fromZone: s.zone, toZone: d.zone, nat, path: 'forward', evaluation: { verdict: 'drop', ...(nat.decidedBy ? { decidedBy: nat.decidedBy } : {}), steps: nat.steps, notes: nat.notes }, story, ...(published ? { forward: published } : {}) } };
+      return { ok: true, value: { packet, filtered: packet, fromZone: s.zone, toZone: d.zone, nat, path: 'forward', evaluation: { verdict: 'drop', ...(nat.decidedBy ? { decidedBy: nat.decidedBy } : {}), steps: nat.steps, notes: nat.notes }, story, ...(published ? { forward: published } : {}) } };
     }
     if (nat.translation?.kind === 'dnat') {
       routed = nat.packet;
@@ -152,7 +184,8 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
       const after = resolve(model, routed.daddr, family, 'to');
       if (!after.ok) return after;
       d = after.value;
-    } else story.push('prerouting: no port forward matches; the destination stays');
+    } else if (packet.ct.state !== 'new') story.push(`prerouting: the nat chains see only a connection's first packet; this ${packet.ct.state} one keeps its destination`);
+    else story.push('prerouting: no port forward matches; the destination stays');
   }
 
   const toHost = hostAddrs.has(canonical(routed.daddr) ?? routed.daddr) || d.zone === HOST_ZONE;
@@ -166,7 +199,7 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery): R
   for (const step of evaluation.steps) storyStep(story, step, step.chain);
   story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
   for (const n of evaluation.notes) story.push(`note: ${n}`);
-  const value: FlowExplanation = { packet, fromZone: s.zone, toZone: d.zone, ...(nat ? { nat } : {}), path, evaluation, story, ...(published ? { forward: published } : {}) };
+  const value: FlowExplanation = { packet, filtered: final, fromZone: s.zone, toZone: d.zone, ...(nat ? { nat } : {}), path, evaluation, story, ...(published ? { forward: published } : {}) };
   return { ok: true, value: fromHost ? value : withDeclaration(model, value, s.ifname!) };
 }
 
@@ -209,7 +242,7 @@ function bridgedFlow(ruleset: Ruleset, packet: Packet, s: Side, d: Side, env: Ev
   for (const step of evaluation.steps) storyStep(story, step, `${step.family === 'bridge' ? 'bridge ' : ''}${step.chain}`);
   story.push(`verdict: ${evaluation.verdict.toUpperCase()}${evaluation.decidedBy ? ` by ${originText(evaluation.decidedBy)}` : ' by the chain policy'}`);
   for (const n of evaluation.notes) story.push(`note: ${n}`);
-  return { packet: frame, fromZone: s.zone, toZone: d.zone, path: 'forward', bridge, evaluation, story };
+  return { packet: frame, filtered: frame, fromZone: s.zone, toZone: d.zone, path: 'forward', bridge, evaluation, story };
 }
 
 function storyStep(story: string[], step: Evaluation['steps'][number], chain: string): void {
@@ -230,7 +263,7 @@ function describePacket(p: Packet): string {
   return `${p.proto} ${p.saddr} -> ${p.daddr}${ports}`;
 }
 
-function splitHostPort(text: string): { host: string; port?: number } {
+export function splitHostPort(text: string): { host: string; port?: number } {
   const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(text);
   if (v6) return { host: v6[1]!, port: Number(v6[2]) };
   const v4 = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(text);
@@ -253,7 +286,7 @@ function hostAddresses(model: HostModel): Set<string> {
 }
 
 /** The host's own address on an interface of `zone` (or any), for packets to or from the host. */
-function hostAddressIn(model: HostModel, zone: string, family: 4 | 6): string | undefined {
+export function hostAddressIn(model: HostModel, zone: string, family: 4 | 6): string | undefined {
   const all = [...model.hostInterfaces, ...model.bridges];
   const inZone = all.filter((i) => i.zone === zone).flatMap((i) => i.addresses).find((a) => a.family === family);
   return (inZone ?? all.flatMap((i) => i.addresses).find((a) => a.family === family))?.addr;

@@ -6,9 +6,11 @@
 // started by lxc-execute from the config guestwall rendered.
 //
 // Around the host: a WAN namespace (the ISP router on eth0's subnet, plus an "internet" client
-// address behind it) and a LAN machine behind eth1, a port of br-lan. Addresses come from the
-// policy; the few the policy does not name (the ISP router, the internet client, the LAN
-// machine) are documentation and private addresses used only here.
+// address behind it), a LAN machine behind eth1, a port of br-lan, and a machine behind every
+// other port the policy gives a bridge (`<zone>-peer`, e.g. a DMZ machine that is not a guest
+// behind eth2 of br-dmz, at .100 of the bridge's subnets). Addresses come from the policy; the
+// few the policy does not name (the ISP router, the internet client, the LAN and other peers)
+// are documentation and private addresses used only here.
 //
 // Nothing here touches the machine's own namespace; dispose() deletes every namespace, stops
 // every process it started (by pid), and is also run by disposeAllLabs() in afterAll.
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import type { GuestInterfaceModel, GuestModel, HostModel } from '../../src/model/host.js';
+import { formatAddress } from '../../src/policy/addr.js';
 import { Agent, ipBatch, topologyId } from './topology.js';
 
 export interface Endpoint {
@@ -81,6 +84,9 @@ export async function buildLab(model: HostModel, setup: LabSetup, python: string
   const wan = `gw-l-${id}-wan`;
   const lanPeer = `gw-l-${id}-lan`;
   const namespaces = [host, wan, lanPeer];
+  // Every bridge port but eth1 (and the uplinks) gets a machine of its own behind it.
+  const otherPorts = model.bridges.flatMap((b) => b.ports.filter((p) => p !== 'eth1' && !model.hostInterfaces.some((i) => i.name === p)).map((port) => ({ port, bridge: b, ns: `gw-l-${id}-${port}` })));
+  namespaces.push(...otherPorts.map((o) => o.ns));
   const agents = new Map<string, Promise<Agent>>();
   const containers: { proc: ResultPromise; name: string; lxcpath: string }[] = [];
   const tmp = await mkdtemp(join(tmpdir(), 'gw-lab-'));
@@ -164,6 +170,21 @@ export async function buildLab(model: HostModel, setup: LabSetup, python: string
     ], lanPeer);
     endpoints.push({ name: 'internet', ns: wan, zone: eth0.zone, v4: WAN.client4, v6: WAN.client6, inInterface: 'eth0' });
     endpoints.push({ name: 'lan-peer', ns: lanPeer, zone: brLan.zone, v4: LAN_PEER.v4, v6: LAN_PEER.v6, inInterface: brLan.name, bridge: brLan.name });
+    for (const o of otherPorts) {
+      // .100 of the bridge's subnets (the address explain's matrix stands a zone's machine in, for IPv4).
+      const at = (f: 4 | 6) => {
+        const a = o.bridge.addresses.find((x) => x.family === f);
+        return a && { addr: formatAddress(a.network.start + 100n, f), len: a.network.len, gw: a.addr };
+      };
+      const [v4, v6] = [at(4), at(6)];
+      await ipBatch([`link add ${o.port} type veth peer name up0 netns ${o.ns}`, `link set ${o.port} up`], host);
+      await ipBatch([
+        'link set lo up', 'link set up0 up',
+        ...(v4 ? [`address add ${v4.addr}/${v4.len} dev up0`, `route add default via ${v4.gw} dev up0`] : []),
+        ...(v6 ? [`address add ${v6.addr}/${v6.len} dev up0 nodad`, `route add ::/0 via ${v6.gw} dev up0`] : []),
+      ], o.ns);
+      endpoints.push({ name: `${o.bridge.zone}-peer`, ns: o.ns, zone: o.bridge.zone, ...(v4 ? { v4: v4.addr } : {}), ...(v6 ? { v6: v6.addr } : {}), inInterface: o.bridge.name, bridge: o.bridge.name });
+    }
 
     // guestwall: the ruleset and the network setup (bridges, enslaved ports, addresses, proxies, sysctls).
     await setup.applyHost(host);

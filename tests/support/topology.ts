@@ -311,18 +311,28 @@ export async function buildTopology(plan: TopologyPlan, python: string): Promise
 /** What an agent reports about one request (`id`). */
 export interface AgentEvent {
   id: number;
-  ev: 'hello' | 'ready' | 'sent' | 'got' | 'connected' | 'reply' | 'nft' | 'error';
+  ev: 'hello' | 'ready' | 'sent' | 'got' | 'connected' | 'reply' | 'data' | 'nft' | 'error';
   /** `got`: the destination address and port the packet carried when it arrived. */
   to?: [string, number];
   peer?: [string, number];
+  /** `got` by a sniff: the ICMP error's type and code. */
+  icmp?: [number, number];
   /** `nft`: what the command printed. */
   out?: string;
   error?: string;
 }
 
 export type AgentRequest =
-  | { op: 'listen'; id: number; proto: 'tcp' | 'udp'; family: 4 | 6; port: number }
-  | { op: 'send'; id: number; proto: 'tcp' | 'udp' | 'icmp'; family: 4 | 6; src: string; dst: string; port?: number; ident?: number }
+  | { op: 'listen'; id: number; proto: 'tcp' | 'udp'; family: 4 | 6; port: number; talk?: boolean }
+  | { op: 'send'; id: number; proto: 'tcp' | 'udp' | 'icmp'; family: 4 | 6; src: string; dst: string; port?: number; ident?: number; sport?: number; talk?: boolean }
+  /** An ICMP error (raw socket) from src to dst whose inner header is a packet isrc:isport -> idst:idport. */
+  | { op: 'icmperr'; id: number; family: 4 | 6; src: string; dst: string; type: number; code: number; inner: { proto: 'tcp' | 'udp'; src: string; dst: string; sport: number; dport: number } }
+  /** Report every ICMP error that arrives whose inner header carries these ports. */
+  | { op: 'sniff'; id: number; family: 4 | 6; sport: number; dport: number }
+  /** A crafted TCP segment (raw socket): a bare ACK or a SYN-ACK. */
+  | { op: 'tcpraw'; id: number; family: 4 | 6; src: string; dst: string; sport: number; dport: number; flags: 'A' | 'SA' }
+  /** Report every TCP segment that arrives with these ports (`got`, its flags in icmp[0]). */
+  | { op: 'sniff-tcp'; id: number; family: 4 | 6; sport: number; dport: number }
   | { op: 'nft'; id: number; cmd: string }
   | { op: 'close'; id: number };
 
@@ -332,8 +342,13 @@ export type AgentRequest =
  * listen: TCP accept / UDP receive on any address, reporting the destination the packet
  * carried (the accepted socket's local address; IP_PKTINFO for UDP). send: TCP connect (non-
  * blocking), UDP send on a connected socket (ICMP errors come back as `error`), ICMP echo on a
- * raw socket. close: drops the request's sockets; an unfinished connect is aborted, so a
- * dropped SYN is never retransmitted into the next packet's measurement. nft: one nft command
+ * raw socket; from a given source port with `sport`. A UDP sender reports each datagram that
+ * comes back (`reply`) and each ICMP error (`error`, its socket kept). talk: the TCP sender sends
+ * a few bytes once connected and reports the answer (`reply`); the TCP listener reports them
+ * (`data`) and sends them back. icmperr: a crafted ICMP error about a given packet; sniff: every
+ * ICMP error whose inner ports match (`got`, with type and code). close: drops the request's
+ * sockets; an unfinished connect is aborted, so a dropped SYN is never retransmitted into the
+ * next packet's measurement. nft: one nft command
  * through libnftables (a few milliseconds, where spawning nft costs tens).
  */
 const AGENT = String.raw`
@@ -345,6 +360,11 @@ def out(**o):
     sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
 def add(i, kind, s, data=None):
     S[s.fileno()] = [i, kind, s, data]; IDS.setdefault(i, []).append(s.fileno())
+def drop(fd):
+    e = S.pop(fd, None)
+    if e is None: return
+    if fd in IDS.get(e[0], []): IDS[e[0]].remove(fd)
+    e[2].close()
 def close(i):
     for fd in IDS.pop(i, []):
         e = S.pop(fd, None)
@@ -394,16 +414,46 @@ def command(c):
                 else: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
             s.bind(("0.0.0.0" if F == socket.AF_INET else "::", c["port"]))
             if tcp: s.listen(16)
-            add(i, "listen-" + c["proto"], s); return out(id=i, ev="ready")
+            add(i, "listen-" + c["proto"], s, c.get("talk")); return out(id=i, ev="ready")
+        if op == "sniff":
+            s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_ICMP if F == socket.AF_INET else socket.IPPROTO_ICMPV6)
+            add(i, "sniff", s, (c["sport"], c["dport"])); return out(id=i, ev="ready")
+        if op == "sniff-tcp":
+            s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            add(i, "sniff-tcp", s, (c["sport"], c["dport"])); return out(id=i, ev="ready")
+        if op == "tcpraw":
+            th = struct.pack("!HHIIBBHHH", c["sport"], c["dport"], 1000, 1000, 5 << 4, 0x10 if c["flags"] == "A" else 0x12, 65535, 0, 0)
+            s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            if F == socket.AF_INET:
+                pseudo = socket.inet_pton(F, c["src"]) + socket.inet_pton(F, c["dst"]) + struct.pack("!BBH", 0, 6, len(th))
+                th = th[:16] + struct.pack("!H", csum(pseudo + th)) + th[18:]
+            else: s.setsockopt(socket.IPPROTO_IPV6, 7, 16)  # IPV6_CHECKSUM: the kernel fills it in
+            s.bind((c["src"], 0)); s.sendto(th, (c["dst"], 0)); s.close(); return out(id=i, ev="sent")
+        if op == "icmperr":
+            n = c["inner"]; P = 6 if n["proto"] == "tcp" else 17
+            l4 = struct.pack("!HHI", n["sport"], n["dport"], 0) if P == 6 else struct.pack("!HHHH", n["sport"], n["dport"], 8, 0)
+            rest = struct.pack("!HH", 0, 1280) if (c["type"], c["code"]) == (3, 4) else struct.pack("!I", 1280) if (F, c["type"]) == (socket.AF_INET6, 2) else b"\0" * 4
+            if F == socket.AF_INET:
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, P, 0, socket.inet_pton(F, n["src"]), socket.inet_pton(F, n["dst"]))
+                ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+                h = struct.pack("!BBH", c["type"], c["code"], 0) + rest + ip + l4
+                h = h[:2] + struct.pack("!H", csum(h)) + h[4:]
+                s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            else:
+                ip = struct.pack("!IHBB16s16s", 0x60000000, 8, P, 64, socket.inet_pton(F, n["src"]), socket.inet_pton(F, n["dst"]))
+                h = struct.pack("!BBH", c["type"], c["code"], 0) + rest + ip + l4
+                s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+            s.bind((c["src"], 0)); s.sendto(h, (c["dst"], 0)); s.close(); return out(id=i, ev="sent")
         p = c["proto"]
         if p == "tcp":
-            s = socket.socket(F, socket.SOCK_STREAM); s.bind((c["src"], 0)); s.setblocking(False)
+            s = socket.socket(F, socket.SOCK_STREAM); s.bind((c["src"], c.get("sport", 0))); s.setblocking(False)
             r = s.connect_ex((c["dst"], c["port"]))
             if r not in (0, errno.EINPROGRESS):
                 s.close(); return out(id=i, ev="error", error=name(r))
-            add(i, "connect", s); return out(id=i, ev="sent")
+            add(i, "connect", s, c.get("talk")); return out(id=i, ev="sent")
         if p == "udp":
-            s = socket.socket(F, socket.SOCK_DGRAM); s.bind((c["src"], 0)); s.connect((c["dst"], c["port"]))
+            s = socket.socket(F, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((c["src"], c.get("sport", 0))); s.connect((c["dst"], c["port"]))
             add(i, "udp", s); s.send(b"guestwall"); return out(id=i, ev="sent")
         if F == socket.AF_INET:
             s = socket.socket(F, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -418,8 +468,34 @@ def command(c):
 def readable(fd):
     i, kind, s, data = S[fd]
     if kind == "listen-tcp":
-        conn, peer = s.accept(); to = conn.getsockname(); conn.close()
+        conn, peer = s.accept(); to = conn.getsockname()
+        if data: add(i, "echo", conn)
+        else: conn.close()
         return out(id=i, ev="got", to=[to[0], to[1]], peer=[peer[0], peer[1]])
+    if kind in ("echo", "talk"):
+        try: b = s.recv(2048)
+        except OSError as e:
+            drop(fd); return out(id=i, ev="error", error=name(e.errno))
+        if not b:
+            drop(fd); return
+        if kind == "echo": s.send(b)
+        return out(id=i, ev="data" if kind == "echo" else "reply")
+    if kind == "sniff-tcp":
+        b = s.recv(2048)
+        if s.family == socket.AF_INET: b = b[(b[0] & 15) * 4:]
+        if len(b) >= 14 and struct.unpack("!HH", b[:4]) == tuple(data):
+            return out(id=i, ev="got", icmp=[b[13], 0])
+        return
+    if kind == "sniff":
+        b = s.recv(2048)
+        if s.family == socket.AF_INET: src = socket.inet_ntop(socket.AF_INET, b[12:16]); b = b[(b[0] & 15) * 4:]
+        else: src = ""
+        if len(b) < 8 or b[0] not in ((3, 11, 12) if s.family == socket.AF_INET else (1, 2, 3, 4)): return
+        inner = b[8:]
+        off = (inner[0] & 15) * 4 if s.family == socket.AF_INET else 40
+        if len(inner) >= off + 4 and struct.unpack("!HH", inner[off:off + 4]) == tuple(data):
+            return out(id=i, ev="got", icmp=[b[0], b[1]], peer=[src, 0])
+        return
     if kind == "listen-udp":
         msg, anc, flags, peer = s.recvmsg(2048, 256); to = None
         for level, t, d in anc:
@@ -429,8 +505,8 @@ def readable(fd):
     if kind == "udp":
         try: s.recv(2048)
         except OSError as e:
-            close(i); return out(id=i, ev="error", error=name(e.errno))
-        return
+            return out(id=i, ev="error", error=name(e.errno))
+        return out(id=i, ev="reply")
     if kind == "icmp":
         b = s.recv(2048)
         if s.family == socket.AF_INET: b = b[(b[0] & 15) * 4:]
@@ -444,7 +520,9 @@ def readable(fd):
                 close(i); return out(id=i, ev="error", error="icmp type %d code %d" % (b[0], b[1]))
 def writable(fd):
     e = S[fd]; err = e[2].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR); e[1] = "connected"
-    if err == 0: out(id=e[0], ev="connected")
+    if err == 0:
+        out(id=e[0], ev="connected")
+        if e[3]: e[1] = "talk"; e[2].send(b"guestwall")
     else: close(e[0]); out(id=e[0], ev="error", error=name(err))
 out(id=0, ev="hello")
 buf = b""

@@ -1,8 +1,10 @@
 // What-if: pick a source, a destination (a zone, the host, a guest, or a port forward's public
-// ADDRESS:PORT), a protocol and a port with the keyboard; the verdict and the trace are
-// explain's, worked out again on every change.
+// ADDRESS:PORT), a protocol, a port and which packet of the connection (its first, a later one,
+// a reply, an ICMP error) with the keyboard; the verdict and the trace are explain's, worked out
+// again on every change.
 import { Box, Text } from 'ink';
-import { type Proto, explainFlow } from '../../explain/flow.js';
+import type { Proto } from '../../explain/flow.js';
+import { type PacketQuery, explainPacket } from '../../explain/state.js';
 import { endpoints, forwardTargets, originPlace } from '../derive.js';
 import { type KeyHandler, useKeyedState } from '../keys.js';
 import type { Compiled } from '../state.js';
@@ -10,14 +12,26 @@ import { Paint, verdictHue } from '../theme.js';
 import { hanging } from '../wrap.js';
 
 const PROTOS: Proto[] = ['tcp', 'udp', 'icmp', 'icmpv6'];
-const FIELDS = ['from', 'to', 'proto', 'port'] as const;
+const FIELDS = ['from', 'to', 'proto', 'port', 'packet'] as const;
 type Field = (typeof FIELDS)[number];
+
+/** Which packet of the connection, as explain --state/--reply asks. */
+const PACKETS: Record<string, Pick<PacketQuery, 'state' | 'reply'>> = {
+  first: {},
+  later: { state: 'established' },
+  reply: { reply: true },
+  'error back': { state: 'related', reply: true },
+  error: { state: 'related' },
+};
+type Which = keyof typeof PACKETS;
+const WHICH = Object.keys(PACKETS);
 
 export interface Question {
   from: string;
   to: string;
   proto: Proto;
   port: string;
+  packet: Which;
 }
 
 interface WhatIfState {
@@ -27,6 +41,7 @@ interface WhatIfState {
   to?: string;
   proto: Proto;
   port: string;
+  packet: Which;
   /** The port field was just reached: the first digit typed replaces its value. */
   fresh?: boolean;
 }
@@ -37,12 +52,13 @@ export function useWhatIf(good: Compiled | undefined) {
   const names = good ? endpoints(good.model) : [];
   // Where a packet can go: the endpoints, then each port forward's public side.
   const targets = good ? [...names, ...forwardTargets(good.model).map((t) => t.to)] : [];
-  const [state, step] = useKeyedState<WhatIfState>({ field: 'from', proto: 'tcp', port: '22' });
+  const [state, step] = useKeyedState<WhatIfState>({ field: 'from', proto: 'tcp', port: '22', packet: 'first' });
   const question = (s: WhatIfState): Question => ({
     from: s.from && names.includes(s.from) ? s.from : (names[0] ?? ''),
     to: s.to && targets.includes(s.to) ? s.to : (good?.model.guests[0]?.name ?? names[1] ?? ''),
     proto: s.proto,
     port: s.port,
+    packet: s.packet,
   });
   const onKey: KeyHandler = (input, key) =>
     step((s): WhatIfState | undefined => {
@@ -55,6 +71,7 @@ export function useWhatIf(good: Compiled | undefined) {
         if (s.field === 'from' && names.length) return { ...s, from: cycle(names, q.from, by) };
         if (s.field === 'to' && targets.length) return { ...s, to: cycle(targets, q.to, by) };
         if (s.field === 'proto') return { ...s, proto: cycle(PROTOS, s.proto, by) };
+        if (s.field === 'packet') return { ...s, packet: cycle(WHICH, s.packet, by) };
         if (s.field === 'port') return { ...s, fresh: false, port: String(Math.min(65535, Math.max(1, Number(s.port || 0) + by))) };
         return s;
       }
@@ -73,7 +90,7 @@ export function WhatIf(props: { good: Compiled; field: Field; question: Question
   const r =
     withPort && !(Number.isInteger(portNumber) && portNumber >= 1 && portNumber <= 65535)
       ? ({ ok: false, error: 'type a port from 1 to 65535' } as const)
-      : explainFlow(props.good.model, props.good.ruleset, { from: q.from, to: q.to, proto: q.proto, ...(withPort ? { port: portNumber } : {}) });
+      : explainPacket(props.good.model, props.good.ruleset, { from: q.from, to: q.to, proto: q.proto, ...(withPort ? { port: portNumber } : {}), ...PACKETS[q.packet] });
   const fieldLine = (f: Field, value: string) => (
     <Text key={f}>
       {props.field === f ? '> ' : '  '}
@@ -87,6 +104,7 @@ export function WhatIf(props: { good: Compiled; field: Field; question: Question
       {fieldLine('to', forward ? `${q.to} (${forward.label})` : q.to)}
       {fieldLine('proto', q.proto)}
       {fieldLine('port', forward ? `(${q.to.split(':').pop()}, the forward's public port)` : withPort ? q.port || '_' : '(none for icmp)')}
+      {fieldLine('packet', q.packet === 'first' ? 'first (a new connection)' : q.packet === 'error back' ? 'error back (ICMP, related)' : q.packet === 'error' ? 'error (ICMP, related)' : q.packet)}
       <Text> </Text>
       {r.ok ? (
         <>
@@ -106,7 +124,7 @@ export function WhatIf(props: { good: Compiled; field: Field; question: Question
           ) : null}
           {r.value.story
             .flatMap((s) => hanging(s, props.width, '', '    '))
-            .slice(0, Math.max(0, props.height - 7 - (r.value.nat?.translation?.kind === 'dnat' || forward ? 1 : 0)))
+            .slice(0, Math.max(0, props.height - 8 - (r.value.nat?.translation?.kind === 'dnat' || forward ? 1 : 0)))
             .map((s, i) => (
               <Text key={i} wrap="truncate">
                 {s}

@@ -317,12 +317,26 @@ describe('What-if', () => {
 
   it('replaces the port with the first digit typed after coming to the field', async () => {
     const p = preview();
-    await p.press('w', KEYS.up, '2', '5');
+    await p.press('w', KEYS.up, KEYS.up, '2', '5');
     expect(p.frame()).toMatch(/> port +25\n/);
     await p.press('0');
     expect(p.frame()).toMatch(/> port +250\n/);
     await p.press(KEYS.down, KEYS.up, '8', '0');
     expect(p.frame()).toMatch(/> port +80\n/);
+  });
+
+  it('asks about a reply, a later packet or an ICMP error of the connection, with the conntrack facts', async () => {
+    const p = preview();
+    // net -> asterisk tcp/22 is dropped; a reply of it has no conntrack entry.
+    await p.press('w', KEYS.up, KEYS.right, KEYS.right);
+    expect(p.frame()).toMatch(/> packet +reply\n/);
+    expect(p.frame()).toContain('conntrack: no entry');
+    // from host: accepted, so the reply is established.
+    await p.press(KEYS.down, KEYS.right, KEYS.right, KEYS.right);
+    expect(p.frame()).toMatch(/> from +host/);
+    await p.press(KEYS.up);
+    expect(p.frame()).toMatch(/ct state established: the connection was accepted earlier; this packet is its reply/);
+    expect(p.frame()).toContain('verdict: ACCEPT');
   });
 
   it('edits the destination, the protocol and the port from the keyboard', async () => {
