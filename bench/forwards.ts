@@ -1,6 +1,6 @@
 // npm run bench (part): how many rules a new connection to a port forward walks, to the first
 // forward and to the last, as the number of forwards grows (explain's count of the rules the
-// first packet meets in nat prerouting, filter forward and nat postrouting; not a timing, so it
+// first packet meets in filter prerouting (anti-spoofing), nat prerouting, filter forward and nat postrouting; not a timing, so it
 // does not move with the machine's load). Forwards are map elements: the two counts should be
 // equal and flat. Also the ruleset's rule and element counts. No root, no namespaces.
 // Writes bench/results/forwards.json (GW_BENCH_FWD_OUT=DIR to write elsewhere).
@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compilePolicyText } from '../src/compile/pipeline.js';
-import { type Packet, evaluate, evaluateNat } from '../src/explain/evaluate.js';
+import { type Packet, evaluate, evaluateNat, evaluatePrerouting } from '../src/explain/evaluate.js';
 import type { Ruleset } from '../src/nft/ruleset.js';
 import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
 
@@ -36,7 +36,7 @@ function measure(n: number): Row {
     const out = { ...pre.packet, oifname: f.targetInterface! };
     const fwd = evaluate(ruleset, 'forward', out);
     if (fwd.verdict !== 'accept') throw new Error(`forward ${k + 1}'s connection is not accepted (${fwd.verdict})`);
-    return ruleSteps(pre.steps) + ruleSteps(fwd.steps) + ruleSteps(evaluateNat(ruleset, 'postrouting', out).steps);
+    return ruleSteps(evaluatePrerouting(ruleset, packet).steps) + ruleSteps(pre.steps) + ruleSteps(fwd.steps) + ruleSteps(evaluateNat(ruleset, 'postrouting', out).steps);
   };
   const tables = ruleset.tables;
   return {
@@ -50,7 +50,7 @@ function measure(n: number): Row {
 
 const rows = COUNTS.map(measure);
 const lines = [
-  `Port forwards (${GUESTS} guests): rules a forwarded new connection walks (nat prerouting + forward + nat postrouting, explain's count)`,
+  `Port forwards (${GUESTS} guests): rules a forwarded new connection walks (prerouting filter + nat, forward, nat postrouting; explain's count)`,
   '',
   '| forwards | to the first | to the last | rules in the ruleset | set/map elements |',
   '|---:|---:|---:|---:|---:|',

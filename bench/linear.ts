@@ -34,6 +34,9 @@ function linearRule(table: Table, rule: Rule, expanded: Set<string>): Rule[] {
   if (at < 0) return [rule];
   const vmap = rule.stmts[at] as VmapStmt;
   if (at !== rule.stmts.length - 1) throw new Error(`linearDispatch: statements after a vmap (@${vmap.vmap.data.setRef}) are not expected`);
+  // Conntrack's own verdict (`ct state vmap @ct_state`) is not dispatch: both shapes keep it.
+  const key = vmap.vmap.key;
+  if (typeof key === 'object' && key !== null && !Array.isArray(key) && 'ct' in key) return [rule];
   const name = vmap.vmap.data.setRef;
   const map = table.sets.find((s) => s.name === name);
   if (map === undefined || map.kind !== 'map') throw new Error(`linearDispatch: ${table.name} has no verdict map ${vmap.vmap.data}`);

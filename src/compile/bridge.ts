@@ -9,9 +9,9 @@ import { type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.j
 import type { Finding } from '../policy/diagnostics.js';
 import { warning } from '../policy/diagnostics.js';
 import { type Port, antiSpoof } from './antispoof.js';
-import { ICMPV6_ESSENTIAL } from './dispatch.js';
+import { ICMPV6_ESSENTIAL, conntrackVerdict } from './dispatch.js';
 import type { KernelFeatures } from './features.js';
-import { accept, counter, ctState, drop, iifnames, match, meta, payload } from './matches.js';
+import { accept, counter, iifnames, match, meta, payload } from './matches.js';
 import { builtin, originOf, placed } from './origin.js';
 import { AcceptSet, ctDnat, forwardAcceptSetName } from './forwards.js';
 import { pairChainName, pairChains } from './zones.js';
@@ -57,17 +57,12 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
     kind: 'map', name: BRIDGE_PORTS_MAP, type: 'ifname', map: 'verdict',
     elements: portZones,
   };
-  const stateful: Rule[] = features.bridgeConntrack
-    ? [
-        { stmts: [ctState(['established', 'related']), accept()], origin: o('bridge-ct-established', 'replies and related packets of accepted connections pass') },
-        { stmts: [ctState(['invalid']), counter(), drop()], origin: o('bridge-ct-invalid', 'packets conntrack cannot place are dropped') },
-      ]
-    : [];
+  const ct = features.bridgeConntrack ? conntrackVerdict((id, what) => o(`bridge-${id}`, what)) : undefined;
   const forward: Chain = {
     name: 'forward',
     base: { type: 'filter', hook: 'forward', prio: BRIDGE_FILTER_PRIO, policy: 'accept' },
     rules: [
-      ...stateful,
+      ...(ct ? [ct.rule] : []),
       { stmts: [match(payload('ether', 'type'), 'arp'), accept()], origin: o('bridge-arp', 'ARP between ports passes (its senders are checked at prerouting)') },
       { stmts: [match(payload('icmpv6', 'type'), { set: ICMPV6_ESSENTIAL }), accept()], origin: o('bridge-icmpv6-nd', 'IPv6 neighbour discovery and MLD always work') },
       // Guests get their addresses on the bridge; who may answer is checked at prerouting.
@@ -85,8 +80,8 @@ export function bridgeTable(model: HostModel, bridged: Port[], name: string, fea
   };
   const table: Table = {
     family: 'bridge', name, helpers: [],
-    sets: [...spoof.sets, portMap, ...hairpin.sets],
-    chains: [prerouting, forward, ...spoof.chains, ...pairs.chains],
+    sets: [...(ct ? [ct.map] : []), ...spoof.sets, portMap, ...hairpin.sets],
+    chains: [prerouting, forward, ...(ct ? [ct.chain] : []), ...spoof.chains, ...pairs.chains],
   };
   return { table, inetChains: hairpin.inetChains, findings: [...pairs.findings, ...statelessFindings(filtered, pairs.stateless)] };
 }

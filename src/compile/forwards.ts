@@ -9,11 +9,15 @@
 //   translates the port).
 // - the zone-pair chains: `ct status dnat ip daddr . meta l4proto . th dport @<pair>_dnat accept`
 //   (the DNATed tuple), and the same for the guests' own IPv6 addresses (`@<pair>_ip6`).
-// - srcnat: hairpin masquerade by `iifname . oifname . ip daddr . meta l4proto . th dport`.
+// - srcnat: hairpin masquerade by `iifname . oifname . ip daddr . meta l4proto . th dport`,
+//   reached only through the targets' output interfaces (nat.ts).
 // - the bridge (bridge.ts): where the target is a guest on a bridge, its zone's bridge pair chain
 //   accepts the DNATed tuple too (br_netfilter bridges a hairpin there), only for DNATed
 //   connections: by `ct status dnat`, or, without bridge conntrack, by the hairpin mark bit an inet
 //   prerouting chain sets on them.
+//
+// dstnat's lookups sit behind one gate on `meta l4proto . th dport` (`@dnat_ports`, every port a
+// forward publishes) when there are several: a connection to no forwarded port walks one rule.
 //
 // A rule list let the first forward win where two claimed one packet; elements of one map cannot
 // both hold a key, and the kernel does not order the lookups of different maps by policy order.
@@ -59,6 +63,9 @@ const SHAPES: Record<Shape, { key: Expr[]; type: string[]; before: Stmt[]; what:
 };
 const SHAPE_ORDER: Shape[] = ['if', 'hairpin', 'local'];
 
+/** Every protocol and port some forward publishes: the gate in front of the dstnat lookups. */
+export const DNAT_PORTS_SET = 'dnat_ports';
+
 export const ctDnat: Stmt = match({ ct: { key: 'status' } }, ['dnat'], 'in');
 
 /** One key a forward claims in its shape's map: a port range of one protocol, maybe one interface and one address. */
@@ -78,6 +85,8 @@ export interface Forwards {
   accepts: Map<string, Rule[]>;
   /** The hairpin masquerade rule for srcnat, if any forward needs it. */
   hairpin: Rule[];
+  /** The interfaces a hairpin forward's connections leave through (its target's). */
+  hairpinInterfaces: string[];
   sets: (NamedSet | NamedDataMap)[];
   findings: Finding[];
 }
@@ -176,6 +185,9 @@ export function forwards(model: HostModel): Forwards {
   };
   const hairpinElements: SetElement[] = [];
   const hairpinOrigins: Origin[] = [];
+  const hairpinInterfaces = new Set<string>();
+  /** The ports some dstnat key holds, by protocol. */
+  const published: Record<Proto, PortRange[]> = { tcp: [], udp: [] };
 
   model.forwards.forEach((f, order) => {
     const origin = originOf(f.src, `forward ${f.index + 1}: ${f.from.join(',')} -> ${f.guest ?? f.targetV4}`);
@@ -196,6 +208,7 @@ export function forwards(model: HostModel): Forwards {
     for (const proto of ['tcp', 'udp'] as const) {
       const ports = mergeRanges(f[proto]);
       if (ports.length === 0) continue;
+      if (iifs.length > 0 && daddrs.length > 0) published[proto].push(...ports);
       for (const iif of iifs) {
         for (const daddr of daddrs) {
           for (const range of ports) {
@@ -238,6 +251,7 @@ export function forwards(model: HostModel): Forwards {
       }
       // Hairpin: a client on the guest's own segment must see replies come back through the host.
       if (hairpin && f.targetInterface !== undefined) {
+        hairpinInterfaces.add(f.targetInterface);
         for (const range of translated) {
           hairpinElements.push({ concat: [f.targetInterface, f.targetInterface, f.targetV4, proto, portElement(range)] });
           hairpinOrigins.push(origin);
@@ -267,6 +281,17 @@ export function forwards(model: HostModel): Forwards {
     dstnat.push({ stmts: [...spec.before, { dnat: { family: 'ip', addr: { map: { key, data: setRef(name) } } } }], origin: o(`dnat-${shape}`, spec.what) });
   }
 
+  // Most new connections go to no forwarded port: one lookup on the protocol and port every key
+  // above holds sends them past all the lookups (accept ends only this nat chain, as its policy would).
+  if (dstnat.length >= 2) {
+    const ports: SetElement[] = [];
+    for (const proto of ['tcp', 'udp'] as const) {
+      for (const r of mergeRanges(published[proto])) ports.push({ concat: [proto, portElement(r)] });
+    }
+    sets.push({ kind: 'set', name: DNAT_PORTS_SET, type: ['inet_proto', 'inet_service'], flags: ['interval'], elements: ports });
+    dstnat.unshift({ stmts: [match({ concat: [L4PROTO, THDPORT] }, setRef(DNAT_PORTS_SET), '!='), { accept: null }], origin: o('dnat-gate', 'connections to no forwarded port skip the lookups') });
+  }
+
   const acceptRules = new Map<string, Rule[]>();
   for (const [pair, a] of accepts) {
     const rules: Rule[] = [];
@@ -291,7 +316,7 @@ export function forwards(model: HostModel): Forwards {
       origin: o('srcnat-hairpin', 'a port-forwarded connection back out of its own interface is masqueraded'),
     });
   }
-  return { dstnat, accepts: acceptRules, hairpin: hairpinRule, sets, findings };
+  return { dstnat, accepts: acceptRules, hairpin: hairpinRule, hairpinInterfaces: [...hairpinInterfaces], sets, findings };
 }
 
 /**

@@ -38,7 +38,6 @@ export function daddr(family: 4 | 6, addrs: readonly string[]): Stmt {
   return match(payload(family === 4 ? 'ip' : 'ip6', 'daddr'), oneOrSet(addrs.map(addrElement)));
 }
 
-export const ctState = (states: string[]): Stmt => match({ ct: { key: 'state' } }, states, 'in');
 
 /** A rule's address matches for one family; undefined family = no address constraint at all. */
 export interface AddressVariant {

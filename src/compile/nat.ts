@@ -4,16 +4,16 @@
 // client on the guest's own segment gets the replies back through the host.
 //
 // Every new connection walks the nat chains (and the forward accepts of its zone pair). Forwards
-// are map and set elements (forwards.ts): a few lookups whatever their number. Source NAT rules
-// sit behind one rule per group that sends just the packets they can match to them (`gated`):
-// a connection that is not NATed walks one rule per group in srcnat.
+// are map and set elements (forwards.ts): a few lookups whatever their number. srcnat is one
+// lookup on the output interface (`oifname vmap @srcnat_out`) to the chain of the zone the
+// connection leaves to: a connection that leaves where nothing is NATed walks that one rule.
 import { HOST_ZONE, type HostModel } from '../model/host.js';
 import type { Finding } from '../policy/diagnostics.js';
 import type { PortRange } from '../policy/ports.js';
-import type { Chain, CtHelper, NamedDataMap, NamedSet, Origin, Rule } from '../nft/ruleset.js';
-import type { Stmt } from '../nft/types.js';
-import { addressVariants, counter, iifnames, match, meta, oifnames, oneOrSet, payload, portElement, saddr } from './matches.js';
-import { forwards } from './forwards.js';
+import type { Chain, CtHelper, NamedDataMap, NamedMap, NamedSet, Origin, Rule } from '../nft/ruleset.js';
+import { type SetElement, type Stmt, type Verdict, setRef } from '../nft/types.js';
+import { addressVariants, counter, iifnames, match, meta, oneOrSet, payload, portElement, saddr } from './matches.js';
+import { forwards, mergeRanges } from './forwards.js';
 import { originOf, placed } from './origin.js';
 import { fromChainName } from './dispatch.js';
 import { pairChainName } from './zones.js';
@@ -24,17 +24,10 @@ function zoneInterfaces(model: HostModel, zones: readonly string[]): string[] {
 
 const dport = (proto: 'tcp' | 'udp', ports: PortRange[]): Stmt => match(payload(proto, 'dport'), oneOrSet(ports.map(portElement)));
 
-/**
- * `rules` moved into a chain of their own, reached by one rule that matches what every one of
- * them matches (`gate`): the packets the gate turns away walk one rule instead of all of them,
- * and the others walk the same rules in the same order (at the end of the chain they come back).
- * Fewer than two rules stay where they are: a gate would save nothing.
- */
-function gated(name: string, gate: Stmt[], rules: Rule[], origin: Origin, chains: Chain[]): Rule[] {
-  if (rules.length < 2) return rules;
-  chains.push({ name, rules });
-  return [{ stmts: [...gate, { jump: { target: name } }], origin }];
-}
+/** The output interfaces whose connections may be source-NATed, to their zone's chain. */
+export const SRCNAT_OUT_MAP = 'srcnat_out';
+/** The hairpin masquerade alone, for forward targets in a zone nothing is NATed to. */
+export const SRCNAT_HAIRPIN_CHAIN = 'srcnat_hairpin';
 
 export interface Nat {
   dstnat: Chain;
@@ -42,7 +35,7 @@ export interface Nat {
   /** The chains behind the gates of srcnat. */
   chains: Chain[];
   /** The forwards' maps and sets, and the source NAT's. */
-  sets: (NamedSet | NamedDataMap)[];
+  sets: (NamedSet | NamedDataMap | NamedMap)[];
   /** Accept rules for forwarded connections, by zone-pair chain name. */
   forwardAccepts: Map<string, Rule[]>;
   findings: Finding[];
@@ -53,7 +46,8 @@ export function nat(model: HostModel): Nat {
   /** Source NAT rules by the zone they leave to: zones have disjoint interfaces, so no packet meets two groups. */
   const sourceNats = new Map<string, { outIfs: string[]; rules: Rule[] }>();
   const chains: Chain[] = [];
-  const o = (id: string, what: string) => placed(model.sections?.nat, id, what, model.file);
+  // srcnat exists because of the nat: section, or of hairpin forwards alone.
+  const o = (id: string, what: string) => placed(model.sections?.nat ?? model.sections?.forwards, id, what, model.file);
 
   for (const s of model.sourceNat) {
     const origin = originOf(s.src, `${s.kind} ${s.index + 1}: -> ${s.to}`);
@@ -65,9 +59,8 @@ export function nat(model: HostModel): Nat {
         if (from.zone === HOST_ZONE || fromIfs.length === 0) continue;
         const addrs = family === 4 ? from.v4 : from.v6;
         if (addrs !== undefined && addrs.length === 0) continue;
-        // The output interface first: one comparison, where the input interfaces may be a set of
-        // every guest of a zone; a connection that leaves elsewhere stops at it.
-        const stmts: Stmt[] = [oifnames(outIfs), iifnames(fromIfs)];
+        // The output interface is the srcnat_out lookup's: only the input interfaces are left.
+        const stmts: Stmt[] = [iifnames(fromIfs)];
         stmts.push(addrs !== undefined ? saddr(family, addrs) : match(meta('nfproto'), family === 4 ? 'ipv4' : 'ipv6'));
         stmts.push(counter());
         stmts.push(s.kind === 'masquerade' ? { masquerade: null } : { snat: { family: family === 4 ? 'ip' : 'ip6', addr: s.address!.addr } });
@@ -78,18 +71,35 @@ export function nat(model: HostModel): Nat {
     }
   }
 
-  // Hairpin first (a DNATed connection back out of its own interface, one set lookup), then
-  // source NAT by the zone a packet leaves to, each group in policy order.
-  const srcnat: Rule[] = [
-    ...fw.hairpin,
-    ...[...sourceNats].flatMap(([zone, g]) => gated(`srcnat_out_${zone}`, [oifnames(g.outIfs)], g.rules, o('srcnat-out', `source NAT of connections that leave to ${zone}`), chains)),
-  ];
+  // One lookup on the output interface sends a connection to the source NAT of the zone it
+  // leaves to, the hairpin masquerade first where a forward's target is in that zone (a DNATed
+  // connection back out of its own interface); a connection that leaves where nothing is NATed
+  // walks that one rule. Each group keeps policy order.
+  const hairpinIfs = new Set(fw.hairpinInterfaces);
+  const outMap: [SetElement, Verdict][] = [];
+  for (const [zone, g] of sourceNats) {
+    const name = `srcnat_out_${zone}`;
+    chains.push({ name, rules: [...(g.outIfs.some((i) => hairpinIfs.has(i)) ? fw.hairpin : []), ...g.rules] });
+    for (const i of g.outIfs) outMap.push([i, { goto: { target: name } }]);
+  }
+  const natted = new Set([...sourceNats.values()].flatMap((g) => g.outIfs));
+  const hairpinOnly = [...hairpinIfs].filter((i) => !natted.has(i));
+  if (hairpinOnly.length > 0) {
+    chains.push({ name: SRCNAT_HAIRPIN_CHAIN, rules: fw.hairpin });
+    for (const i of hairpinOnly) outMap.push([i, { goto: { target: SRCNAT_HAIRPIN_CHAIN } }]);
+  }
+  const sets: (NamedSet | NamedDataMap | NamedMap)[] = [...fw.sets];
+  const srcnat: Rule[] = [];
+  if (outMap.length > 0) {
+    sets.push({ kind: 'map', name: SRCNAT_OUT_MAP, type: 'ifname', map: 'verdict', elements: outMap });
+    srcnat.push({ stmts: [{ vmap: { key: meta('oifname'), data: setRef(SRCNAT_OUT_MAP) } }], origin: o('srcnat-out', 'to the source NAT of the zone the connection leaves to') });
+  }
 
   return {
     dstnat: { name: 'dstnat', base: { type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' }, rules: fw.dstnat },
     srcnat: { name: 'srcnat', base: { type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' }, rules: srcnat },
     chains,
-    sets: fw.sets,
+    sets,
     forwardAccepts: fw.accepts,
     findings: fw.findings,
   };
@@ -109,13 +119,9 @@ export function nat(model: HostModel): Nat {
  */
 export function helpers(model: HostModel): { objects: CtHelper[]; first: Map<string, Rule[]> } {
   const objects = new Map<string, CtHelper>();
-  const first = new Map<string, Rule[]>();
-  const add = (chain: string, r: Rule) => {
-    const rules = first.get(chain) ?? [];
-    // The same rule twice (a helper to several zones, no addresses) would only attach it twice.
-    if (!rules.some((x) => JSON.stringify(x.stmts) === JSON.stringify(r.stmts))) rules.push(r);
-    first.set(chain, rules);
-  };
+  /** Per chain, in order: what one rule would attach (address matches, protocol, ports, helper). */
+  const byChain = new Map<string, { addrs: Stmt[]; proto: 'tcp' | 'udp'; ports: PortRange[]; name: string; origin: Origin; helper: number }[]>();
+  const seen = new Set<string>();
   for (const h of model.helpers) {
     const origin = originOf(h.src, `helper ${h.index + 1}: ${h.helper}`);
     const protos: ('tcp' | 'udp')[] = h.helper === 'sip' ? ['udp', 'tcp'] : ['tcp'];
@@ -127,12 +133,39 @@ export function helpers(model: HostModel): { objects: CtHelper[]; first: Map<str
         for (const to of h.to) {
           if (zoneInterfaces(model, [from.zone]).length === 0) continue;
           for (const v of addressVariants(from, to)) {
-            const rule: Rule = { stmts: [...v.stmts, dport(proto, h.ports), { 'ct helper': name }], origin };
-            for (const chain of [fromChainName(from.zone), pairChainName(from.zone, HOST_ZONE)]) add(chain, rule);
+            for (const chain of [fromChainName(from.zone), pairChainName(from.zone, HOST_ZONE)]) {
+              // The same rule twice (a helper to several zones, no addresses) would only attach it twice.
+              const key = JSON.stringify([chain, v.stmts, proto, h.ports, name]);
+              if (seen.has(key)) continue;
+              seen.add(key);
+              const list = byChain.get(chain) ?? [];
+              list.push({ addrs: v.stmts, proto, ports: h.ports, name, origin, helper: h.index });
+              byChain.set(chain, list);
+            }
           }
         }
       }
     }
+  }
+  // One helper entry without addresses (SIP's UDP and TCP, or FTP) is one rule: the helper looked
+  // up by protocol and port, so a connection walks one rule per entry, not one per protocol.
+  const first = new Map<string, Rule[]>();
+  for (const [chain, entries] of byChain) {
+    const rules: Rule[] = [];
+    for (let i = 0; i < entries.length;) {
+      const e = entries[i]!;
+      let j = i + 1;
+      if (e.addrs.length === 0) while (j < entries.length && entries[j]!.addrs.length === 0 && entries[j]!.helper === e.helper) j++;
+      const run = entries.slice(i, j);
+      if (run.length >= 2) {
+        const set: [SetElement, string][] = run.flatMap((x) => mergeRanges(x.ports).map((r): [SetElement, string] => [{ concat: [x.proto, portElement(r)] }, x.name]));
+        rules.push({ stmts: [{ 'ct helper': { map: { key: { concat: [meta('l4proto'), payload('th', 'dport')] }, data: { set } } } }], origin: e.origin });
+      } else {
+        rules.push({ stmts: [...e.addrs, dport(e.proto, e.ports), { 'ct helper': e.name }], origin: e.origin });
+      }
+      i = j;
+    }
+    first.set(chain, rules);
   }
   return { objects: [...objects.values()], first };
 }

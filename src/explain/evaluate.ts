@@ -405,10 +405,23 @@ function evalRule(ctx: Ctx, rule: Rule, table: Table, effects: string[]): RuleRe
       }
       case 'counter':
       case 'log':
-      case 'ct helper':
         // Side effects only: the packet goes on to the next statement.
         effects.push(printStmt(s));
         break;
+      case 'ct helper': {
+        const h = (s as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'];
+        if (typeof h === 'string') {
+          effects.push(printStmt(s));
+          break;
+        }
+        // The helper looked up by the packet: a miss (or a failed dependency) ends the rule.
+        const left = readLeft(ctx, h.map.key);
+        if (left === undefined) return { kind: 'continue', outcome: 'no match', failed: printStmt(s) };
+        const hit = h.map.data.set.find(([el]) => elementMatches(left, el));
+        if (hit === undefined) return { kind: 'continue', outcome: 'map miss', failed: printStmt(s) };
+        effects.push(printStmt({ 'ct helper': hit[1] }));
+        break;
+      }
       case 'limit':
         if (ctx.env.underLimit === false) {
           note(ctx, `${printStmt(s)}: taken as over the limit (env.underLimit = false), so its rule does not match`);

@@ -83,11 +83,15 @@ export function jsonStmt(s: Stmt): JsonValue {
     case 'reject':
     case 'snat':
     case 'masquerade':
-    case 'ct helper':
     case 'mangle':
       // No expression inside: the IR value is the JSON. Strings here (log prefixes, chain
       // names, addresses) are not read as references by nft.
       return s as JsonValue;
+    case 'ct helper': {
+      const h = (s as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'];
+      if (typeof h === 'string') return s as JsonValue;
+      return { 'ct helper': { map: { key: jsonExpr(h.map.key), data: { set: h.map.data.set.map(([k, v]) => [jsonElement(k), literal(v)]) } } } };
+    }
     default:
       throw bug('unknown statement', kind satisfies never);
   }

@@ -61,8 +61,13 @@ export function printStmt(stmt: Stmt): string {
       if (m.key.meta.key !== 'mark' || !isObj(v) || !Array.isArray(v['|'])) throw bug('meta mark is set only by or-ing bits into it', stmt);
       return `meta mark set ${printLeft(v['|'][0])} | ${hex(v['|'][1])}`;
     }
-    case 'ct helper':
-      return `ct helper set ${quote((stmt as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'])}`;
+    case 'ct helper': {
+      const h = (stmt as Extract<Stmt, { 'ct helper': unknown }>)['ct helper'];
+      if (typeof h === 'string') return `ct helper set ${quote(h)}`;
+      const { key, data } = h.map;
+      const kinds = kindsOf(key);
+      return `ct helper set ${printLeft(key)} map { ${data.set.map(([k, v]) => `${printElement(k, kinds)} : ${quote(v)}`).join(', ')} }`;
+    }
     default:
       // Every kind is handled above: a new one fails the build here.
       throw bug('unknown statement', key satisfies never);

@@ -5,7 +5,7 @@ import type { BaseChainSpec, Family, SetElement, Stmt, Value, Verdict } from './
 
 /** Where a rule comes from: a short stable id plus its place in the policy file. */
 export interface Origin {
-  /** Stable, short: e.g. `rules[3]`, `forwards[0]`, `policies[2]`, `builtin:ct-established`. */
+  /** Stable, short: e.g. `rules[3]`, `forwards[0]`, `policies[2]`, `builtin:ct-state`. */
   id: string;
   file: string;
   line: number;

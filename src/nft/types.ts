@@ -77,6 +77,9 @@ export type RejectStmt = {
 
 export type NatAddrFamily = 'ip' | 'ip6';
 
+/** A conntrack helper chosen by a key read from the packet: `ct helper set meta l4proto . th dport map { udp . 5060 : "sip_udp" }`. */
+export type CtHelperMap = { map: { key: Expr; data: { set: [SetElement, string][] } } };
+
 /** A value looked up in a named data map by a key read from the packet: `<key> map @name`. */
 export type MapLookup = { map: { key: Expr; data: SetRef } };
 
@@ -91,7 +94,8 @@ export type Stmt =
   | { dnat: { family: NatAddrFamily; addr: string | MapLookup; port?: number | { range: [number, number] } | MapLookup } }
   | { snat: { family: NatAddrFamily; addr: string } }
   | { masquerade: null }
-  | { 'ct helper': string }
+  /** `ct helper set "name"`, or the helper looked up by the packet in an anonymous map (`<key> map { k : "name", ... }`). */
+  | { 'ct helper': string | CtHelperMap }
   /** `meta nftrace set 1`: only in the trace table guestwall trace loads for a while (src/nft/trace.ts). */
   | { mangle: { key: { meta: { key: 'nftrace' } }; value: 1 } }
   /** `meta mark set meta mark | BITS`: sets bits, keeps the others (other software's marks). */

@@ -323,15 +323,24 @@ function burstOf(ruleset: Ruleset, key: string): number {
   return Infinity;
 }
 
-/** 'dstnat' or 'srcnat' for those base chains and the chains they jump to (the compiler's gated groups); else the chain itself. */
+/** 'dstnat' or 'srcnat' for those base chains and the chains they reach (by jump, goto or a verdict map: srcnat's per-zone chains); else the chain itself. */
 function natChainOf(ruleset: Ruleset, chain: string): string {
-  const chains = ruleset.tables[0]!.chains;
+  const { chains, sets } = ruleset.tables[0]!;
   for (const base of ['dstnat', 'srcnat']) {
     const seen = new Set<string>();
     const walk = (name: string) => {
       if (seen.has(name)) return;
       seen.add(name);
-      for (const r of chains.find((c) => c.name === name)?.rules ?? []) for (const st of r.stmts) if ('jump' in st) walk(st.jump.target);
+      for (const r of chains.find((c) => c.name === name)?.rules ?? []) {
+        for (const st of r.stmts) {
+          if ('jump' in st) walk(st.jump.target);
+          if ('goto' in st) walk(st.goto.target);
+          if ('vmap' in st) {
+            const map = sets.find((m) => m.name === st.vmap.data.setRef);
+            for (const [, v] of map?.kind === 'map' ? map.elements : []) walk('jump' in v ? v.jump.target : 'goto' in v ? v.goto.target : '');
+          }
+        }
+      }
     };
     walk(base);
     if (seen.has(chain)) return base;

@@ -82,7 +82,7 @@ describe.skipIf(skipReason !== undefined)(`guestwall preview in tmux${skipReason
 
     keys('r');
     s = await waitFor('[3 Rules]');
-    expect(s).toMatch(/ct state established,related accept +builtin:ct-established/);
+    expect(s).toMatch(/ct state vmap @ct_state +builtin:ct-state/);
     keys('/', 'dmz_to_lan', 'Enter');
     s = await waitFor('search "dmz_to_lan": 1 matching');
     expect(s.split('\n')[1]).toMatch(/^\* {3}chain dmz_to_lan/);

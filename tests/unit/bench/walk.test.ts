@@ -17,14 +17,13 @@ function walkAt(guests: number) {
 
 describe('rules a new flow walks', () => {
   it('passes dstnat and srcnat in one rule per lookup or group when nothing translates it, and the forward accepts in one rule per family', () => {
-    // prerouting: three dstnat map lookups (hairpin forwards with to_port, hairpin forwards, the
-    // one forward bound to its interface), the routed anti-spoofing gate, the hairpin mark (no
-    // bridge conntrack, and hairpin forwards to bridged guests); forward: ct state,
-    // ct invalid, the bridge-to-bridge passes (br_netfilter) for ND, DHCP and DHCPv6, the source
-    // zone's map, the two SIP helper rules of connections from net, the destination zone's map,
-    // the DNATed-tuple and IPv6 lookups, the scanner drop, the accept; postrouting: the hairpin
-    // lookup, the gate to net, the one SNAT rule to mgmt.
-    expect(walkAt(10)).toEqual({ prerouting: 5, forward: 13, postrouting: 3, total: 21 });
+    // prerouting: the dstnat gate on the forwarded ports, the routed anti-spoofing gate, the
+    // hairpin mark (no bridge conntrack, and hairpin forwards to bridged guests); forward:
+    // conntrack's state lookup, the source zone's map, the SIP helper's lookup (UDP and TCP) for
+    // connections from net, the destination zone's map, the DNATed-tuple and IPv6 lookups, the scanner drop,
+    // the accept; postrouting: the output interface's lookup, then (the receiver is a forward's
+    // target) the hairpin lookup.
+    expect(walkAt(10)).toEqual({ prerouting: 3, forward: 8, postrouting: 2, total: 13 });
   });
 
   it('walks as many rules at 1,000 guests as at 10', () => {

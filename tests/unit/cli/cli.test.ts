@@ -107,12 +107,12 @@ describe('guestwall compile', () => {
   it('compiles for the kernel features asked for, and with --verbose says on one stderr line which and what is weaker', async () => {
     const full = memoryIo({ 'h.yaml': homelab });
     expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'full', '--verbose'], full.io)).toBe(0);
-    expect(full.stdout()).toMatch(/table bridge guestwall \{[^]*ct state established,related accept comment "builtin:bridge-ct-established"/);
+    expect(full.stdout()).toMatch(/table bridge guestwall \{[^]*ct state vmap @ct_state comment "builtin:bridge-ct-state"[^]*chain ct_invalid \{\n\t\tcounter drop comment "builtin:bridge-ct-invalid"/);
     expect(full.stderr()).toContain('guestwall: kernel features: full (--kernel-features full)');
     expect(full.stderr()).not.toContain('weaker');
     const base = memoryIo({ 'h.yaml': homelab });
     expect(await run(['compile', 'h.yaml', '--format', 'nft', '--kernel-features', 'baseline', '--verbose'], base.io)).toBe(0);
-    expect(base.stdout()).not.toContain('builtin:bridge-ct-established');
+    expect(base.stdout()).not.toContain('builtin:bridge-ct-state');
     expect(base.stderr()).toContain(
       "guestwall: kernel features: baseline (--kernel-features baseline); weaker without the rest: guest-to-guest filtering on a bridge is stateless (replies pass by their look, not by connection); 'reject' between bridge ports is a silent drop",
     );

@@ -43,13 +43,20 @@ policies:
     expect(ruleset.tables.slice(1).map((t) => t.chains.length + t.sets.length)).toEqual([0, 0]);
   });
 
-  it('passes established and related first and drops invalid next, in every filter base chain', () => {
+  it('passes established and related and drops invalid (counted) at the first rule, in every filter base chain', () => {
     for (const name of ['input', 'forward', 'output']) {
       const rules = chainText(ruleset, name);
-      expect(rules[0]).toBe('ct state established,related accept');
-      expect(rules[1]).toBe('ct state invalid counter drop');
+      expect(rules[0]).toBe('ct state vmap @ct_state');
+      expect(rules.join('\n')).not.toMatch(/ct state (established|invalid)/);
       expect(chain(ruleset, name).base).toMatchObject({ type: 'filter', hook: name, policy: 'drop' });
     }
+    const map = ruleset.tables[0]!.sets.find((s) => s.name === 'ct_state');
+    expect(map?.kind === 'map' && map.elements).toEqual([
+      ['established', { accept: null }],
+      ['related', { accept: null }],
+      ['invalid', { jump: { target: 'ct_invalid' } }],
+    ]);
+    expect(chainText(ruleset, 'ct_invalid')).toEqual(['counter drop']);
   });
 
   it('keeps IPv6 neighbour discovery working whatever the zones say', () => {
@@ -261,8 +268,17 @@ nat:
 
   it('DNATs the public address to the guest through maps keyed on address, protocol and port, keeping port ranges', () => {
     expect(chainText(ruleset, 'dstnat')).toEqual([
+      'meta l4proto . th dport != @dnat_ports accept',
       'meta l4proto { tcp, udp } dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin : ip daddr . meta l4proto . th dport map @dnat_hairpin_port',
       'dnat ip to ip daddr . meta l4proto . th dport map @dnat_hairpin',
+    ]);
+    // The gate holds every published port, merged: a connection to any other skips the lookups.
+    const gate = set('dnat_ports');
+    expect(gate?.kind === 'set' && gate.elements).toEqual([
+      { concat: ['tcp', { range: [5060, 5061] }] },
+      { concat: ['tcp', 8443] },
+      { concat: ['udp', 5060] },
+      { concat: ['udp', { range: [10000, 20000] }] },
     ]);
     const m = set('dnat_hairpin');
     expect(m?.kind === 'datamap' && m.elements).toEqual([
@@ -308,29 +324,57 @@ nat:
     expect(set('lan_to_dmz_ip6')).toBeUndefined();
   });
 
-  it('masquerades hairpin connections on the guest segment by one lookup, and the zones named to the uplink behind one rule', () => {
-    expect(chainText(ruleset, 'srcnat')).toEqual([
-      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
-      'oifname "eth0" jump srcnat_out_net',
+  it('masquerades hairpin connections on the guest segment by one lookup, reached with the zones named to the uplink by one lookup on the output interface', () => {
+    expect(chainText(ruleset, 'srcnat')).toEqual(['oifname vmap @srcnat_out']);
+    const out = set('srcnat_out');
+    expect(out?.kind === 'map' && out.elements).toEqual([
+      ['eth0', { goto: { target: 'srcnat_out_net' } }],
+      ['br-dmz', { goto: { target: 'srcnat_hairpin' } }],
     ]);
+    expect(chainText(ruleset, 'srcnat_hairpin')).toEqual(['ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade']);
     const h = set('hairpin');
     expect(h?.kind === 'set' && h.elements).toContainEqual({ concat: ['br-dmz', 'br-dmz', '10.0.10.10', 'tcp', 443] });
     expect(chainText(ruleset, 'srcnat_out_net')).toEqual([
-      'oifname "eth0" iifname "br-lan" meta nfproto ipv4 counter masquerade',
-      'oifname "eth0" iifname "br-dmz" meta nfproto ipv4 counter masquerade',
+      'iifname "br-lan" meta nfproto ipv4 counter masquerade',
+      'iifname "br-dmz" meta nfproto ipv4 counter masquerade',
     ]);
+  });
+
+  it('puts the hairpin masquerade first in the chain of a NATed zone that holds a forward target', () => {
+    const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - { from: net, to: pbx, service: sip }
+nat:
+  masquerade:
+    - { from: lan, to: dmz }
+`).ruleset;
+    expect(chainText(r, 'srcnat_out_dmz')).toEqual([
+      'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
+      'iifname "br-lan" meta nfproto ipv4 counter masquerade',
+    ]);
+    expect(r.tables[0]!.chains.map((c) => c.name)).not.toContain('srcnat_hairpin');
+    const hairpin: Packet = { family: 4, iifname: 'br-dmz', oifname: 'br-dmz', saddr: '10.0.10.20', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new', status: ['dnat'] } };
+    expect(evaluateNat(r, 'postrouting', hairpin).translation).toMatchObject({ kind: 'masquerade', origin: { id: 'forwards[0]' } });
+    expect(evaluateNat(r, 'postrouting', { ...hairpin, iifname: 'br-lan', saddr: '192.168.1.20' }).translation).toMatchObject({ kind: 'masquerade', origin: { id: 'nat.masquerade[0]' } });
   });
 
   it('walks a connection that nothing translates past the NAT rules in one rule per lookup or group, and names the forward that translates one', () => {
     const p = { family: 4 as const, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp' as const, sport: 4000, dport: 9000, ct: { state: 'new' as const } };
     const pre = evaluateNat(ruleset, 'prerouting', p);
     expect(pre.translation).toBeUndefined();
-    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => x.outcome)).toEqual(['map miss', 'map miss']);
+    expect(pre.steps.filter((x) => x.rule !== undefined).map((x) => [x.text, x.outcome])).toEqual([['meta l4proto . th dport != @dnat_ports accept', 'verdict']]);
     const post = evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-dmz' });
     expect(post.steps.filter((x) => x.rule !== undefined).map((x) => x.text)).toEqual([
+      'oifname vmap @srcnat_out',
       'ct status dnat iifname . oifname . ip daddr . meta l4proto . th dport @hairpin counter masquerade',
-      'oifname "eth0" jump srcnat_out_net',
     ]);
+    // Leaving where nothing is NATed: the one lookup.
+    expect(evaluateNat(ruleset, 'postrouting', { ...p, oifname: 'br-lan' }).steps.filter((x) => x.rule !== undefined).map((x) => x.outcome)).toEqual(['map miss']);
     const fwd = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', proto: 'tcp', dport: 8443 });
     expect(fwd.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10', port: 443, origin: { id: 'forwards[1]' } });
     const sip = evaluateNat(ruleset, 'prerouting', { ...p, daddr: '203.0.113.10', dport: 12000 });
@@ -366,6 +410,28 @@ helpers:
     // A connection from net to the PBX gets the helper on its way through forward.
     const invite: Packet = { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new' } };
     expect(evaluate(r, 'forward', invite).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_udp"');
+  });
+
+  it('attaches a helper to a whole zone by one lookup of protocol and port, not a rule per protocol', () => {
+    const r = compileYaml(`${BASE}
+helpers:
+  - { helper: sip, from: net, to: dmz }
+  - { helper: ftp, from: net, to: dmz, ports: [21, 2121] }
+`).ruleset;
+    for (const c of ['from_net', 'net_to_host']) {
+      expect(chainText(r, c).slice(0, 2)).toEqual([
+        'ct helper set meta l4proto . th dport map { udp . 5060 : "sip_udp", tcp . 5060 : "sip_tcp" }',
+        'tcp dport { 21, 2121 } ct helper set "ftp_tcp"',
+      ]);
+    }
+    const at = (proto: 'udp' | 'tcp', dport: number) => evaluate(r, 'forward', { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto, sport: 5060, dport, ct: { state: 'new' } });
+    expect(at('udp', 5060).steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual(['ct helper set "sip_udp"']);
+    expect(at('tcp', 5060).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_tcp"');
+    const other = at('udp', 9000);
+    expect(other.steps.find((s) => s.chain === 'from_net' && s.rule === 0)).toMatchObject({ outcome: 'map miss' });
+    expect(other.steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual([]);
+    // nft 1.0.6 reads the anonymous map in JSON as "<key> map { set }" with the helpers' names as data (loaded in tests/e2e/helpers.test.ts).
+    expect(JSON.stringify(toNftJson(r))).toContain('{"ct helper":{"map":{"key":{"concat":[{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":{"set":[[{"concat":["udp",5060]},"sip_udp"],[{"concat":["tcp",5060]},"sip_tcp"]]}}}}');
   });
 
   it('warns when hairpin cannot work because the public address is unknown', () => {

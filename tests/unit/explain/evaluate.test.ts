@@ -18,16 +18,24 @@ describe('connection tracking comes first', () => {
   it('accepts established traffic at the first rule, whatever the zones say', () => {
     const e = evaluate(homelab, 'forward', tcp({ ...fromNet, oifname: 'br-lan', daddr: '192.168.1.20', ct: { state: 'established' } }));
     expect(e.verdict).toBe('accept');
-    expect(e.decidedBy?.id).toBe('builtin:ct-established');
+    expect(e.decidedBy?.id).toBe('builtin:ct-state');
     expect(e.steps).toHaveLength(1);
-    expect(e.steps[0]).toMatchObject({ table: 'guestwall', chain: 'forward', rule: 0, outcome: 'verdict', text: 'ct state established,related accept' });
+    expect(e.steps[0]).toMatchObject({ table: 'guestwall', chain: 'forward', rule: 0, outcome: 'verdict', text: 'ct state vmap @ct_state' });
   });
 
-  it('drops invalid packets at the second rule', () => {
+  it('accepts related packets by the same lookup, and lets new ones go on', () => {
+    const related = evaluate(homelab, 'forward', tcp({ ...fromNet, oifname: 'br-lan', daddr: '192.168.1.20', ct: { state: 'related' } }));
+    expect(related).toMatchObject({ verdict: 'accept', decidedBy: { id: 'builtin:ct-state' } });
+    const fresh = evaluate(homelab, 'forward', tcp({ ...fromNet, oifname: 'br-lan', daddr: '192.168.1.20' }));
+    expect(fresh.steps[0]).toMatchObject({ chain: 'forward', rule: 0, outcome: 'map miss' });
+    expect(fresh.verdict).toBe('drop');
+  });
+
+  it('drops invalid packets, counted, in ct_invalid', () => {
     const e = evaluate(homelab, 'input', tcp({ ...fromNet, daddr: '203.0.113.10', ct: { state: 'invalid' } }));
     expect(e.verdict).toBe('drop');
     expect(e.decidedBy?.id).toBe('builtin:ct-invalid');
-    expect(e.steps.map((s) => s.outcome)).toEqual(['no match', 'verdict']);
+    expect(e.steps.map((s) => [s.chain, s.outcome])).toEqual([['input', 'jump'], ['ct_invalid', 'verdict']]);
     expect(e.steps[1]!.effects).toEqual(['counter']);
   });
 });
@@ -38,7 +46,7 @@ describe('SSH to the host (the lockout guard question)', () => {
     expect(e.verdict).toBe('accept');
     expect(e.decidedBy).toMatchObject({ id: 'policies[0]', line: 65 });
     // The path a user reads: dispatch by map, then the zone-pair chain.
-    expect(e.steps.filter((s) => s.outcome !== 'no match').map((s) => `${s.chain}: ${s.text} -> ${s.outcome}`)).toEqual([
+    expect(e.steps.filter((s) => s.outcome !== 'no match' && s.outcome !== 'map miss').map((s) => `${s.chain}: ${s.text} -> ${s.outcome}`)).toEqual([
       'input: iifname vmap @zone_in -> goto',
       'lan_to_host: counter accept -> verdict',
     ]);

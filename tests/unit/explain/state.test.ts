@@ -22,7 +22,7 @@ describe('explain --reply: a reply of an accepted connection is established, wha
     expect(reply.filtered).toMatchObject({ saddr: '10.0.10.10', daddr: '10.0.10.1', sport: 4444, dport: 40000, ct: { state: 'established' } });
     expect(reply.path).toBe('input');
     expect(reply.evaluation.verdict).toBe('accept');
-    expect(reply.evaluation.decidedBy?.id).toBe('builtin:ct-established');
+    expect(reply.evaluation.decidedBy?.id).toBe('builtin:ct-state');
     expect(reply.story[0]).toMatch(/^conntrack: the connection's first packet .* is ACCEPTED/);
     // The same packet as a connection of its own is rejected: the state is what lets it through.
     const fresh = ask('asterisk', 'host', 'udp', 40000, { src: '10.0.10.10' });

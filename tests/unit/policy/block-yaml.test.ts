@@ -146,7 +146,10 @@ describe('the block reader', () => {
       const fast = loadPolicy('p.yaml', text);
       if (fast.reader === 'block') expect(fast.diagnostics, text).toEqual(loadPolicy('p.yaml', `${text}\n# \t\n`).diagnostics);
     }), { numRuns: Number(process.env.GW_FUZZ_RUNS ?? 1000) });
-    expect(read).toBeGreaterThan(30);
+    // Hostile characters make most texts agree with `yaml` only by being left to it: a few percent
+    // are read by the block reader (29 to ~50 of 1,000 seen), enough that the property is not
+    // vacuous; the bar sits well below that spread so a run's luck does not fail it.
+    expect(read).toBeGreaterThan(10);
   });
 
   it('gives up on what it does not read exactly as `yaml` does', () => {
