@@ -76,12 +76,17 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
   // A hairpin between two ports of one bridge, with br_netfilter: the kernel DNATs the frame in the
   // bridge's prerouting (br_netfilter) and bridges it, without masquerade; its later packets are
   // frames between the two ports, judged by the bridge's chains too, with DNAT already applied.
-  const bridgedHairpin = entry && dnat !== undefined && (q.brNetfilter ?? true) && dnat.iifname === dnat.oifname && model.bridges.some((b) => b.name === dnat.iifname) && hasPort(model, q.from);
+  // explainFlow models that first frame itself: it names the bridge (`f.bridge`) of a DNATed flow
+  // only then, with the ports as input and output interfaces.
+  const hairpinBridge = dnat === undefined ? undefined
+    : f.bridge !== undefined ? f.bridge
+      : dnat.iifname === dnat.oifname && model.bridges.some((b) => b.name === dnat.iifname) ? dnat.iifname : undefined;
+  const bridgedHairpin = entry && hairpinBridge !== undefined && (q.brNetfilter ?? true) && hasPort(model, q.from);
   const snat = entry && f.path !== 'input' && !bridgedHairpin ? sourceNat(model, ruleset, f) : undefined;
   const status: ('dnat' | 'snat')[] = [...(dnat ? ['dnat' as const] : []), ...(snat ? ['snat' as const] : [])];
   if (entry && dnat) facts.push(`ct status dnat: the first packet was sent on to ${f.filtered.daddr}${f.filtered.dport !== undefined ? ` port ${f.filtered.dport}` : ''} (${f.nat!.translation!.origin.what}); conntrack does the same to every later packet`);
   if (bridgedHairpin) {
-    facts.push(`a hairpin on ${dnat!.iifname} with br_netfilter: the kernel DNATs the frame on the bridge and bridges it, without masquerade, so later packets are frames between the two ports, met by the bridge's chains (without bridge conntrack they judge by the frame alone); with br_netfilter off the host routes and masquerades it`);
+    facts.push(`a hairpin on ${hairpinBridge} with br_netfilter: the kernel DNATs the frame on the bridge and bridges it, without masquerade, so later packets are frames between the two ports, met by the bridge's chains (without bridge conntrack they judge by the frame alone); with br_netfilter off the host routes and masquerades it`);
   }
   if (entry && snat) facts.push(`ct status snat: the first packet left with source ${snat.addr ?? "the output interface's address"} (${snat.what}); replies come back to it and conntrack restores ${orig.saddr} on arrival`);
 
