@@ -19,16 +19,11 @@ import { compilePolicyText } from '../src/compile/pipeline.js';
 import { toNftJson } from '../src/nft/json.js';
 import type { Ruleset } from '../src/nft/ruleset.js';
 import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { cell, median } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RUNS = Number(process.env.GW_BENCH_RUNS ?? 5);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const cell = (xs: number[]) => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
 
 function compiled(guests: number): Ruleset {
   const r = compilePolicyText('bench.yaml', policyYaml(scaledPolicy(guests)));

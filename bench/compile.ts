@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { median } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RUNS = Number(process.env.GW_BENCH_RUNS ?? 7);
@@ -19,11 +20,6 @@ const cli = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../bi
 
 interface Result { guests: number; load: number[]; rest: number[]; cold: number; cli: number[]; rules: number; elements: number; bytes: number; policyBytes: number; maxRssKiB: number }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const f = (n: number, d = 1) => n.toFixed(d);
 const total = (r: Result) => r.load.map((l, i) => l + r.rest[i]!);
 

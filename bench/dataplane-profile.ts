@@ -27,6 +27,7 @@ import { CONNTRACK_NAT, UDP_PORT, benchPolicy } from './dataplane/shapes.js';
 import { type Held, releaseOnExit } from './dataplane/held.js';
 import { buildTopology, sweepStaleNamespaces } from './dataplane/topology.js';
 import { compilePrograms, conntrackMax, flushConntrack, newFlowRun } from './dataplane/traffic.js';
+import { median } from './stats.js';
 
 const env = process.env;
 const GUESTS = Number((env.GW_BENCH_SIZES ?? '10000').split(',')[0]);
@@ -57,11 +58,6 @@ const ABLATIONS: Record<string, Transform> = {
 const held: Held = {};
 const cleanup = releaseOnExit(held);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main(): Promise<void> {
   const { policy, receivers } = benchPolicy(GUESTS);

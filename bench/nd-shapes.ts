@@ -19,16 +19,11 @@ import { printRuleset } from '../src/nft/print.js';
 import type { Chain, Rule, Ruleset, Table } from '../src/nft/ruleset.js';
 import type { SetElement, Stmt } from '../src/nft/types.js';
 import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { cell } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10000').split(',').map(Number);
 const RUNS = Number(process.env.GW_BENCH_RUNS ?? 5);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const cell = (xs: number[]) => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
 const ruleCount = (r: Ruleset) => r.tables.reduce((n, t) => n + t.chains.reduce((m, c) => m + c.rules.length, 0), 0);
 
 /** The ND rule of a table and its anonymous set of (port, target) pairs. */
