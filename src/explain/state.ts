@@ -78,9 +78,7 @@ export function explainPacket(model: HostModel, ruleset: Ruleset, q: PacketQuery
   // frames between the two ports, judged by the bridge's chains too, with DNAT already applied.
   // explainFlow models that first frame itself: it names the bridge (`f.bridge`) of a DNATed flow
   // only then, with the ports as input and output interfaces.
-  const hairpinBridge = dnat === undefined ? undefined
-    : f.bridge !== undefined ? f.bridge
-      : dnat.iifname === dnat.oifname && model.bridges.some((b) => b.name === dnat.iifname) ? dnat.iifname : undefined;
+  const hairpinBridge = dnat === undefined ? undefined : f.bridge;
   const bridgedHairpin = entry && hairpinBridge !== undefined && (q.brNetfilter ?? true) && hasPort(model, q.from);
   const snat = entry && f.path !== 'input' && !bridgedHairpin ? sourceNat(model, ruleset, f) : undefined;
   const status: ('dnat' | 'snat')[] = [...(dnat ? ['dnat' as const] : []), ...(snat ? ['snat' as const] : [])];
