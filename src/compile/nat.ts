@@ -42,7 +42,7 @@ export interface Nat {
 }
 
 /** `h`: the conntrack helpers (helpers()), whose prerouting rules go in dstnat before the forwards' lookups. */
-export function nat(model: HostModel, h: { prerouting: Rule[]; ports: Record<Proto, PortRange[]> } = { prerouting: [], ports: { tcp: [], udp: [] } }): Nat {
+export function nat(model: HostModel, h: { prerouting: Rule[]; sets: NamedSet[]; ports: Record<Proto, PortRange[]> } = { prerouting: [], sets: [], ports: { tcp: [], udp: [] } }): Nat {
   const fw = forwards(model);
   /** Source NAT rules by the zone they leave to: zones have disjoint interfaces, so no packet meets two groups. */
   const sourceNats = new Map<string, { outIfs: string[]; rules: Rule[] }>();
@@ -89,7 +89,7 @@ export function nat(model: HostModel, h: { prerouting: Rule[]; ports: Record<Pro
     chains.push({ name: SRCNAT_HAIRPIN_CHAIN, rules: fw.hairpin });
     for (const i of hairpinOnly) outMap.push([i, { goto: { target: SRCNAT_HAIRPIN_CHAIN } }]);
   }
-  const sets: (NamedSet | NamedDataMap | NamedMap)[] = [...fw.sets];
+  const sets: (NamedSet | NamedDataMap | NamedMap)[] = [...fw.sets, ...h.sets];
   const dstnat: Rule[] = [...h.prerouting, ...fw.dstnat];
   // Most new connections go to no forwarded or helper port: one lookup on the protocol and port
   // every rule above looks at sends them past all of them (accept ends only this nat chain, as
@@ -139,7 +139,7 @@ export function nat(model: HostModel, h: { prerouting: Rule[]; ports: Record<Pro
  * `prerouting`: the rules for dstnat; `ports`: their ports, for its gate; `first`: the rules that
  * stay, by the chain they go first in.
  */
-export function helpers(model: HostModel): { objects: CtHelper[]; prerouting: Rule[]; ports: Record<Proto, PortRange[]>; first: Map<string, Rule[]> } {
+export function helpers(model: HostModel): { objects: CtHelper[]; prerouting: Rule[]; sets: NamedSet[]; ports: Record<Proto, PortRange[]>; first: Map<string, Rule[]> } {
   const objects = new Map<string, CtHelper>();
   /** Per zone, in order: what one rule would attach (address matches, protocol, ports, helper). */
   const byZone = new Map<string, HelperEntry[]>();
@@ -169,11 +169,16 @@ export function helpers(model: HostModel): { objects: CtHelper[]; prerouting: Ru
     }
   }
   const prerouting: Rule[] = [];
+  const sets: NamedSet[] = [];
   const ports: Record<Proto, PortRange[]> = { tcp: [], udp: [] };
   const first = new Map<string, Rule[]>();
   for (const [zone, entries] of byZone) {
     if (entries.every((e) => sameBeforeDnat(e, model.forwards))) {
-      const from: Stmt[] = [iifnames(zoneInterfaces(model, [zone])), ctNew];
+      // A zone of many guest ports is one named set, not an anonymous copy in each helper rule.
+      const ifs = zoneInterfaces(model, [zone]);
+      const named = ifs.length > HELPER_IFS_INLINE;
+      if (named) sets.push({ kind: 'set', name: helperSourceSetName(zone), type: 'ifname', elements: ifs });
+      const from: Stmt[] = [named ? match(meta('iifname'), setRef(helperSourceSetName(zone))) : iifnames(ifs), ctNew];
       prerouting.push(...helperRules(entries).map((r) => ({ ...r, stmts: [...from, ...r.stmts] })));
       for (const e of entries) ports[e.proto].push(...e.ports);
       continue;
@@ -182,8 +187,13 @@ export function helpers(model: HostModel): { objects: CtHelper[]; prerouting: Ru
     first.set(fromChainName(zone), rules);
     first.set(pairChainName(zone, HOST_ZONE), rules);
   }
-  return { objects: [...objects.values()], prerouting, ports, first };
+  return { objects: [...objects.values()], prerouting, sets, ports, first };
 }
+
+/** Up to this many input interfaces are written into each helper rule; more go in a named set. */
+const HELPER_IFS_INLINE = 8;
+/** The input interfaces of a zone whose helpers are attached in dstnat. */
+export const helperSourceSetName = (zone: string) => `helper_from_${zone}`;
 
 interface HelperEntry {
   addrs: Stmt[];

@@ -420,6 +420,20 @@ helpers:
     expect(effects({ ...invite, iifname: 'br-lan', saddr: '192.168.1.7' })).toEqual([]);
   });
 
+  it('looks a zone of many ports up in a named set for its helpers, not a copy in each rule', () => {
+    const r = compileYaml(`${BASE}
+${guests(20)}
+helpers:
+  - { helper: ftp, from: dmz, to: net }
+`).ruleset;
+    expect(chainText(r, 'dstnat')).toEqual(['iifname @helper_from_dmz ct state new tcp dport 21 ct helper set "ftp_tcp"']);
+    const ifs = r.tables[0]!.sets.find((x) => x.name === 'helper_from_dmz')!;
+    expect(ifs.elements).toHaveLength(11); // br-dmz and the 10 routed ports
+    const ftp = (iifname: string) => evaluateNat(r, 'prerouting', { family: 4, iifname, saddr: '10.0.10.3', daddr: '198.51.100.7', proto: 'tcp', sport: 40000, dport: 21, ct: { state: 'new' } });
+    expect(ftp('r1').steps.flatMap((x) => x.effects ?? [])).toEqual(['ct helper set "ftp_tcp"']);
+    expect(ftp('eth0').steps.flatMap((x) => x.effects ?? [])).toEqual([]);
+  });
+
   it('keeps a helper after DNAT (forward and input chains) when a forward translates the ports it matches', () => {
     const r = compileYaml(`${BASE}
 guests:
