@@ -116,12 +116,14 @@ describe('explain --state related: ICMP errors about a connection', () => {
     expect(r.evaluation.verdict).toBe('accept');
   });
 
-  it('of a hairpin on one bridge: with br_netfilter a frame between the ports, which the stateless bridge chain drops; without, routed and related', () => {
+  it('of a hairpin on one bridge: with br_netfilter a frame between the ports, which the bridge chain passes by the hairpin mark and its ICMP type; without, routed and related', () => {
     const bridged = ask('mumble', '203.0.113.10:10010', 'udp', undefined, { state: 'related', reply: true });
     expect(bridged.bridge).toBe('br-dmz');
     expect(bridged.filtered).toMatchObject({ iifname: 'gw-asterisk', oifname: 'gw-mumble', saddr: '10.0.10.10', daddr: '10.0.10.11' });
-    expect(bridged.evaluation.verdict).toBe('drop');
-    expect(bridged.evaluation.steps.some((s) => s.family === 'bridge' && s.chain === 'dmz_to_dmz' && s.outcome === 'verdict')).toBe(true);
+    expect(bridged.evaluation.verdict).toBe('accept');
+    const decided = bridged.evaluation.steps.find((s) => s.family === 'bridge' && s.chain === 'dmz_to_dmz' && s.outcome === 'verdict');
+    expect(decided?.text).toMatch(/^meta mark & 0x00001000 == 0x00001000 icmp type \{ destination-unreachable, /);
+    expect(decided?.origin?.id).toBe('forwards:bridge-hairpin');
     // Its data replies pass the bridge by their look (from the forwarded port).
     expect(ask('mumble', '203.0.113.10:10010', 'udp', undefined, { reply: true }).evaluation.verdict).toBe('accept');
     const routed = ask('mumble', '203.0.113.10:10010', 'udp', undefined, { state: 'related', reply: true, brNetfilter: false });
