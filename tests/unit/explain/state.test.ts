@@ -158,6 +158,23 @@ describe('explain --state/--reply on the command line', () => {
     expect(j.connection.facts.join(' ')).toMatch(/no entry: this datagram is the first packet of a new connection of its own/);
   });
 
+  it('--br-netfilter off: a hairpin between two ports of one bridge is routed by the host, not bridged, and its later packets follow', async () => {
+    const args = ['explain', 'policies/homelab-dmz.yaml', '--from', 'mumble', '--to', '203.0.113.10:10010', '--proto', 'udp'];
+    const on = memoryIo(files);
+    expect(await run(args, on.io)).toBe(0);
+    expect(on.stdout()).toMatch(/the DNATed frame is bridged straight from port gw-mumble to port gw-asterisk/);
+    const off = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'off'], off.io)).toBe(0);
+    expect(off.stdout()).not.toMatch(/bridged straight/);
+    expect(off.stdout()).toMatch(/routed to zone dmz through br-dmz/);
+    const error = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'off', '--state', 'related', '--reply', '--json'], error.io)).toBe(0);
+    const j = JSON.parse(error.stdout()) as { packet: { daddr: string }; connection: { facts: string[] } };
+    expect(j.packet.daddr).toBe('10.0.10.1'); // masqueraded by the host: the error comes back to its address
+    const wrong = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'maybe'], wrong.io)).toBe(2);
+  });
+
   it('refuses --reply with --state new and --icmp-error without related', async () => {
     const io = memoryIo(files);
     expect(await run(['explain', 'policies/homelab-dmz.yaml', '--from', 'net', '--to', 'mail', '--port', '25', '--state', 'new', '--reply'], io.io)).toBe(2);
