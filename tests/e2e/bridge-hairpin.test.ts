@@ -25,39 +25,12 @@ import { printStmt } from '../../src/nft/print.js';
 import type { Ruleset } from '../../src/nft/ruleset.js';
 import { formatDiagnostic } from '../../src/policy/diagnostics.js';
 import { framesArriving, sendFrames, udpFrame } from '../support/frames.js';
+import { HAIRPIN_POLICY } from '../support/hairpin-policy.js';
 import { deleteNamespace, kernelTestUnavailable, namespaceName } from '../support/kernel.js';
 import { Agent } from '../support/topology.js';
 
 const skipReason = kernelTestUnavailable();
 const skipped = skipReason ? ` (skipped: ${skipReason})` : '';
-
-const POLICY = `
-version: 1
-host:
-  interfaces:
-    eth0: { zone: net, addresses: [203.0.113.10/24] }
-zones:
-  net: {}
-  dmz: { networks: [10.0.10.0/24, fd00:10::/64] }
-bridges:
-  br-dmz: { zone: dmz, addresses: [10.0.10.1/24, fd00:10::1/64] }
-guests:
-  sip:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0a", addresses: [10.0.10.10, fd00:10::10] }
-  web:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0b", addresses: [10.0.10.11, fd00:10::11] }
-services:
-  voip: { tcp: 5061, udp: 5060 }
-policies:
-  - { from: dmz, to: net, action: accept }
-  - { from: all, to: all, action: drop }
-forwards:
-  - { from: net, to: sip, service: voip }
-`;
 
 const MAC = { sip: '02:00:0a:00:0a:0a', web: '02:00:0a:00:0a:0b' } as const;
 const ADDR = { sip: { 4: '10.0.10.10', 6: 'fd00:10::10' }, web: { 4: '10.0.10.11', 6: 'fd00:10::11' } } as const;
@@ -189,7 +162,7 @@ for (const brNetfilter of [0, 1] as const) {
     let nextId = 1;
 
     beforeAll(async () => {
-      const r = compilePolicyText('hairpin-lab.yaml', POLICY, BASELINE_FEATURES);
+      const r = compilePolicyText('hairpin-lab.yaml', HAIRPIN_POLICY, BASELINE_FEATURES);
       if (!r.compiled || !r.model) throw new Error(r.diagnostics.map(formatDiagnostic).join('\n'));
       model = r.model;
       ruleset = r.compiled.ruleset;
