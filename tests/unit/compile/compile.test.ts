@@ -568,4 +568,17 @@ policies:
     expect(problems).toContain('lan_to_net: snat/masquerade is only valid in nat postrouting/input chains, not filter forward');
     expect(problems).toContain('srcnat: reject is not valid in inet postrouting');
   });
+
+  it('takes a conntrack helper in nat prerouting (before conntrack confirms) but not in nat postrouting', () => {
+    const { ruleset } = compileYaml(`${BASE}
+helpers:
+  - { helper: ftp, from: net, to: lan }
+`);
+    expect(chainText(ruleset, 'dstnat')).toEqual(['iifname "eth0" ct state new tcp dport 21 ct helper set "ftp_tcp"']);
+    expect(hookProblems(ruleset)).toEqual([]);
+    const bad: Ruleset = structuredClone(ruleset);
+    const t = bad.tables[0]!;
+    t.chains.find((c) => c.name === 'srcnat')!.rules.unshift({ stmts: [{ 'ct helper': 'ftp_tcp' }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    expect(hookProblems(bad).map((p) => `${p.chain}: ${p.message}`)).toEqual(['srcnat: ct helper set belongs in a filter chain or nat prerouting, not nat postrouting']);
+  });
 });
