@@ -247,7 +247,7 @@ function sameBeforeDnat(e: HelperEntry, forwards: readonly ForwardModel[]): bool
     if (e.toAddress) return !overlaps(e.ports, published) && !overlaps(e.ports, translated);
     if (f.toPort === undefined) return true;
     const toHelper = overlaps(e.ports, translated);
-    return toHelper ? within(published, e.ports) : !overlaps(e.ports, published);
+    return toHelper ? within(published, mergeRanges(e.ports)) : !overlaps(e.ports, published);
   });
 }
 

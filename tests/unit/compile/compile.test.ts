@@ -420,6 +420,38 @@ helpers:
     expect(effects({ ...invite, iifname: 'br-lan', saddr: '192.168.1.7' })).toEqual([]);
   });
 
+  it('moves a helper before the DNAT only where the forwards cannot change what it matches', () => {
+    const place = (forward: string, helper: string) => {
+      const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - ${forward}
+helpers:
+  - ${helper}
+`).ruleset;
+      const inDstnat = chainText(r, 'dstnat').some((t) => t.includes('ct helper'));
+      const inForward = chainText(r, 'from_net').some((t) => t.includes('ct helper'));
+      expect(inDstnat).not.toBe(inForward);
+      return inDstnat ? 'dstnat' : 'from_net';
+    };
+    // The same port before and after: a helper on it matches either way.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21 }', '{ helper: ftp, from: net, to: dmz }')).toBe('dstnat');
+    // 2121 becomes 21, and both are the helper's ports.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 2121, to_port: 21 }', '{ helper: ftp, from: net, to: dmz, ports: [21, 2121] }')).toBe('dstnat');
+    // 2121 becomes 21, and only 21 is.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 2121, to_port: 21 }', '{ helper: ftp, from: net, to: dmz }')).toBe('from_net');
+    // 21 becomes 2121, a helper port becomes another.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21, to_port: 2121 }', '{ helper: ftp, from: net, to: dmz }')).toBe('from_net');
+    // A helper to an address: the DNAT changes the address on the helper's port.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21 }', '{ helper: ftp, from: net, to: 10.0.10.10 }')).toBe('from_net');
+    // ... but not on another port.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 8443, to_port: 443 }', '{ helper: ftp, from: net, to: 10.0.10.10 }')).toBe('dstnat');
+  });
+
   it('looks a zone of many ports up in a named set for its helpers, not a copy in each rule', () => {
     const r = compileYaml(`${BASE}
 ${guests(20)}
