@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { timerCommand } from '../../../src/cli/apply.js';
 import { run } from '../../../src/cli/main.js';
-import { policyJsonSchema } from '../../../src/policy/schema.js';
+import { policyJsonSchema } from '../../../src/cli/schema.js';
 import { memoryIo } from '../../support/io.js';
 import { snippetTemplateFiles } from '../../support/templates.js';
 
