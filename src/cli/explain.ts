@@ -18,6 +18,8 @@ export interface ExplainOptions {
   state?: ConnState;
   reply?: boolean;
   icmpError?: IcmpError;
+  /** Whether bridged IP also passes the inet hooks (br_netfilter; explain's default: yes). */
+  brNetfilter?: boolean;
   json?: boolean;
   /** Which host of a fleet policy. */
   host?: string;
@@ -32,6 +34,7 @@ export function explainCommand(io: Io, file: string, opts: ExplainOptions): numb
     ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.family !== undefined ? { family: opts.family } : {}),
     ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.srcMac !== undefined ? { srcMac: opts.srcMac } : {}), ...(opts.direct ? { direct: true } : {}),
     ...(opts.state !== undefined ? { state: opts.state } : {}), ...(opts.reply ? { reply: true } : {}), ...(opts.icmpError !== undefined ? { icmpError: opts.icmpError } : {}),
+    ...(opts.brNetfilter !== undefined ? { brNetfilter: opts.brNetfilter } : {}),
   });
   if (!r.ok) {
     io.err(`guestwall: ${r.error}`);

@@ -163,10 +163,11 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp', 'icmp', 'icmpv6']).default('tcp'))
     .addOption(new Option('--port <port>', 'destination port (tcp, udp)').argParser(portNumber))
     .addOption(new Option('--family <n>', 'IP version when the endpoints do not say').choices(['4', '6']))
+    .addOption(new Option('--br-netfilter <on|off>', 'whether the host passes bridged IPv4/IPv6 through the inet hooks too (br_netfilter loaded, bridge-nf-call-iptables=1, as on most hosts with Docker or libvirt); it changes guest-to-guest paths on one bridge').choices(['on', 'off']).default('on'))
     .option('--json', 'print the verdict and the trace as JSON')
     .addOption(hostOption())
-    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean; state?: string; reply?: boolean; icmpError?: string; host?: string }) => {
-      code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}) } as never);
+    .action(async (file: string, opts: { from: string; to: string; proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6'; port?: number; family?: string; json?: boolean; src?: string; srcMac?: string; direct?: boolean; state?: string; reply?: boolean; icmpError?: string; host?: string; brNetfilter: 'on' | 'off' }) => {
+      code = (await import('./explain.js')).explainCommand(io, file, { ...opts, ...(opts.family ? { family: Number(opts.family) as 4 | 6 } : {}), brNetfilter: opts.brNetfilter === 'on' } as never);
     });
 
   program

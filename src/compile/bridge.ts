@@ -130,11 +130,16 @@ function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFea
       continue;
     }
     // No bridge conntrack: the mark says the frame's connection was DNATed; the tuple says to (or
-    // from) which forward. Frames without the mark fail at the first comparison.
+    // from) which forward. Frames without the mark fail at the first comparison. An ICMP error
+    // about such a connection (a closed port's port-unreachable, fragmentation needed) carries
+    // the connection's conntrack entry, so the mark too, but no ports: it passes by its type, as
+    // `ct state related` lets it through the inet chains. The forwards are TCP and UDP, so no
+    // other ICMP is part of a DNATed connection.
     const marked = markIsSet(model.hairpinMark);
     accepts.set(chain, [
       { stmts: [marked, tuple('daddr', 'dport'), counter(), accept()], origin },
       { stmts: [marked, tuple('saddr', 'sport'), counter(), accept()], origin },
+      { stmts: [marked, match(payload('icmp', 'type'), { set: [...HAIRPIN_ICMP_ERRORS] }), counter(), accept()], origin },
     ]);
   }
   const inetChains: Chain[] = features.bridgeConntrack || markedBridges.size === 0 ? [] : [{
@@ -153,6 +158,9 @@ function hairpinAccepts(model: HostModel, bridges: string[], features: KernelFea
 /** The inet chain that sets the hairpin mark: after dstnat (-100), so a connection's first packet is already DNATed. */
 export const HAIRPIN_MARK_CHAIN = 'hairpin_mark';
 const HAIRPIN_MARK_PRIO = -90;
+
+/** The IPv4 ICMP errors conntrack relates to a connection (the hairpin is IPv4: IPv6 forwards are not translated). */
+const HAIRPIN_ICMP_ERRORS = ['destination-unreachable', 'time-exceeded', 'parameter-problem'] as const;
 
 /** `meta mark & BIT == BIT` */
 const markIsSet = (bit: number): Stmt => match({ '&': [meta('mark'), bit] }, bit);

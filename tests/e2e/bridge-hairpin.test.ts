@@ -18,45 +18,19 @@ import { BASELINE_FEATURES } from '../../src/compile/features.js';
 import { compilePolicyText } from '../../src/compile/pipeline.js';
 import { type Evaluation, type Packet, type Step, evaluateBridge } from '../../src/explain/evaluate.js';
 import { type FlowQuery, explainFlow } from '../../src/explain/flow.js';
+import { explainPacket } from '../../src/explain/state.js';
 import type { HostModel } from '../../src/model/host.js';
 import { toNftJson } from '../../src/nft/json.js';
 import { printStmt } from '../../src/nft/print.js';
 import type { Ruleset } from '../../src/nft/ruleset.js';
 import { formatDiagnostic } from '../../src/policy/diagnostics.js';
 import { framesArriving, sendFrames, udpFrame } from '../support/frames.js';
+import { HAIRPIN_POLICY } from '../support/hairpin-policy.js';
 import { deleteNamespace, kernelTestUnavailable, namespaceName } from '../support/kernel.js';
 import { Agent } from '../support/topology.js';
 
 const skipReason = kernelTestUnavailable();
 const skipped = skipReason ? ` (skipped: ${skipReason})` : '';
-
-const POLICY = `
-version: 1
-host:
-  interfaces:
-    eth0: { zone: net, addresses: [203.0.113.10/24] }
-zones:
-  net: {}
-  dmz: { networks: [10.0.10.0/24, fd00:10::/64] }
-bridges:
-  br-dmz: { zone: dmz, addresses: [10.0.10.1/24, fd00:10::1/64] }
-guests:
-  sip:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0a", addresses: [10.0.10.10, fd00:10::10] }
-  web:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0b", addresses: [10.0.10.11, fd00:10::11] }
-services:
-  voip: { tcp: 5061, udp: 5060 }
-policies:
-  - { from: dmz, to: net, action: accept }
-  - { from: all, to: all, action: drop }
-forwards:
-  - { from: net, to: sip, service: voip }
-`;
 
 const MAC = { sip: '02:00:0a:00:0a:0a', web: '02:00:0a:00:0a:0b' } as const;
 const ADDR = { sip: { 4: '10.0.10.10', 6: 'fd00:10::10' }, web: { 4: '10.0.10.11', 6: 'fd00:10::11' } } as const;
@@ -163,6 +137,21 @@ async function udpExchange(lab: Lab, server: 'sip' | 'web', client: 'sip' | 'web
   return { replied: cli.stdout.trim() === 'reply', ...(seen ? { seen } : {}) };
 }
 
+/** A UDP datagram from `client` to dst:port where nothing listens: whether the closed port's ICMP error came back (a connected socket is refused). */
+async function udpToClosedPort(lab: Lab, client: 'sip' | 'web', dst: string, port: number): Promise<'refused' | 'timeout' | 'reply'> {
+  const out = await sh(lab.ns[client], 'python3', '-c', [
+    'import socket',
+    `s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.connect(("${dst}", ${port})); s.send(b"gw")`,
+    'try:',
+    '    s.recv(2048); print("reply")',
+    'except ConnectionRefusedError:',
+    '    print("refused")',
+    'except socket.timeout:',
+    '    print("timeout")',
+  ].join('\n'));
+  return out.trim() as 'refused' | 'timeout' | 'reply';
+}
+
 for (const brNetfilter of [0, 1] as const) {
   describe.skipIf(skipReason !== undefined)(`a forward's target on a bridge without bridge conntrack, bridge-nf-call-iptables=${brNetfilter}${skipped}`, () => {
     let lab: Lab;
@@ -173,7 +162,7 @@ for (const brNetfilter of [0, 1] as const) {
     let nextId = 1;
 
     beforeAll(async () => {
-      const r = compilePolicyText('hairpin-lab.yaml', POLICY, BASELINE_FEATURES);
+      const r = compilePolicyText('hairpin-lab.yaml', HAIRPIN_POLICY, BASELINE_FEATURES);
       if (!r.compiled || !r.model) throw new Error(r.diagnostics.map(formatDiagnostic).join('\n'));
       model = r.model;
       ruleset = r.compiled.ruleset;
@@ -242,6 +231,20 @@ for (const brNetfilter of [0, 1] as const) {
       expect(udp).toEqual({ replied: true, seen: client });
       // The request and its reply: the forward's tuple, then the reply by its source, both with the hairpin mark.
       expect(udpMoved.map(ruleText)).toEqual(brNetfilter ? ['dmz_to_dmz#0', 'dmz_to_dmz#1'].map(ruleText) : []);
+    }, 60_000);
+
+    it("the target's ICMP error about a hairpin connection reaches the client: a closed port is refused, not a timeout", async () => {
+      const explained = explainPacket(model, ruleset, { from: 'web', to: `${PUBLIC}:5060`, proto: 'udp', state: 'related', reply: true, icmpError: 'port-unreachable', brNetfilter: brNetfilter === 1 });
+      if (!explained.ok) throw new Error(explained.error);
+      const e = explained.value;
+      expect(e.evaluation.verdict, story(e)).toBe('accept');
+      let got = '';
+      const moved = await movedBy(async () => { got = await udpToClosedPort(lab, 'web', PUBLIC, 5060); });
+      expect(got, story(e)).toBe('refused');
+      // The datagram (the connection's first packet) and the error: the bridge rules explain names for each.
+      const first = e.connection ? explainedBridgeCounters(e.connection.first.evaluation) : [];
+      expect(moved.map(ruleText), story(e)).toEqual([...new Set([...first, ...explainedBridgeCounters(e.evaluation)])].sort().map(ruleText));
+      if (brNetfilter) expect(moved.map(ruleText)).toContain(ruleText('dmz_to_dmz#2'));
     }, 60_000);
 
     it("a guest on the target's bridge cannot reach the forwarded ports at the target's own addresses, IPv4 or IPv6", async () => {

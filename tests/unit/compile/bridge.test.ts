@@ -8,6 +8,7 @@ import { explainFlow } from '../../../src/explain/flow.js';
 import { printRuleset, printStmt } from '../../../src/nft/print.js';
 import type { NamedMap, NamedSet, Ruleset, Table } from '../../../src/nft/ruleset.js';
 import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
+import { HAIRPIN_POLICY } from '../../support/hairpin-policy.js';
 
 const POLICY = `
 version: 1
@@ -274,34 +275,8 @@ describe('with br_netfilter, the inet forward hook sees bridged frames too', () 
 });
 
 describe('a hairpin forward to a guest on a bridge: only DNATed connections cross the bridge to its port', () => {
-  const HAIRPIN = `
-version: 1
-host:
-  interfaces:
-    eth0: { zone: net, addresses: [203.0.113.10/24] }
-zones:
-  net: {}
-  dmz: { networks: [10.0.10.0/24, fd00:10::/64] }
-bridges:
-  br-dmz: { zone: dmz, addresses: [10.0.10.1/24, fd00:10::1/64] }
-guests:
-  sip:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0a", addresses: [10.0.10.10, fd00:10::10] }
-  web:
-    platform: lxc
-    interfaces:
-      - { mode: bridged, bridge: br-dmz, mac: "02:00:0a:00:0a:0b", addresses: [10.0.10.11, fd00:10::11] }
-services:
-  voip: { tcp: 5061, udp: 5060 }
-policies:
-  - { from: all, to: all, action: drop }
-forwards:
-  - { from: net, to: sip, service: voip }
-`;
-  const base = compileWith(HAIRPIN);
-  const withConntrack = compileWith(HAIRPIN, FULL_FEATURES);
+  const base = compileWith(HAIRPIN_POLICY);
+  const withConntrack = compileWith(HAIRPIN_POLICY, FULL_FEATURES);
   const frame = (over: Partial<Packet>): Packet => ({ family: 4, iifname: 'gw-web', oifname: 'gw-sip', saddr: '10.0.10.11', daddr: '10.0.10.10', proto: 'udp', sport: 40000, dport: 5060, ct: { state: 'new' }, ...over });
   const hairpin = (brNetfilter: boolean, ruleset = base.ruleset, model = base.model) => {
     const r = explainFlow(model, ruleset, { from: 'web', to: '203.0.113.10:5060', proto: 'udp', brNetfilter });
@@ -328,7 +303,7 @@ forwards:
   });
 
   it('takes the bit from nat.hairpin_mark and keeps the other bits of the mark', () => {
-    const other = compileWith(`${HAIRPIN}nat:\n  hairpin_mark: 0x40000000\n`);
+    const other = compileWith(`${HAIRPIN_POLICY}nat:\n  hairpin_mark: 0x40000000\n`);
     expect(rules(table(other.ruleset, 'inet'), 'hairpin_mark')).toEqual(['ct status dnat iifname "br-dmz" meta mark set meta mark | 0x40000000']);
     // A packet that already carries Kubernetes' masquerade bit keeps it.
     const { oifname: _, ...arriving } = { ...frame({ iifname: 'br-dmz' }), ct: { state: 'new' as const, status: ['dnat' as const] }, mark: 0x4000 };

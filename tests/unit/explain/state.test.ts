@@ -116,12 +116,14 @@ describe('explain --state related: ICMP errors about a connection', () => {
     expect(r.evaluation.verdict).toBe('accept');
   });
 
-  it('of a hairpin on one bridge: with br_netfilter a frame between the ports, which the stateless bridge chain drops; without, routed and related', () => {
+  it('of a hairpin on one bridge: with br_netfilter a frame between the ports, which the bridge chain passes by the hairpin mark and its ICMP type; without, routed and related', () => {
     const bridged = ask('mumble', '203.0.113.10:10010', 'udp', undefined, { state: 'related', reply: true });
     expect(bridged.bridge).toBe('br-dmz');
     expect(bridged.filtered).toMatchObject({ iifname: 'gw-asterisk', oifname: 'gw-mumble', saddr: '10.0.10.10', daddr: '10.0.10.11' });
-    expect(bridged.evaluation.verdict).toBe('drop');
-    expect(bridged.evaluation.steps.some((s) => s.family === 'bridge' && s.chain === 'dmz_to_dmz' && s.outcome === 'verdict')).toBe(true);
+    expect(bridged.evaluation.verdict).toBe('accept');
+    const decided = bridged.evaluation.steps.find((s) => s.family === 'bridge' && s.chain === 'dmz_to_dmz' && s.outcome === 'verdict');
+    expect(decided?.text).toMatch(/^meta mark & 0x00001000 == 0x00001000 icmp type \{ destination-unreachable, /);
+    expect(decided?.origin?.id).toBe('forwards:bridge-hairpin');
     // Its data replies pass the bridge by their look (from the forwarded port).
     expect(ask('mumble', '203.0.113.10:10010', 'udp', undefined, { reply: true }).evaluation.verdict).toBe('accept');
     const routed = ask('mumble', '203.0.113.10:10010', 'udp', undefined, { state: 'related', reply: true, brNetfilter: false });
@@ -154,6 +156,23 @@ describe('explain --state/--reply on the command line', () => {
     expect(j.packet.ct).toEqual({ state: 'new' });
     expect(j.connection).toMatchObject({ firstVerdict: 'drop', entry: false });
     expect(j.connection.facts.join(' ')).toMatch(/no entry: this datagram is the first packet of a new connection of its own/);
+  });
+
+  it('--br-netfilter off: a hairpin between two ports of one bridge is routed by the host, not bridged, and its later packets follow', async () => {
+    const args = ['explain', 'policies/homelab-dmz.yaml', '--from', 'mumble', '--to', '203.0.113.10:10010', '--proto', 'udp'];
+    const on = memoryIo(files);
+    expect(await run(args, on.io)).toBe(0);
+    expect(on.stdout()).toMatch(/the DNATed frame is bridged straight from port gw-mumble to port gw-asterisk/);
+    const off = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'off'], off.io)).toBe(0);
+    expect(off.stdout()).not.toMatch(/bridged straight/);
+    expect(off.stdout()).toMatch(/routed to zone dmz through br-dmz/);
+    const error = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'off', '--state', 'related', '--reply', '--json'], error.io)).toBe(0);
+    const j = JSON.parse(error.stdout()) as { packet: { daddr: string }; connection: { facts: string[] } };
+    expect(j.packet.daddr).toBe('10.0.10.1'); // masqueraded by the host: the error comes back to its address
+    const wrong = memoryIo(files);
+    expect(await run([...args, '--br-netfilter', 'maybe'], wrong.io)).toBe(2);
   });
 
   it('refuses --reply with --state new and --icmp-error without related', async () => {
