@@ -200,7 +200,8 @@ export async function log(sys: System, state: StatePaths, line: string): Promise
   try {
     const old = (await sys.readFile(state.log)) ?? '';
     const lines = `${old}${new Date(sys.now()).toISOString()} ${line}\n`.split('\n').slice(-500).join('\n');
-    await sys.writeFile(state.log, lines, 0o600);
+    // Not fsync'd: a line of history, not a record anything reads back after a crash (issue 17).
+    await sys.writeFile(state.log, lines, 0o600, false);
   } catch {
     // the change itself is done and recorded in the state files
   }

@@ -10,6 +10,7 @@ import type { Family, NftablesDocument, Stmt } from '../nft/types.js';
 import { jsonStmt } from '../nft/json.js';
 import { ApplyError } from './errors.js';
 import { listRuleset, nftMessage, type NftListing } from './nft.js';
+import { readProcSys, sysctlName } from './proc-sys.js';
 import type { System } from './system.js';
 
 export type FindingStatus = 'ok' | 'warn' | 'fail' | 'info';
@@ -358,26 +359,6 @@ const rpFilter = (iface: string) => `net/ipv4/conf/${iface}/rp_filter`;
 
 function sysctlPaths(model: HostModel | undefined): string[] {
   return [...BRIDGE_NF, IP_FORWARD, IP6_FORWARD, rpFilter('all'), ...(model ? policyInterfaces(model).map(rpFilter) : [])];
-}
-
-/** "net/ipv4/conf/eth0.100/rp_filter" -> "net.ipv4.conf.eth0/100.rp_filter", as sysctl(8) writes it. */
-function sysctlName(path: string): string {
-  return path.split('/').map((part) => part.replace(/\./g, '/')).join('.');
-}
-
-/**
- * Values under /proc/sys, read by a command so that they come from the namespace doctor looks at
- * (System.readFile reads the host's files). One grep for all: it prints "path:value" for each
- * file it can read and nothing for missing ones (a sysctl that does not exist here).
- */
-async function readProcSys(sys: System, paths: string[]): Promise<Map<string, string>> {
-  const r = await sys.run('grep', ['-s', '-H', '.', ...paths.map((p) => `/proc/sys/${p}`)]);
-  const values = new Map<string, string>();
-  for (const line of r.stdout.split('\n')) {
-    const at = line.indexOf(':');
-    if (line.startsWith('/proc/sys/') && at > 0) values.set(line.slice('/proc/sys/'.length, at), line.slice(at + 1).trim());
-  }
-  return values;
 }
 
 function persist(...settings: string[]): string {

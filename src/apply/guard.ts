@@ -2,7 +2,6 @@
 // from opening a new SSH connection the way the current one came in. The current session
 // itself survives any ruleset (established connections pass first); the next login would not,
 // and with it the way to fix the mistake.
-import { type Packet, evaluate } from '../explain/evaluate.js';
 import type { Ruleset } from '../nft/ruleset.js';
 import { parseHostAddress } from '../policy/addr.js';
 import type { System } from './system.js';
@@ -22,18 +21,6 @@ export function parseSshConnection(text: string | undefined): SshConnection | un
   const serverPort = Number(sport);
   if (!Number.isInteger(clientPort) || !Number.isInteger(serverPort)) return undefined;
   return { client: client.replace(/^::ffff:(?=\d)/, ''), clientPort, server: server.replace(/^::ffff:(?=\d)/, ''), serverPort };
-}
-
-/** Why `ruleset` would lock this SSH connection out, or undefined when a new login would still pass. */
-export function lockoutReason(ruleset: Ruleset, conn: SshConnection, iifname: string): string | undefined {
-  const family = parseHostAddress(conn.client).ok && conn.client.includes(':') ? 6 : 4;
-  const packet: Packet = {
-    family, iifname, saddr: conn.client, daddr: conn.server, proto: 'tcp', sport: conn.clientPort, dport: conn.serverPort, ct: { state: 'new' },
-  };
-  const e = evaluate(ruleset, 'input', packet);
-  if (e.verdict === 'accept') return undefined;
-  const why = e.decidedBy ? `${e.decidedBy.what} (${e.decidedBy.file}:${e.decidedBy.line}, ${e.decidedBy.id})` : 'the input chain\'s default';
-  return `this policy would ${e.verdict} new SSH connections from ${conn.client} to ${conn.server} port ${conn.serverPort} on ${iifname}, the way this session came in: ${why}`;
 }
 
 /** The interface that holds `addr` in the System's namespace, from `ip -j addr`. */
@@ -56,5 +43,8 @@ export async function sshGuard(sys: System): Promise<((ruleset: Ruleset) => stri
   const iif = await interfaceOf(sys, conn.server);
   // The server address is not in this namespace (e.g. --netns while logged in to the host): nothing to guard.
   if (iif === undefined) return undefined;
+  // explain's evaluator (~50 KB with nft's printer) loads only for a session to guard: most
+  // applies have none, and each module costs every start its compile (issue 17).
+  const { lockoutReason } = await import('./lockout.js');
   return (ruleset) => lockoutReason(ruleset, conn, iif);
 }

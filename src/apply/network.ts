@@ -1,5 +1,5 @@
 // The host network setup on a running host (or inside --netns): read what is there with
-// `ip -j` and `sysctl` (guestwall's own routes by their protocol), plan the steps from the
+// `ip -j` and /proc/sys (guestwall's own routes by their protocol), plan the steps from the
 // setup and what guestwall owns (src/emit/network-plan.ts), run them one by one and report each.
 // Only what guestwall created is ever removed; a second run finds nothing to do.
 import type { NetworkSetup } from '../emit/network.js';
@@ -7,6 +7,7 @@ import {
   type LiveNetwork, type NetworkPlan, type NetworkSnapshot, type NetworkStep, NOTHING_OWNED, type OwnedNetwork, ROUTE_PROTOCOL, planNetwork, planRestore, restoreSysctlKeys, sysctlKeys,
 } from '../emit/network-plan.js';
 import { ApplyError } from './errors.js';
+import { procSysPath, readProcSys } from './proc-sys.js';
 import type { System } from './system.js';
 
 interface IpLink {
@@ -45,7 +46,7 @@ const parse = <T>(text: string): T[] => (text.trim() === '' ? [] : (JSON.parse(t
 const withPrefix = (dst: string, family: 4 | 6) => (dst.includes('/') ? dst : `${dst}/${family === 4 ? 32 : 128}`);
 
 /**
- * The network as guestwall sees it, in two `ip` runs side by side (and `sysctl` beside them):
+ * The network as guestwall sees it, in two `ip` runs side by side (and /proc/sys beside them):
  * one `ip -batch` for the links with their addresses, the IPv4 routes and the proxy entries
  * (a batch line cannot say -6), and one for the IPv6 routes. Seven runs one after another
  * before (issue 17). `-N` prints route protocols as numbers: guestwall's own are 158 whatever
@@ -84,19 +85,13 @@ export async function readLiveNetwork(sys: System, keys: string[]): Promise<Live
   return { links, addresses, routes, proxies, sysctls };
 }
 
-/**
- * One sysctl process per 500 keys, not one per key: a host with thousands of routed ports has
- * thousands of proxy_arp keys. `-e` skips keys whose interface is not there; lines are "key = value".
- */
+/** The sysctls by the names sysctl(8) gives them, for those that exist here (a port not there yet has none). */
 async function readSysctls(sys: System, keys: string[]): Promise<Record<string, string>> {
+  const values = await readProcSys(sys, keys.map(procSysPath));
   const sysctls: Record<string, string> = {};
-  for (let i = 0; i < keys.length; i += 500) {
-    const chunk = new Set(keys.slice(i, i + 500));
-    const r = await sys.run('sysctl', ['-e', ...chunk]);
-    for (const line of r.stdout.split('\n')) {
-      const m = /^(\S+) = (.*)$/.exec(line);
-      if (m && chunk.has(m[1]!)) sysctls[m[1]!] = m[2]!.trim();
-    }
+  for (const key of keys) {
+    const value = values.get(procSysPath(key));
+    if (value !== undefined) sysctls[key] = value;
   }
   return sysctls;
 }

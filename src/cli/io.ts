@@ -9,6 +9,12 @@ export interface Io {
   /** `mode` for files that must be executable (hooks); the default is the umask's. */
   writeFile(path: string, text: string, mode?: number): void;
   mkdir(path: string): void;
+  /**
+   * true when out and err are this process's stdout and stderr (processIo), so that a command may
+   * draw on them when they are a terminal (preview's TUI). A mark, not `io === processIo`: each
+   * command is a bundle of its own (build/bundle.mjs), with its own copy of this module.
+   */
+  processStreams?: true;
 }
 
 export const processIo: Io = {
@@ -20,6 +26,7 @@ export const processIo: Io = {
     if (mode !== undefined) chmodSync(p, mode);
   },
   mkdir: (p) => mkdirSync(p, { recursive: true }),
+  processStreams: true,
 };
 
 /** Exit codes: 0 fine, 1 the policy has errors (or warnings with --strict), 2 the command line or a file is wrong. */

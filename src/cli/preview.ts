@@ -12,7 +12,7 @@ import type { HostDoor } from '../tui/host.js';
 import { type PreviewState, nextState } from '../tui/state.js';
 import { plainSummary } from '../tui/summary.js';
 import { timerCommand } from './apply.js';
-import { EXIT, type Io, processIo, readPolicy } from './io.js';
+import { EXIT, type Io, readPolicy } from './io.js';
 import type { FeatureChoice } from '../compile/features.js';
 import { kernelFeaturesFor } from './policy-file.js';
 
@@ -84,7 +84,7 @@ export async function previewCommand(io: Io, file: string, opts: PreviewOptions 
     io.err(`guestwall: ${state.readError}`);
     return EXIT.usage;
   }
-  const interactive = opts.interactive ?? (io === processIo && Boolean(process.stdout.isTTY && process.stdin.isTTY));
+  const interactive = opts.interactive ?? (io.processStreams === true && Boolean(process.stdout.isTTY && process.stdin.isTTY));
   if (!interactive) {
     io.out(plainSummary(state));
     return hasErrors(state.diagnostics) ? EXIT.policy : EXIT.ok;

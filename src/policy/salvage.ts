@@ -2,7 +2,7 @@
 // the rest (unknown zones, bad addresses, inverted ranges, ...) in the same run. Unknown keys are
 // dropped; a zone, guest, rule, ... with any other problem is left out whole, its name still
 // counted as known so that references to it are not reported too.
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { DocPath } from './diagnostics.js';
 import { Policy } from './schema.js';
 import { valueAt } from './schema-findings.js';

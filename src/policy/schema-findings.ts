@@ -1,6 +1,6 @@
 // Zod issues -> findings that read like advice: "unknown key 'prots' in rule; did you mean
 // 'ports'?" rather than "Unrecognized key". The known keys come from the schema itself.
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { type DocPath, type Finding, didYouMean, error, suggestion } from './diagnostics.js';
 import { NAME, Name, Policy } from './schema.js';
 import { BUILTIN_SERVICES } from './services.js';
@@ -225,22 +225,22 @@ function absentKeys(path: DocPath, data: unknown): string[] {
 
 /** The keys the schema allows at `path`, for "did you mean". */
 export function keysAt(path: DocPath): string[] {
-  let schemas: z.ZodType[] = [Policy];
+  let schemas: z.ZodMiniType[] = [Policy];
   for (const seg of path) schemas = schemas.flatMap((s) => child(unwrap(s), seg));
   return [...new Set(schemas.flatMap((s) => objectKeys(unwrap(s))))].sort();
 }
 
-type Def = { type: string; innerType?: z.ZodType; valueType?: z.ZodType; element?: z.ZodType; options?: z.ZodType[]; shape?: Record<string, z.ZodType> };
-const def = (s: z.ZodType): Def => (s as unknown as { def: Def }).def;
+type Def = { type: string; innerType?: z.ZodMiniType; valueType?: z.ZodMiniType; element?: z.ZodMiniType; options?: z.ZodMiniType[]; shape?: Record<string, z.ZodMiniType> };
+const def = (s: z.ZodMiniType): Def => (s as unknown as { def: Def }).def;
 
-function unwrap(s: z.ZodType): z.ZodType[] {
+function unwrap(s: z.ZodMiniType): z.ZodMiniType[] {
   const d = def(s);
   if ((d.type === 'optional' || d.type === 'nullable' || d.type === 'default') && d.innerType) return unwrap(d.innerType);
   if (d.type === 'union' && d.options) return d.options.flatMap(unwrap);
   return [s];
 }
 
-function child(list: z.ZodType[], seg: string | number): z.ZodType[] {
+function child(list: z.ZodMiniType[], seg: string | number): z.ZodMiniType[] {
   return list.flatMap((s) => {
     const d = def(s);
     if (d.type === 'object' && typeof seg === 'string' && d.shape?.[seg]) return [d.shape[seg]!];
@@ -250,6 +250,6 @@ function child(list: z.ZodType[], seg: string | number): z.ZodType[] {
   });
 }
 
-function objectKeys(list: z.ZodType[]): string[] {
+function objectKeys(list: z.ZodMiniType[]): string[] {
   return list.flatMap((s) => (def(s).type === 'object' ? Object.keys(def(s).shape ?? {}) : []));
 }

@@ -121,6 +121,21 @@ describe.skipIf(skipReason !== undefined)(`host network setup in namespaces${ski
 
     const second = await applyNetwork(realSystem(host), setup);
     expect(second.done).toEqual([]);
+
+    // The command run inside the namespace (no --netns), as on a host, reads /proc/sys itself
+    // (it shows the namespace of the reader): it puts back the forwarding turned off there, and
+    // the next run finds nothing to change, which it can only if it read every sysctl right.
+    await sh(host, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=0']);
+    const inside = ['netns', 'exec', host, process.execPath, 'bin/guestwall.js', 'apply', '--state-dir', join(dir, 'inside'), POLICY];
+    const fix = await execa('ip', inside, { reject: false });
+    expect(fix.exitCode, fix.stderr).toBe(0);
+    expect(fix.stderr).toContain('net.ipv4.ip_forward=1');
+    expect(await sysctl(host, 'net.ipv4.ip_forward')).toBe('1');
+    const again = await execa('ip', inside, { reject: false });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stdout).toBe('guestwall: nothing to change');
+    // The next test loads the ruleset itself, after the guest is configured: none before it here.
+    expect((await sh(host, 'nft', ['flush', 'ruleset'])).exitCode).toBe(0);
   }, 60_000);
 
   it('the generated port-up configures a routed guest port; the guest reaches its gateway, then across the host through the ruleset; port-down undoes it', async () => {

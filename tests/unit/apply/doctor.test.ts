@@ -95,7 +95,8 @@ function scriptedHost(h: Host = {}) {
       const f = probedFeature(args[2]!);
       return h.missing?.includes(f) ? { code: 1, stderr: `internal:0:0-0: Error: Could not process rule: ${PROBE_ERRORS[f]}\n\n` } : '';
     }
-    if (cmd === 'grep') {
+    // With --netns, a command reads /proc/sys in the namespace; without, guestwall reads the files.
+    if (cmd === 'grep' && h.netns !== undefined) {
       const found = args.filter((a) => a.startsWith('/proc/sys/') && a.slice(10) in sysctls);
       return { code: found.length === args.length - 3 ? 0 : 2, stdout: found.map((p) => `${p}:${sysctls[p.slice(10)]}\n`).join('') };
     }
@@ -104,7 +105,8 @@ function scriptedHost(h: Host = {}) {
     if (line === 'true') return '';
     return undefined;
   };
-  return fakeSystem({ answer, files: h.files ?? {}, root: h.root ?? true, ...(h.netns !== undefined ? { netns: h.netns } : {}) });
+  const procSys = h.netns === undefined ? Object.fromEntries(Object.entries(sysctls).map(([p, v]) => [`/proc/sys/${p}`, `${v}\n`])) : {};
+  return fakeSystem({ answer, files: { ...procSys, ...h.files }, root: h.root ?? true, ...(h.netns !== undefined ? { netns: h.netns } : {}) });
 }
 
 const byId = (fs: HostFinding[], id: string) => fs.filter((f) => f.id === id);
@@ -119,7 +121,7 @@ describe('a host in order', () => {
     expect(statuses(findings)).toContain('ok other-table-drop');
     // Only reads and nft -c (each probe's document on its command line), and no files left.
     expect(host.calls.filter((c) => c.startsWith('nft ') && !/^nft (--version|-j list ruleset|-c -j \{"nftables":.*\})$/.test(c))).toEqual([]);
-    expect([...host.files.keys()]).toEqual([]);
+    expect([...host.files.keys()].filter((f) => !f.startsWith('/proc/sys/'))).toEqual([]);
   });
 });
 

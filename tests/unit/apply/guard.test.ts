@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { lockoutReason, parseSshConnection } from '../../../src/apply/guard.js';
+import { parseSshConnection } from '../../../src/apply/guard.js';
+import { lockoutReason } from '../../../src/apply/lockout.js';
 import { compilePolicyText } from '../../../src/compile/pipeline.js';
 
 const homelab = compilePolicyText('policies/homelab-dmz.yaml', readFileSync('policies/homelab-dmz.yaml', 'utf8')).compiled!.ruleset;

@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { timerCommand } from '../../../src/cli/apply.js';
 import { run } from '../../../src/cli/main.js';
-import { policyJsonSchema } from '../../../src/policy/schema.js';
+import { policyJsonSchema } from '../../../src/cli/schema.js';
 import { memoryIo } from '../../support/io.js';
 import { snippetTemplateFiles } from '../../support/templates.js';
 
@@ -159,10 +159,23 @@ describe('the installed binary', () => {
   it('runs the bundle (dist/bundle/), which finds the rollback timer tsc built', () => {
     expect(readFileSync('bin/guestwall.js', 'utf8')).toContain("from '../dist/bundle/main.js'");
     const timer = (at: string) => timerCommand(at)[1];
-    expect(timer('/opt/gw/dist/bundle/chunk-ABC.js')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
+    expect(timer('/opt/gw/dist/bundle/apply.js')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
     expect(timer('/opt/gw/dist/src/cli/apply.js')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
     expect(timer('/opt/gw/src/cli/apply.ts')).toBe('/opt/gw/dist/src/apply/rollback-timer.js');
     expect(existsSync(timerCommand()[1]!), 'npm run build first').toBe(true);
+  });
+
+  it('loads for apply only the argument parser and the apply bundle, which holds nothing apply does not use', () => {
+    // esbuild writes each bundled file's path as a comment above its code.
+    const files = (name: string) => new Set([...readFileSync(`dist/bundle/${name}.js`, 'utf8').matchAll(/^\/\/ ((?:dist\/src|node_modules)\/\S+)$/gm)].map((m) => m[1]!));
+    const main = files('main');
+    expect([...main].filter((f) => !f.startsWith('node_modules/commander/'))).toEqual(['dist/src/compile/features.js', 'dist/src/cli/io.js', 'dist/src/cli/main.js']);
+    const apply = [...files('apply')];
+    expect(apply).toContain('dist/src/apply/apply.js');
+    expect(apply).toContain('dist/src/policy/schema.js');
+    // Not the TUI, not explain's evaluator (lockout.js, only over SSH), not the JSON Schema generator.
+    expect(apply.filter((f) => /^dist\/src\/(tui|explain)\/|^node_modules\/(ink|react)/.test(f) || f.includes('json-schema'))).toEqual([]);
+    expect([...files('lockout')]).toContain('dist/src/explain/evaluate.js');
   });
 });
 
