@@ -4,8 +4,9 @@
 // cannot.
 //
 // A new connection's first packet, routed through the host, meets: the nat chains on prerouting
-// and any filter chains there (guestwall's conntrack helpers), the filter chains on forward, the
-// nat chains on postrouting. Later packets of the connection skip the nat chains.
+// (dstnat: its gate, the conntrack helpers and the forwards' lookups) and any filter chains there
+// (anti-spoofing, the hairpin mark), the filter chains on forward, the nat chains on postrouting.
+// Later packets of the connection skip the nat chains.
 import { type Packet, evaluate, evaluateNat, evaluatePrerouting } from '../../src/explain/evaluate.js';
 import type { Ruleset } from '../../src/nft/ruleset.js';
 

@@ -53,7 +53,8 @@ export interface Dispatch {
 
 /**
  * `first`: rules that go first in a chain this module writes, by chain name (the conntrack
- * helpers of the connections that arrive from a zone, in `from_<zone>`).
+ * helpers of the connections that arrive from a zone, in `from_<zone>`, where a port forward
+ * translates what they match: nat.ts).
  */
 export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = new Map()): Dispatch {
   const file = model.file;
@@ -119,7 +120,7 @@ export function dispatch(model: HostModel, first: ReadonlyMap<string, Rule[]> = 
   // With br_netfilter, frames between two ports of one bridge pass here too (in and out = the
   // bridge): what the bridge table always lets through must not be dropped here instead. Those
   // accepts sit behind one lookup (`iifname . oifname @bridged`), first in the from_<zone> chains
-  // of zones with a bridge (before the conntrack helpers, as before): packets from other zones
+  // of zones with a bridge (before any conntrack helpers there, as before): packets from other zones
   // never meet it. The protocol comes first in each accept: few packets are ND or DHCP.
   const bridgedRule = (id: string, what: string, ...stmts: Rule['stmts']): Rule => ({ stmts: [...stmts, accept()], origin: bridges(id, what) });
   const bridgedPass: Chain = {

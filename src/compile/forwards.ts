@@ -17,7 +17,8 @@
 //   prerouting chain sets on them.
 //
 // dstnat's lookups sit behind one gate on `meta l4proto . th dport` (`@dnat_ports`, every port a
-// forward publishes) when there are several: a connection to no forwarded port walks one rule.
+// forward publishes, and the conntrack helpers' ports) when there are several (nat.ts): a
+// connection to no forwarded or helper port walks one rule.
 //
 // A rule list let the first forward win where two claimed one packet; elements of one map cannot
 // both hold a key, and the kernel does not order the lookups of different maps by policy order.
@@ -34,7 +35,7 @@ import { counter, match, meta, payload, portElement } from './matches.js';
 import { originOf, placed } from './origin.js';
 import { pairChainName } from './zones.js';
 
-type Proto = 'tcp' | 'udp';
+export type Proto = 'tcp' | 'udp';
 /** Where a forward's connection is addressed: its interfaces and public address, the public address from anywhere (hairpin), or any local address on its interfaces. */
 type Shape = 'if' | 'hairpin' | 'local';
 
@@ -79,8 +80,10 @@ interface Claim {
 }
 
 export interface Forwards {
-  /** The dstnat rules, in the order the lookups must run. */
+  /** The dstnat rules, in the order the lookups must run (nat.ts puts the gate in front). */
   dstnat: Rule[];
+  /** The ports some dstnat key holds, by protocol: what the gate lets through to the lookups. */
+  published: Record<Proto, PortRange[]>;
   /** Accept rules of DNATed (and forwarded IPv6) connections, by zone-pair chain name. */
   accepts: Map<string, Rule[]>;
   /** The hairpin masquerade rule for srcnat, if any forward needs it. */
@@ -281,17 +284,6 @@ export function forwards(model: HostModel): Forwards {
     dstnat.push({ stmts: [...spec.before, { dnat: { family: 'ip', addr: { map: { key, data: setRef(name) } } } }], origin: o(`dnat-${shape}`, spec.what) });
   }
 
-  // Most new connections go to no forwarded port: one lookup on the protocol and port every key
-  // above holds sends them past all the lookups (accept ends only this nat chain, as its policy would).
-  if (dstnat.length >= 2) {
-    const ports: SetElement[] = [];
-    for (const proto of ['tcp', 'udp'] as const) {
-      for (const r of mergeRanges(published[proto])) ports.push({ concat: [proto, portElement(r)] });
-    }
-    sets.push({ kind: 'set', name: DNAT_PORTS_SET, type: ['inet_proto', 'inet_service'], flags: ['interval'], elements: ports });
-    dstnat.unshift({ stmts: [match({ concat: [L4PROTO, THDPORT] }, setRef(DNAT_PORTS_SET), '!='), { accept: null }], origin: o('dnat-gate', 'connections to no forwarded port skip the lookups') });
-  }
-
   const acceptRules = new Map<string, Rule[]>();
   for (const [pair, a] of accepts) {
     const rules: Rule[] = [];
@@ -316,7 +308,7 @@ export function forwards(model: HostModel): Forwards {
       origin: o('srcnat-hairpin', 'a port-forwarded connection back out of its own interface is masqueraded'),
     });
   }
-  return { dstnat, accepts: acceptRules, hairpin: hairpinRule, hairpinInterfaces: [...hairpinInterfaces], sets, findings };
+  return { dstnat, published, accepts: acceptRules, hairpin: hairpinRule, hairpinInterfaces: [...hairpinInterfaces], sets, findings };
 }
 
 /**

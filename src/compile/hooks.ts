@@ -102,7 +102,8 @@ function stmtProblem(s: Stmt, b: BaseChainSpec, family: string): string | undefi
       return `fib with iif is only valid in prerouting, input and forward, not ${b.hook}`;
     }
   }
-  if ('ct helper' in s && b.type !== 'filter') return `ct helper set belongs in a filter chain, not ${b.type} ${b.hook}`;
+  // A nat chain sees a connection's first packet only, before conntrack confirms it: where a helper is set.
+  if ('ct helper' in s && b.type !== 'filter' && !(b.type === 'nat' && b.hook === 'prerouting')) return `ct helper set belongs in a filter chain or nat prerouting, not ${b.type} ${b.hook}`;
   return undefined;
 }
 

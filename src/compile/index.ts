@@ -30,8 +30,8 @@ export interface Compiled {
 
 /** Compile for a kernel with exactly `features`: nothing in the result needs more. */
 export function compile(model: HostModel, features: KernelFeatures): Compiled {
-  const n = nat(model);
   const h = helpers(model);
+  const n = nat(model, h);
   const d = dispatch(model, h.first);
   const pairs = pairChains(model, firstRules(h.first, n.forwardAccepts));
   const { bridged, routed } = guestPorts(model);

@@ -174,6 +174,8 @@ export function explainFlow(model: HostModel, ruleset: Ruleset, q: FlowQuery, as
     }
   } else if (!fromHost) {
     nat = evaluateNat(ruleset, 'prerouting', packet, env);
+    // A conntrack helper attached with the first packet (dstnat holds the helpers' rules).
+    for (const step of nat.steps) if (attaches(step)) storyStep(story, step, step.chain);
     if (nat.verdict === 'drop') {
       story.push(`prerouting NAT drops it${nat.decidedBy ? `: ${originText(nat.decidedBy)}` : ''}`);
       return { ok: true, value: { packet, filtered: packet, fromZone: s.zone, toZone: d.zone, nat, path: 'forward', evaluation: { verdict: 'drop', ...(nat.decidedBy ? { decidedBy: nat.decidedBy } : {}), steps: nat.steps, notes: nat.notes }, story, ...(published ? { forward: published } : {}) } };
@@ -267,13 +269,18 @@ function rebridgedFlow(ruleset: Ruleset, translated: Packet, s: Side, d: Side, e
 
 function storyStep(story: string[], step: Evaluation['steps'][number], chain: string): void {
   if (step.outcome === 'jump' || step.outcome === 'goto') story.push(`  ${chain}: ${step.text} -> ${step.outcome}`);
-  else if (step.outcome === 'matched' && (step.effects ?? []).some((x) => x.startsWith('meta mark set'))) story.push(`  ${chain}: ${step.text}  [${originText(step.origin!)}]`);
+  else if (step.outcome === 'matched' && ((step.effects ?? []).some((x) => x.startsWith('meta mark set')) || attaches(step))) {
+    story.push(`  ${chain}: ${attaches(step) ? step.effects!.find((x) => x.startsWith('ct helper set')) : step.text}  [${originText(step.origin!)}]`);
+  }
   else if (step.outcome === 'verdict' || step.outcome === 'policy') {
     // A verdict by a set element (a port forward's DNATed tuple) names the element's origin.
     const why = step.element ?? step.origin;
     story.push(`  ${chain}: ${step.text}${why ? `  [${originText(why)}]` : ''}`);
   } else if (step.outcome === 'map miss') story.push(`  ${chain}: ${step.text}: no element for this ${step.text.includes('vmap') ? 'interface' : 'key'}`);
 }
+
+/** A step that attached a conntrack helper to the connection. */
+const attaches = (step: Evaluation['steps'][number]) => step.outcome === 'matched' && (step.effects ?? []).some((x) => x.startsWith('ct helper set'));
 
 export function originText(o: Origin): string {
   return o.line > 0 ? `${o.what} (${o.file.split('/').pop()}:${o.line})` : o.what;

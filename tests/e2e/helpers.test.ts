@@ -1,11 +1,13 @@
-// Conntrack helpers attach where the compiler puts them. The helper rules live in the chains the
-// helper's `from` zone reaches on forward and input (`from_lan`, `lan_to_host`), not on
-// prerouting, so this checks with a real kernel that the FTP helper still sees the connections
-// it is asked for: a client on the LAN opens an FTP control connection, through the host to a
-// server on the internet side and to a server on the host itself; the server answers "227
-// Entering Passive Mode", and the helper must turn that into an expectation for the data
-// connection. Without the helper in the policy no expectation may appear (the test can fail).
-// Namespaces gw-hlp-*, deleted afterwards.
+// Conntrack helpers attach where the compiler puts them. The helper rules live in the nat
+// prerouting chain (dstnat, behind its port gate), or, where a port forward translates the ports
+// they match, in the chains the helper's `from` zone reaches on forward and input (`from_lan`,
+// `lan_to_host`). This checks with a real kernel that the FTP helper sees the connections it is
+// asked for: a client on the LAN opens an FTP control connection, through the host to a server
+// on the internet side and to a server on the host itself; the server answers "227 Entering
+// Passive Mode", and the helper must turn that into an expectation for the data connection.
+// Through a port forward (DNAT), the helper's NAT half must also rewrite the server's address in
+// that answer to the one the client dialled. Without the helper in the policy no expectation may
+// appear and nothing is rewritten (the test can fail). Namespaces gw-hlp-*, deleted afterwards.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +52,9 @@ net.createServer((s) => {
 `;
 const CLIENT = `
 const net = require('node:net');
-const c = net.connect(21, process.argv[1]);
+const c = net.connect(Number(process.argv[2] ?? 21), process.argv[1]);
 let got = '';
-c.on('data', (d) => { got += d; if (got.includes('227 ')) { console.log('227'); c.end(); } });
+c.on('data', (d) => { got += d; const m = /^227 .*$/m.exec(got); if (m && got.endsWith('\\n')) { console.log(m[0].trim()); c.end(); } });
 c.on('error', (e) => { console.error(String(e)); process.exit(1); });
 setTimeout(() => process.exit(2), 5000);
 `;
@@ -110,16 +112,28 @@ describe.skipIf(skipReason !== undefined)(`conntrack helpers on a real kernel${s
    * connection's conntrack entry, so earlier cases' are still there: count the new ones).
    */
   async function newExpectations(yaml: string, server: string): Promise<number> {
+    await load(yaml);
+    const before = await expectations(server);
+    const r = await execa('ip', ['netns', 'exec', lan, process.execPath, '-e', CLIENT, server], { reject: false });
+    expect(r.stdout.trim(), r.stderr).toMatch(/^227 /);
+    return (await expectations(server)) - before;
+  }
+
+  /** Loads the policy, opens one control connection from the LAN to `addr`:`port`, returns the passive-mode answer the client read. */
+  async function passiveAnswer(yaml: string, addr: string, port: number): Promise<string> {
+    await load(yaml);
+    const r = await execa('ip', ['netns', 'exec', lan, process.execPath, '-e', CLIENT, addr, String(port)], { reject: false });
+    expect(r.stdout.trim(), r.stderr).toMatch(/^227 /);
+    return r.stdout.trim();
+  }
+
+  async function load(yaml: string): Promise<void> {
     const c = compilePolicyText('helpers.yaml', yaml);
     if (!c.compiled) throw new Error(c.diagnostics.map((d) => formatDiagnostic(d)).join('\n'));
     const file = join(dir, 'ruleset.json');
     await writeFile(file, JSON.stringify(toNftJson(c.compiled.ruleset)));
     await execa('ip', ['netns', 'exec', host, 'nft', 'flush', 'ruleset']);
     await execa('ip', ['netns', 'exec', host, 'nft', '-j', '-f', file]);
-    const before = await expectations(server);
-    const r = await execa('ip', ['netns', 'exec', lan, process.execPath, '-e', CLIENT, server], { reject: false });
-    expect(r.stdout.trim(), r.stderr).toBe('227');
-    return (await expectations(server)) - before;
   }
 
   it('attaches the FTP helper to a connection through the host (forward): the data connection is expected', async () => {
@@ -128,6 +142,23 @@ describe.skipIf(skipReason !== undefined)(`conntrack helpers on a real kernel${s
 
   it('attaches it to a connection to the host itself (input)', async () => {
     expect(await newExpectations(WITH_HELPER, '10.0.1.1')).toBe(1);
+  });
+
+  // The LAN reaches the server on the internet side through the host's LAN address (DNAT).
+  const forwarded = (ports: string, helpers: string) => policy(`forwards:\n  - { from: lan, to: 198.51.100.2, proto: tcp, ${ports} }\n${helpers}`);
+  const HELPER = 'helpers:\n  - { helper: ftp, from: lan, to: [net, host] }';
+
+  it('attaches it to a port-forwarded connection (the rule in dstnat, before the DNAT): the answer names the address the client dialled', async () => {
+    // The port may move too: an earlier case's expectation can hold 51210 (200,10).
+    expect(await passiveAnswer(forwarded('ports: 21', HELPER), '10.0.1.1', 21)).toMatch(/^227 Entering Passive Mode \(10,0,1,1,\d+,\d+\)$/);
+  });
+
+  it('attaches it after the DNAT when the forward translates the port (2121 to 21)', async () => {
+    expect(await passiveAnswer(forwarded('ports: 2121, to_port: 21', HELPER), '10.0.1.1', 2121)).toMatch(/^227 Entering Passive Mode \(10,0,1,1,\d+,\d+\)$/);
+  });
+
+  it('rewrites nothing through the forward when the policy asks for no helper', async () => {
+    expect(await passiveAnswer(forwarded('ports: 21', ''), '10.0.1.1', 21)).toBe('227 Entering Passive Mode (198,51,100,2,200,10)');
   });
 
   it('attaches nothing when the policy asks for no helper', async () => {

@@ -401,15 +401,89 @@ helpers:
   - { helper: sip, from: net, to: pbx }
 `).ruleset;
     expect(r.tables[0]!.helpers.map((h) => `${h.name}:${h.type}/${h.protocol}`)).toEqual(['sip_udp:sip/udp', 'sip_tcp:sip/tcp']);
-    // First in the chains every connection from net reaches (forward and input), after any DNAT
-    // and before conntrack confirms it; no base chain of their own on prerouting.
-    for (const c of ['from_net', 'net_to_host']) {
-      expect(chainText(r, c).slice(0, 2)).toEqual(['ip daddr 10.0.10.10 udp dport 5060 ct helper set "sip_udp"', 'ip daddr 10.0.10.10 tcp dport 5060 ct helper set "sip_tcp"']);
-    }
+    // In dstnat, behind its port gate, for connections from net's interfaces: a nat chain sees
+    // every connection's first packet, forward and input alike, before conntrack confirms it. No
+    // filter chain on prerouting, and nothing in forward or input for them.
+    expect(chainText(r, 'dstnat')).toEqual([
+      'meta l4proto . th dport != @dnat_ports accept',
+      'iifname "eth0" ct state new ip daddr 10.0.10.10 udp dport 5060 ct helper set "sip_udp"',
+      'iifname "eth0" ct state new ip daddr 10.0.10.10 tcp dport 5060 ct helper set "sip_tcp"',
+    ]);
+    expect(chainText(r, 'from_net').join('\n')).not.toContain('ct helper');
     expect(r.tables[0]!.chains.filter((c) => c.base?.hook === 'prerouting' && c.base.type === 'filter')).toEqual([]);
-    // A connection from net to the PBX gets the helper on its way through forward.
-    const invite: Packet = { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new' } };
-    expect(evaluate(r, 'forward', invite).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_udp"');
+    // A connection from net to the PBX gets the helper with its first packet.
+    const invite: Packet = { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto: 'udp', sport: 5060, dport: 5060, ct: { state: 'new' } };
+    const effects = (p: Packet) => evaluateNat(r, 'prerouting', p).steps.flatMap((s) => s.effects ?? []);
+    expect(effects(invite)).toEqual(['ct helper set "sip_udp"']);
+    // Not for a related connection (conntrack already accepted it), nor from another zone.
+    expect(effects({ ...invite, ct: { state: 'related' } })).toEqual([]);
+    expect(effects({ ...invite, iifname: 'br-lan', saddr: '192.168.1.7' })).toEqual([]);
+  });
+
+  it('moves a helper before the DNAT only where the forwards cannot change what it matches', () => {
+    const place = (forward: string, helper: string) => {
+      const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - ${forward}
+helpers:
+  - ${helper}
+`).ruleset;
+      const inDstnat = chainText(r, 'dstnat').some((t) => t.includes('ct helper'));
+      const inForward = chainText(r, 'from_net').some((t) => t.includes('ct helper'));
+      expect(inDstnat).not.toBe(inForward);
+      return inDstnat ? 'dstnat' : 'from_net';
+    };
+    // The same port before and after: a helper on it matches either way.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21 }', '{ helper: ftp, from: net, to: dmz }')).toBe('dstnat');
+    // 2121 becomes 21, and both are the helper's ports.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 2121, to_port: 21 }', '{ helper: ftp, from: net, to: dmz, ports: [21, 2121] }')).toBe('dstnat');
+    // 2121 becomes 21, and only 21 is.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 2121, to_port: 21 }', '{ helper: ftp, from: net, to: dmz }')).toBe('from_net');
+    // 21 becomes 2121, a helper port becomes another.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21, to_port: 2121 }', '{ helper: ftp, from: net, to: dmz }')).toBe('from_net');
+    // A helper to an address: the DNAT changes the address on the helper's port.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 21 }', '{ helper: ftp, from: net, to: 10.0.10.10 }')).toBe('from_net');
+    // ... but not on another port.
+    expect(place('{ from: net, to: pbx, proto: tcp, ports: 8443, to_port: 443 }', '{ helper: ftp, from: net, to: 10.0.10.10 }')).toBe('dstnat');
+  });
+
+  it('looks a zone of many ports up in a named set for its helpers, not a copy in each rule', () => {
+    const r = compileYaml(`${BASE}
+${guests(20)}
+helpers:
+  - { helper: ftp, from: dmz, to: net }
+`).ruleset;
+    expect(chainText(r, 'dstnat')).toEqual(['iifname @helper_from_dmz ct state new tcp dport 21 ct helper set "ftp_tcp"']);
+    const ifs = r.tables[0]!.sets.find((x) => x.name === 'helper_from_dmz')!;
+    expect(ifs.elements).toHaveLength(11); // br-dmz and the 10 routed ports
+    const ftp = (iifname: string) => evaluateNat(r, 'prerouting', { family: 4, iifname, saddr: '10.0.10.3', daddr: '198.51.100.7', proto: 'tcp', sport: 40000, dport: 21, ct: { state: 'new' } });
+    expect(ftp('r1').steps.flatMap((x) => x.effects ?? [])).toEqual(['ct helper set "ftp_tcp"']);
+    expect(ftp('eth0').steps.flatMap((x) => x.effects ?? [])).toEqual([]);
+  });
+
+  it('keeps a helper after DNAT (forward and input chains) when a forward translates the ports it matches', () => {
+    const r = compileYaml(`${BASE}
+guests:
+  pbx:
+    platform: lxc
+    interfaces:
+      - { mode: bridged, bridge: br-dmz, addresses: [10.0.10.10] }
+forwards:
+  - { from: net, to: pbx, proto: tcp, ports: 2121, to_port: 21 }
+helpers:
+  - { helper: ftp, from: net, to: dmz }
+`).ruleset;
+    // Before the DNAT the connection is to port 2121, after it to 21: only a chain after DNAT sees what the helper asks for.
+    for (const c of ['from_net', 'net_to_host']) expect(chainText(r, c)[0]).toBe('tcp dport 21 ct helper set "ftp_tcp"');
+    expect(chainText(r, 'dstnat').join('\n')).not.toContain('ct helper');
+    const pre = evaluateNat(r, 'prerouting', { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '203.0.113.10', proto: 'tcp', sport: 40000, dport: 2121, ct: { state: 'new' } });
+    expect(pre.translation).toMatchObject({ addr: '10.0.10.10', port: 21 });
+    expect(evaluate(r, 'forward', { ...pre.packet, oifname: 'br-dmz' }).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "ftp_tcp"');
   });
 
   it('attaches a helper to a whole zone by one lookup of protocol and port, not a rule per protocol', () => {
@@ -418,18 +492,20 @@ helpers:
   - { helper: sip, from: net, to: dmz }
   - { helper: ftp, from: net, to: dmz, ports: [21, 2121] }
 `).ruleset;
-    for (const c of ['from_net', 'net_to_host']) {
-      expect(chainText(r, c).slice(0, 2)).toEqual([
-        'ct helper set meta l4proto . th dport map { udp . 5060 : "sip_udp", tcp . 5060 : "sip_tcp" }',
-        'tcp dport { 21, 2121 } ct helper set "ftp_tcp"',
-      ]);
-    }
-    const at = (proto: 'udp' | 'tcp', dport: number) => evaluate(r, 'forward', { family: 4, iifname: 'eth0', oifname: 'br-dmz', saddr: '198.51.100.7', daddr: '10.0.10.10', proto, sport: 5060, dport, ct: { state: 'new' } });
+    expect(chainText(r, 'dstnat').slice(1, 3)).toEqual([
+      'iifname "eth0" ct state new ct helper set meta l4proto . th dport map { udp . 5060 : "sip_udp", tcp . 5060 : "sip_tcp" }',
+      'iifname "eth0" ct state new tcp dport { 21, 2121 } ct helper set "ftp_tcp"',
+    ]);
+    // The gate lets the helpers' ports through to them (and the forwards' to their lookups).
+    const gate = r.tables[0]!.sets.find((x) => x.name === 'dnat_ports')!;
+    expect(gate.elements).toEqual([{ concat: ['tcp', 21] }, { concat: ['tcp', 2121] }, { concat: ['tcp', 5060] }, { concat: ['udp', 5060] }]);
+    const at = (proto: 'udp' | 'tcp', dport: number) => evaluateNat(r, 'prerouting', { family: 4, iifname: 'eth0', saddr: '198.51.100.7', daddr: '10.0.10.10', proto, sport: 5060, dport, ct: { state: 'new' } });
     expect(at('udp', 5060).steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual(['ct helper set "sip_udp"']);
     expect(at('tcp', 5060).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "sip_tcp"');
+    expect(at('tcp', 2121).steps.flatMap((s) => s.effects ?? [])).toContain('ct helper set "ftp_tcp"');
+    // Any other port stops at the gate: one rule, no helper.
     const other = at('udp', 9000);
-    expect(other.steps.find((s) => s.chain === 'from_net' && s.rule === 0)).toMatchObject({ outcome: 'map miss' });
-    expect(other.steps.flatMap((s) => s.effects ?? []).filter((e) => e.startsWith('ct helper'))).toEqual([]);
+    expect(other.steps.filter((s) => s.rule !== undefined).map((s) => [s.text, s.outcome])).toEqual([['meta l4proto . th dport != @dnat_ports accept', 'verdict']]);
     // nft 1.0.6 reads the anonymous map in JSON as "<key> map { set }" with the helpers' names as data (loaded in tests/e2e/helpers.test.ts).
     expect(JSON.stringify(toNftJson(r))).toContain('{"ct helper":{"map":{"key":{"concat":[{"meta":{"key":"l4proto"}},{"payload":{"protocol":"th","field":"dport"}}]},"data":{"set":[[{"concat":["udp",5060]},"sip_udp"],[{"concat":["tcp",5060]},"sip_tcp"]]}}}}');
   });
@@ -523,5 +599,18 @@ policies:
     const problems = hookProblems(bad).map((p) => `${p.chain}: ${p.message}`);
     expect(problems).toContain('lan_to_net: snat/masquerade is only valid in nat postrouting/input chains, not filter forward');
     expect(problems).toContain('srcnat: reject is not valid in inet postrouting');
+  });
+
+  it('takes a conntrack helper in nat prerouting (before conntrack confirms) but not in nat postrouting', () => {
+    const { ruleset } = compileYaml(`${BASE}
+helpers:
+  - { helper: ftp, from: net, to: lan }
+`);
+    expect(chainText(ruleset, 'dstnat')).toEqual(['iifname "eth0" ct state new tcp dport 21 ct helper set "ftp_tcp"']);
+    expect(hookProblems(ruleset)).toEqual([]);
+    const bad: Ruleset = structuredClone(ruleset);
+    const t = bad.tables[0]!;
+    t.chains.find((c) => c.name === 'srcnat')!.rules.unshift({ stmts: [{ 'ct helper': 'ftp_tcp' }], origin: { id: 'test', file: 't', line: 0, col: 0, what: 'injected' } });
+    expect(hookProblems(bad).map((p) => `${p.chain}: ${p.message}`)).toEqual(['srcnat: ct helper set belongs in a filter chain or nat prerouting, not nat postrouting']);
   });
 });

@@ -18,6 +18,17 @@ const ask = (from: string, to: string, proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6',
 };
 
 describe('explain', () => {
+  it('names the conntrack helper a connection gets with its first packet, and where the policy asks for it', () => {
+    const c = compilePolicyText('helper.yaml', homelabText.replace(/\npolicies:/, '\nhelpers:\n  - { helper: sip, from: net, to: dmz }\npolicies:'));
+    const r = explainFlow(c.model!, c.compiled!.ruleset, { from: 'net', to: '203.0.113.10:5060', proto: 'udp' });
+    if (!r.ok) throw new Error(r.error);
+    const line = r.value.story.find((l) => l.includes('ct helper set'));
+    expect(line).toMatch(/^ {2}dstnat: ct helper set "sip_udp" {2}\[helper 1: sip \(helper\.yaml:\d+\)\]$/);
+    // Not to a port no helper watches.
+    const other = explainFlow(c.model!, c.compiled!.ruleset, { from: 'net', to: 'asterisk', proto: 'tcp', port: 443, direct: true });
+    expect(other.ok && other.value.story.some((l) => l.includes('ct helper'))).toBe(false);
+  });
+
   it('follows a port forward: DNAT in prerouting, then the accept for DNATed connections', () => {
     const e = ask('net', '203.0.113.10:5060', 'udp');
     expect(e.nat?.translation).toMatchObject({ kind: 'dnat', addr: '10.0.10.10' });
