@@ -210,22 +210,26 @@ export async function runBareAckFlow(lab: Lab, ruleset: Ruleset, f: LaterFlow, t
  * Run flows a few at a time (the packets of one flow are sequential; many flows at once load a
  * shared 2-core machine past the waits). A flow that disagrees with explain runs once more from a
  * fresh source port, and its second result stands: a wrong model disagrees both times, a packet
- * lost to a loaded machine does not. `reruns` says how many flows needed it.
+ * lost to a loaded machine does not. The second runs come after all the first ones, one at a
+ * time: flows run side by side share the peers' agents and sniffers, and a second run beside
+ * the same crowd can meet the same squeeze (a CI run once saw four lan-peer flows fail twice).
+ * `reruns` says which flows needed it.
  */
 export async function runFlows(flows: LaterFlow[], run: (f: LaterFlow) => Promise<LaterResult>, parallel = 8): Promise<{ results: LaterResult[]; reruns: string[] }> {
   const results: LaterResult[] = [];
   const reruns: string[] = [];
+  const again: LaterFlow[] = [];
   const queue = [...flows];
   const worker = async () => {
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-      let r = await run(f);
+      const r = await run(f);
       if (laterMismatches(r).length > 0) {
         reruns.push(laterMismatches(r)[0]!);
-        r = await run({ ...f, sport: f.sport + 10_000 });
-      }
-      results.push(r);
+        again.push(f);
+      } else results.push(r);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
+  for (const f of again) results.push(await run({ ...f, sport: f.sport + 10_000 }));
   return { results, reruns };
 }
