@@ -7,29 +7,22 @@
 // Medians of GW_BENCH_RUNS runs (default 5) with min and max, all measured in this run.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { applyRuleset } from '../src/apply/apply.js';
 import { loadJson } from '../src/apply/nft.js';
 import { statePaths } from '../src/apply/state.js';
-import { realSystem } from '../src/apply/system.js';
+import type { System } from '../src/apply/system.js';
 import { compilePolicyText } from '../src/compile/pipeline.js';
 import { toNftJson } from '../src/nft/json.js';
-import type { Ruleset } from '../src/nft/ruleset.js';
-import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { inBenchNamespace, scaledRuleset } from './namespace.js';
 import { cell, median } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const RUNS = Number(process.env.GW_BENCH_RUNS ?? 5);
 
 
-function compiled(guests: number): Ruleset {
-  const r = compilePolicyText('bench.yaml', policyYaml(scaledPolicy(guests)));
-  if (!r.compiled) throw new Error('bench policy has errors');
-  return r.compiled.ruleset;
-}
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -37,23 +30,13 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-if (process.getuid?.() !== 0) {
-  console.log('\n## apply\n\nskipped: needs root to create a network namespace');
-  process.exit(0);
-}
-
-const host = realSystem();
-const ns = `gw-bench-${process.pid}`;
-const dir = await mkdtemp(join(tmpdir(), 'gw-bench-'));
 const rows: string[] = [];
 const cli: string[] = [];
-try {
-  if ((await host.run('ip', ['netns', 'add', ns])).code !== 0) throw new Error('cannot create the bench namespace');
-  const sys = realSystem(ns);
+await inBenchNamespace('bench', 'apply', async ({ sys, name: ns, dir }) => {
   for (const n of SIZES) {
     process.stderr.write(`applying a ${n}-guest ruleset ${RUNS} times...\n`);
-    const ruleset = compiled(n);
-    const plusOne = compiled(n + 1);
+    const ruleset = scaledRuleset(n);
+    const plusOne = scaledRuleset(n + 1);
     const file = join(dir, `r${n}.json`);
     await sys.writeFile(file, `${JSON.stringify(toNftJson(ruleset))}\n`);
     const first: number[] = [];
@@ -74,11 +57,8 @@ try {
     }
     rows.push(`| ${n} | ${cell(first)} | ${cell(replace)} | ${cell(full)} | ${cell(noChange)} | ${cell(addOne)} | ${(median(full) / median(noChange)).toFixed(1)} |`);
   }
-  cli.push(...(await wholeCommand(sys)));
-} finally {
-  await host.run('ip', ['netns', 'del', ns]);
-  await rm(dir, { recursive: true, force: true });
-}
+  cli.push(...(await wholeCommand(sys, ns, dir)));
+});
 console.log(`\n## apply (ms, median of ${RUNS} runs, min-max; in a network namespace)\n`);
 console.log('| guests | nft -j -f first load | nft -j -f replace | apply (snapshot, load, verify) | apply, nothing changed | apply, one guest added | full / no-change |');
 console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -115,7 +95,7 @@ function timed(cmd: string, args: string[]): Promise<{ wall: number; cpu: number
  * apply right after; and the floor: `node -e 0`, and `nft -j -f` of the same ruleset in the
  * namespace. Each has one process start and one `ip netns exec` (the floor's is on nft's side).
  */
-async function wholeCommand(sys: ReturnType<typeof realSystem>): Promise<string[]> {
+async function wholeCommand(sys: System, ns: string, dir: string): Promise<string[]> {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   const policy = join(root, 'policies', 'homelab-dmz.yaml');
   const bin = join(root, 'bin', 'guestwall.js');

@@ -15,16 +15,12 @@
 //  - how many rules differ only by their comment (the YAML line moved under the added guest).
 // Medians of GW_BENCH_RUNS runs (default 5), min-max. The tables are reloaded (untimed) before
 // each timed step, so every step starts from the n-guest host.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyRuleset } from '../src/apply/apply.js';
 import { statePaths } from '../src/apply/state.js';
-import { realSystem } from '../src/apply/system.js';
-import { compilePolicyText } from '../src/compile/pipeline.js';
 import { toNftJson } from '../src/nft/json.js';
 import type { Ruleset } from '../src/nft/ruleset.js';
-import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { inBenchNamespace, scaledRuleset } from './namespace.js';
 import { cell, median } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10000').split(',').map(Number);
@@ -37,11 +33,6 @@ type Command = Record<string, Record<string, Json>>;
 /** A rule before and after, and its place in its chain. */
 type Pair = { was: Json; now: Json; index: number };
 
-function compiled(guests: number): Ruleset {
-  const r = compilePolicyText('bench.yaml', policyYaml(scaledPolicy(guests)));
-  if (!r.compiled) throw new Error('bench policy has errors');
-  return r.compiled.ruleset;
-}
 
 /** The document's commands as (kind, body): `{"add": {"set": {...}}}` gives ["set", {...}]. */
 function objects(doc: { nftables: Command[] }): [string, Json][] {
@@ -87,19 +78,9 @@ function ruleDelta(before: { nftables: Command[] }, after: { nftables: Command[]
   return { changed, commentOnly };
 }
 
-if (process.getuid?.() !== 0) {
-  console.log('\n## incremental apply: the parts\n\nskipped: needs root to create a network namespace');
-  process.exit(0);
-}
-
-const host = realSystem();
-const ns = `gw-bincr-${process.pid}`;
-const dir = await mkdtemp(join(tmpdir(), 'gw-bincr-'));
 const out: string[] = [];
 const notes: string[] = [];
-try {
-  if ((await host.run('ip', ['netns', 'add', ns])).code !== 0) throw new Error('cannot create the bench namespace');
-  const sys = realSystem(ns);
+await inBenchNamespace('bincr', 'incremental apply: the parts', async ({ sys, dir }) => {
   const nft = async (args: string[]) => {
     const r = await sys.run('nft', args);
     if (r.code !== 0) throw new Error(`nft ${args.join(' ')}: ${r.stderr.trim()}`);
@@ -120,7 +101,7 @@ try {
   };
 
   process.stderr.write(`incremental: a whole apply of a ${SMALL}-guest host, ${RUNS} times...\n`);
-  const small = compiled(SMALL);
+  const small = scaledRuleset(SMALL);
   const smallApply: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     await wipe(small);
@@ -135,8 +116,8 @@ try {
 
   for (const n of SIZES) {
     process.stderr.write(`incremental: ${n} guests: compiling...\n`);
-    const base = compiled(n);
-    const plusOne = compiled(n + 1);
+    const base = scaledRuleset(n);
+    const plusOne = scaledRuleset(n + 1);
     const docA = toNftJson(base) as unknown as { nftables: Command[] };
     const docB = toNftJson(plusOne) as unknown as { nftables: Command[] };
     const baseFile = await write(`base-${n}.json`, docA);
@@ -220,10 +201,7 @@ try {
     notes.push(`- the same with one ND bucket of 64 instead of the whole ND rule: ${(trusting - median(rewrite) + median(oneBucket)).toFixed(0)} ms = ${((trusting - median(rewrite) + median(oneBucket)) / median(smallApply)).toFixed(1)}x;`);
     notes.push(`- today's apply: ${(median(today) / median(smallApply)).toFixed(1)}x.`);
   }
-} finally {
-  await host.run('ip', ['netns', 'del', ns]);
-  await rm(dir, { recursive: true, force: true });
-}
+});
 for (const l of [...out, '\nThe sums are nft\'s part alone: guestwall\'s own work on top (the document, the delta, the state files) is not in them.', ...notes]) console.log(l);
 
 /** The rule with its anonymous set cut to 1/BUCKETS of its elements: what one bucket's rule would hold. */

@@ -9,16 +9,12 @@
 //  - typeof: a named set `typeof iifname . @th,64,128`, which nft 1.0.6's JSON cannot declare, so
 //    the whole ruleset is loaded as nft text. A guest's change: `add element` (JSON takes that,
 //    the set being there). The set is written as text here because the IR has no `typeof` set.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { realSystem } from '../src/apply/system.js';
-import { compilePolicyText } from '../src/compile/pipeline.js';
 import { jsonStmt, toNftJson } from '../src/nft/json.js';
 import { printRuleset } from '../src/nft/print.js';
 import type { Chain, Rule, Ruleset, Table } from '../src/nft/ruleset.js';
 import type { SetElement, Stmt } from '../src/nft/types.js';
-import { policyYaml, scaledPolicy } from '../tests/support/gen-policy.js';
+import { inBenchNamespace, scaledRuleset } from './namespace.js';
 import { cell } from './stats.js';
 
 const SIZES = (process.env.GW_BENCH_SIZES ?? '10000').split(',').map(Number);
@@ -76,18 +72,8 @@ function typeofText(rs: Ruleset): string {
   return text.replace(/iifname \. @th,64,128 != \{[^}]*\}/g, 'iifname . @th,64,128 != @nd_targets');
 }
 
-if (process.getuid?.() !== 0) {
-  console.log('\n## ND target check shapes\n\nskipped: needs root to create a network namespace');
-  process.exit(0);
-}
-
-const host = realSystem();
-const ns = `gw-bench-nd-${process.pid}`;
-const dir = await mkdtemp(join(tmpdir(), 'gw-bench-nd-'));
 const rows: string[] = [];
-try {
-  if ((await host.run('ip', ['netns', 'add', ns])).code !== 0) throw new Error('cannot create the bench namespace');
-  const sys = realSystem(ns);
+await inBenchNamespace('bench-nd', 'ND target check shapes', async ({ sys, dir }) => {
   const nft = async (args: string[]) => {
     const t = performance.now();
     const r = await sys.run('nft', args);
@@ -95,9 +81,7 @@ try {
     return performance.now() - t;
   };
   for (const n of SIZES) {
-    const c = compilePolicyText('bench.yaml', policyYaml(scaledPolicy(n)));
-    if (!c.compiled) throw new Error('bench policy has errors');
-    const anonymous = c.compiled.ruleset;
+    const anonymous = scaledRuleset(n);
     const chains = chainsShape(anonymous);
     const bridge = anonymous.tables.find((t) => t.family === 'bridge')!;
     const nd = ndRule(bridge)!;
@@ -144,10 +128,7 @@ try {
     }
     for (const s of shapes) rows.push(`| ${n} | ${s.name} | ${s.rules} | ${cell(s.first)} | ${cell(s.replace)} | ${cell(s.guestMs)} |`);
   }
-} finally {
-  await host.run('ip', ['netns', 'del', ns]);
-  await rm(dir, { recursive: true, force: true });
-}
+});
 console.log(`\n## ND target check shapes (ms, median of ${RUNS} runs, min-max; in a network namespace)\n`);
 console.log('| guests | shape | rules | first load | replace | one more guest port |');
 console.log('| ---: | --- | ---: | ---: | ---: | ---: |');
